@@ -1,0 +1,239 @@
+/**
+ * The agent's store-and-forward buffer: a SQLite file (better-sqlite3, WAL) holding every
+ * accepted event until the MQTT PUBACK that covers it.
+ *
+ * - `append` group-commits: calls made in the same turn of the event loop share one
+ *   transaction, so many small HTTP requests cost one fsync, and each caller's promise
+ *   resolves only after that commit.
+ * - `seq` is SQLite's AUTOINCREMENT rowid: per agent, strictly increasing, never reused, even
+ *   after the table empties or the process restarts.
+ * - An eventId already in the outbox is not stored twice (a camera's retry collapses here).
+ * - Bounded by events, bytes and age; when full either new events are refused (`reject`,
+ *   the default) or the oldest are dropped (`drop-oldest`). Both are reported as events.
+ *
+ * Rows store the event without the agent's envelope fields; `seq` and `receivedAt` live in
+ * their own columns and are spliced into the JSON when a batch is built.
+ */
+import { EventEmitter } from 'node:events';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { VcamError } from '../common/errors.js';
+
+export type FullPolicy = 'reject' | 'drop-oldest';
+
+export interface OutboxOptions {
+  dataDir: string;
+  agentId: string;
+  maxEvents: number;
+  maxBytes: number;
+  /** Events older than this are expired (dropped and reported); 0 keeps them forever. */
+  maxAgeMs: number;
+  fullPolicy: FullPolicy;
+  /** SQLite `synchronous`: `full` survives power loss, `normal` survives process crashes. */
+  sync: 'full' | 'normal';
+}
+
+export interface OutboxRow {
+  seq: number;
+  eventId: string;
+  receivedAt: number;
+  body: string;
+}
+
+export interface Pending {
+  eventId: string;
+  receivedAt: number;
+  /** The event as JSON, without agentId/seq/receivedAt. */
+  body: string;
+}
+
+export interface AppendResult {
+  /** Newly stored events. */
+  stored: number;
+  /** Events whose eventId was already waiting in the outbox. */
+  duplicates: number;
+}
+
+export interface OutboxEvents {
+  appended: [count: number];
+  dropped: [count: number, reason: 'overflow' | 'expired'];
+}
+
+interface Waiter {
+  items: Pending[];
+  bytes: number;
+  resolve: (r: AppendResult) => void;
+  reject: (e: Error) => void;
+}
+
+export class Outbox extends EventEmitter<OutboxEvents> {
+  private readonly db: Database.Database;
+  private readonly insert: Database.Statement;
+  private readonly selectAfter: Database.Statement;
+  private readonly deleteRange: Database.Statement;
+  private readonly dropOldest: Database.Statement;
+  private readonly expire: Database.Statement;
+  private readonly oldest: Database.Statement;
+  private queue: Waiter[] = [];
+  private queuedEvents = 0;
+  private queuedBytes = 0;
+  private flushScheduled = false;
+  private closed = false;
+  /** Kept in memory so bound checks cost nothing; loaded from the file at open. */
+  private count = 0;
+  private bytes = 0;
+
+  constructor(readonly options: OutboxOptions) {
+    super();
+    mkdirSync(options.dataDir, { recursive: true });
+    this.db = new Database(join(options.dataDir, 'outbox.sqlite'));
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma(`synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`);
+    // One process per outbox: a second agent on the same directory would double-send.
+    this.db.pragma('locking_mode = EXCLUSIVE');
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id TEXT NOT NULL UNIQUE,
+        received_at INTEGER NOT NULL,
+        body TEXT NOT NULL
+      );`);
+    this.claim(options.agentId);
+    this.insert = this.db.prepare('INSERT INTO outbox (event_id, received_at, body) VALUES (?, ?, ?) ON CONFLICT (event_id) DO NOTHING');
+    this.selectAfter = this.db.prepare('SELECT seq, event_id AS eventId, received_at AS receivedAt, body FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?');
+    this.deleteRange = this.db.prepare('DELETE FROM outbox WHERE seq BETWEEN ? AND ? RETURNING length(body) AS n');
+    this.dropOldest = this.db.prepare('DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT ?) RETURNING length(body) AS n');
+    this.expire = this.db.prepare('DELETE FROM outbox WHERE received_at < ? RETURNING length(body) AS n');
+    this.oldest = this.db.prepare('SELECT received_at AS receivedAt FROM outbox ORDER BY seq LIMIT 1');
+    const totals = this.db.prepare('SELECT count(*) AS c, coalesce(sum(length(body)), 0) AS b FROM outbox').get() as { c: number; b: number };
+    this.count = totals.c;
+    this.bytes = totals.b;
+  }
+
+  /** A data directory belongs to one agent id for life; mixing two would corrupt both sequences. */
+  private claim(agentId: string): void {
+    const row = this.db.prepare("SELECT value FROM meta WHERE key = 'agentId'").get() as { value: string } | undefined;
+    if (!row) this.db.prepare("INSERT INTO meta (key, value) VALUES ('agentId', ?)").run(agentId);
+    else if (row.value !== agentId) {
+      this.db.close();
+      throw new VcamError('CONFIG_INVALID', `data directory ${this.options.dataDir} belongs to agent "${row.value}", not "${agentId}"; use another --data-dir or the same --id`);
+    }
+  }
+
+  /** Resolves once the events are committed; rejects with OUTBOX_FULL under the reject policy. */
+  append(items: Pending[]): Promise<AppendResult> {
+    if (this.closed) return Promise.reject(new VcamError('OUTBOX_CLOSED', 'the agent is shutting down; retry against the restarted agent', { retriable: true }));
+    if (items.length === 0) return Promise.resolve({ stored: 0, duplicates: 0 });
+    let bytes = 0;
+    for (const it of items) bytes += it.body.length;
+    if (this.options.fullPolicy === 'reject') {
+      const events = this.count + this.queuedEvents + items.length;
+      const total = this.bytes + this.queuedBytes + bytes;
+      if (events > this.options.maxEvents || total > this.options.maxBytes) {
+        return Promise.reject(
+          new VcamError('OUTBOX_FULL', `the outbox is full (${this.count} events, ${this.bytes} bytes waiting for the broker); retry later`, { retriable: true }),
+        );
+      }
+    }
+    this.queuedEvents += items.length;
+    this.queuedBytes += bytes;
+    return new Promise((resolve, reject) => {
+      this.queue.push({ items, bytes, resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const waiters = this.queue;
+    this.queue = [];
+    this.queuedEvents = 0;
+    this.queuedBytes = 0;
+    if (waiters.length === 0) return;
+    const results: AppendResult[] = [];
+    try {
+      this.db.transaction(() => {
+        for (const w of waiters) {
+          const r = { stored: 0, duplicates: 0 };
+          for (const it of w.items) {
+            if (this.insert.run(it.eventId, it.receivedAt, it.body).changes === 1) {
+              r.stored++;
+              this.count++;
+              this.bytes += it.body.length;
+            } else r.duplicates++;
+          }
+          results.push(r);
+        }
+      })();
+    } catch (err) {
+      const totals = this.db.prepare('SELECT count(*) AS c, coalesce(sum(length(body)), 0) AS b FROM outbox').get() as { c: number; b: number };
+      this.count = totals.c;
+      this.bytes = totals.b;
+      for (const w of waiters) w.reject(err as Error);
+      return;
+    }
+    waiters.forEach((w, i) => w.resolve(results[i]!));
+    const stored = results.reduce((n, r) => n + r.stored, 0);
+    if (this.options.fullPolicy === 'drop-oldest') this.enforceBounds();
+    if (stored > 0) this.emit('appended', stored);
+  }
+
+  private enforceBounds(): void {
+    const { maxEvents, maxBytes } = this.options;
+    if (this.count <= maxEvents && this.bytes <= maxBytes) return;
+    let dropped = 0;
+    while (this.count > maxEvents || this.bytes > maxBytes) {
+      const excess = Math.max(this.count - maxEvents, 1);
+      const rows = this.dropOldest.all(excess) as { n: number }[];
+      if (rows.length === 0) break;
+      this.forget(rows);
+      dropped += rows.length;
+    }
+    if (dropped > 0) this.emit('dropped', dropped, 'overflow');
+  }
+
+  /** Drops events older than maxAgeMs; returns how many. */
+  expireOld(now = Date.now()): number {
+    if (this.options.maxAgeMs <= 0 || this.closed) return 0;
+    const rows = this.expire.all(now - this.options.maxAgeMs) as { n: number }[];
+    this.forget(rows);
+    if (rows.length > 0) this.emit('dropped', rows.length, 'expired');
+    return rows.length;
+  }
+
+  private forget(rows: { n: number }[]): void {
+    this.count -= rows.length;
+    for (const r of rows) this.bytes -= r.n;
+  }
+
+  /** Up to `maxEvents` rows after `afterSeq`, in sequence order. */
+  peek(afterSeq: number, maxEvents: number): OutboxRow[] {
+    return this.selectAfter.all(afterSeq, maxEvents) as OutboxRow[];
+  }
+
+  /** Removes the events a PUBACK covered. Rows already dropped are simply absent. */
+  ack(firstSeq: number, lastSeq: number): number {
+    if (this.closed) return 0;
+    const rows = this.deleteRange.all(firstSeq, lastSeq) as { n: number }[];
+    this.forget(rows);
+    return rows.length;
+  }
+
+  stats(now = Date.now()): { events: number; bytes: number; oldestAgeMs: number } {
+    const oldest = this.closed || this.count === 0 ? undefined : (this.oldest.get() as { receivedAt: number } | undefined);
+    return { events: this.count, bytes: this.bytes, oldestAgeMs: oldest ? Math.max(0, now - oldest.receivedAt) : 0 };
+  }
+
+  /** Commits whatever is queued, then closes the file. */
+  close(): void {
+    if (this.closed) return;
+    this.flush();
+    this.closed = true;
+    this.db.close();
+  }
+}

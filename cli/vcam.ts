@@ -1,0 +1,51 @@
+/**
+ * `vcam <command>`: one entry point for every component. Each command lives in its component's
+ * cli.ts and is loaded only when asked for, so `vcam agent` never loads Kafka or ClickHouse code.
+ */
+import { exitWith, EXIT } from '../common/cli.js';
+import { VcamError } from '../common/errors.js';
+
+type Main = (argv: string[]) => Promise<number>;
+
+interface Entry {
+  summary: string;
+  load?: () => Promise<Main>;
+  /** The issue that brings a command that is not built yet. */
+  pending?: string;
+}
+
+export const COMMANDS: Record<string, Entry> = {
+  agent: { summary: 'camera-gateway agent: HTTP ingest, SQLite outbox, MQTT publish', load: async () => (await import('../agent/cli.js')).main },
+  bridge: { summary: 'MQTT front door (embedded aedes) forwarding to Kafka', pending: 'the bridge (issue 4)' },
+  processor: { summary: 'Kafka consumer: dedup, geo join, aggregates into ClickHouse', pending: 'the processor (issue 5)' },
+  clickhouse: { summary: 'embedded ClickHouse (chDB) served over HTTP', pending: 'the embedded ClickHouse (issue 5)' },
+  sim: { summary: 'load simulator with ground truth', pending: 'the simulator (issue 6)' },
+  up: { summary: 'the whole product on one machine (what `npm start` runs)', load: async () => (await import('./up.js')).main },
+  verify: { summary: 'end-to-end run checked against the simulator\'s ground truth', pending: 'verify (issue 6)' },
+};
+
+export function usage(): string {
+  const rows = Object.entries(COMMANDS).map(([name, e]) => `  ${name.padEnd(12)}${e.summary}${e.pending ? '  (not available yet)' : ''}`);
+  return `Usage: vcam <command> [options]\n\nCommands:\n${rows.join('\n')}\n\nRun \`vcam <command> --help\` for a command's options.\n`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage());
+    return name ? EXIT.OK : EXIT.USAGE;
+  }
+  const entry = COMMANDS[name];
+  if (!entry) throw new VcamError('USAGE', `unknown command "${name}"\n\n${usage()}`);
+  if (!entry.load) throw new VcamError('NOT_IMPLEMENTED', `vcam ${name}: not available yet; it arrives with ${entry.pending}. Available now: ${available().join(', ')}.`);
+  return (await entry.load())(rest);
+}
+
+export function available(): string[] {
+  return Object.entries(COMMANDS).filter(([, e]) => e.load).map(([n]) => n);
+}
+
+/** Entry point of the `vcam` bin. */
+export function run(): Promise<never> {
+  return exitWith(() => main(process.argv.slice(2)));
+}

@@ -1,0 +1,225 @@
+/**
+ * The event contract, version 1: the single source of truth for every component.
+ *
+ * Two shapes:
+ *  - CameraEvent: what a camera (or anything in front of an agent) sends. eventId is optional
+ *    and ts may be epoch milliseconds or RFC 3339.
+ *  - PipelineEvent: what leaves the agent. eventId is always set and stable, ts is epoch ms, and
+ *    the agent has added agentId, its sequence number and its receive time.
+ *
+ * Validation is a compiled JSON Schema (ajv) followed by the few checks a schema cannot express
+ * (timestamps, attrs size). ajv was chosen by measurement against zod, TypeBox's compiler and a
+ * hand-written validator: see bench/validators.ts and docs/architecture.md.
+ */
+import { createHash } from 'node:crypto';
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+
+export const CONTRACT_VERSION = 1;
+
+export const LIMITS = {
+  idLength: 64,
+  cameraEventIdLength: 128,
+  eventIdLength: 200,
+  typeLength: 32,
+  attrsBytes: 1024,
+  attrsKeys: 32,
+  /** Timestamps before 2000-01-01 are almost always seconds sent as milliseconds. */
+  minTs: Date.UTC(2000, 0, 1),
+  /** Camera clocks drift; beyond this an event is called future-dated and rejected. */
+  maxFutureMs: 5 * 60_000,
+} as const;
+
+export interface CameraEvent {
+  eventId?: string;
+  deviceId: string;
+  geoId: number;
+  ts: number | string;
+  type: string;
+  confidence?: number;
+  attrs?: Record<string, unknown>;
+}
+
+export interface PipelineEvent {
+  eventId: string;
+  deviceId: string;
+  geoId: number;
+  ts: number;
+  type: string;
+  confidence?: number;
+  attrs?: Record<string, unknown>;
+  agentId: string;
+  seq: number;
+  receivedAt: number;
+}
+
+/** Why an event was refused; also the `reason` label of every rejection counter and DLQ row. */
+export type RejectReason =
+  | 'invalid_json'
+  | 'not_an_object'
+  | 'missing_field'
+  | 'unknown_field'
+  | 'wrong_type'
+  | 'invalid_value'
+  | 'invalid_ts'
+  | 'future_ts'
+  | 'attrs_too_large';
+
+export interface Rejection {
+  reason: RejectReason;
+  message: string;
+}
+
+export type Checked<T> = { ok: true; event: T } | { ok: false; reason: RejectReason; message: string };
+
+const ID_PATTERN = `^[A-Za-z0-9._-]{1,${LIMITS.idLength}}$`;
+const PRINTABLE = (max: number) => `^[\\x21-\\x7e]{1,${max}}$`;
+
+const common = {
+  deviceId: { type: 'string', pattern: ID_PATTERN },
+  geoId: { type: 'integer', minimum: 0, maximum: 4294967295 },
+  type: { type: 'string', pattern: `^[A-Za-z0-9._:-]{1,${LIMITS.typeLength}}$` },
+  confidence: { type: 'number', minimum: 0, maximum: 1 },
+  attrs: { type: 'object', maxProperties: LIMITS.attrsKeys },
+} as const;
+
+export const cameraEventSchema = {
+  $id: 'https://vcam.dev/schemas/v1/camera-event.json',
+  type: 'object',
+  additionalProperties: false,
+  required: ['deviceId', 'geoId', 'ts', 'type'],
+  properties: {
+    eventId: { type: 'string', pattern: PRINTABLE(LIMITS.cameraEventIdLength) },
+    ...common,
+    ts: { type: ['integer', 'string'], maxLength: 40 },
+  },
+} as const;
+
+export const pipelineEventSchema = {
+  $id: 'https://vcam.dev/schemas/v1/pipeline-event.json',
+  type: 'object',
+  additionalProperties: false,
+  required: ['eventId', 'deviceId', 'geoId', 'ts', 'type', 'agentId', 'seq', 'receivedAt'],
+  properties: {
+    eventId: { type: 'string', pattern: PRINTABLE(LIMITS.eventIdLength) },
+    ...common,
+    ts: { type: 'integer', minimum: 0 },
+    agentId: { type: 'string', pattern: ID_PATTERN },
+    seq: { type: 'integer', minimum: 1 },
+    receivedAt: { type: 'integer', minimum: 0 },
+  },
+} as const;
+
+const ajv = new Ajv({ allErrors: false, strict: true, allowUnionTypes: true });
+const checkCamera = ajv.compile(cameraEventSchema) as ValidateFunction<CameraEvent>;
+const checkPipeline = ajv.compile(pipelineEventSchema) as ValidateFunction<PipelineEvent>;
+
+function describe(err: ErrorObject | undefined): Rejection {
+  if (!err) return { reason: 'invalid_value', message: 'event does not match the contract' };
+  const field = err.instancePath.replace(/^\//, '').replace(/\//g, '.');
+  switch (err.keyword) {
+    case 'required':
+      return { reason: 'missing_field', message: `missing required field "${err.params.missingProperty}"` };
+    case 'additionalProperties':
+      return {
+        reason: 'unknown_field',
+        message: `unknown field "${err.params.additionalProperty}" (contract v${CONTRACT_VERSION} fields: eventId, deviceId, geoId, ts, type, confidence, attrs)`,
+      };
+    case 'type':
+      return field
+        ? { reason: 'wrong_type', message: `field "${field}" must be ${String(err.params.type).replace(',', ' or ')}` }
+        : { reason: 'not_an_object', message: 'an event must be a JSON object' };
+    case 'pattern':
+      return { reason: 'invalid_value', message: `field "${field}" has characters or a length the contract does not allow (${patternHint(field)})` };
+    default:
+      return { reason: 'invalid_value', message: `field "${field}" ${err.message}` };
+  }
+}
+
+function patternHint(field: string): string {
+  switch (field) {
+    case 'deviceId':
+    case 'agentId':
+      return `1–${LIMITS.idLength} of A-Z a-z 0-9 . _ -`;
+    case 'type':
+      return `1–${LIMITS.typeLength} of A-Z a-z 0-9 . _ : -`;
+    case 'eventId':
+      return 'printable ASCII without spaces, at most 128 characters';
+    default:
+      return 'see the contract';
+  }
+}
+
+const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
+
+/** Event time as epoch milliseconds, or a rejection saying what is wrong with it. */
+export function parseTs(ts: number | string, now: number): { ok: true; ms: number } | { ok: false; reason: RejectReason; message: string } {
+  let ms: number;
+  if (typeof ts === 'number') {
+    ms = ts;
+    if (ms < LIMITS.minTs) {
+      const hint = ms > LIMITS.minTs / 1000 ? '; it looks like seconds, send epoch milliseconds' : '';
+      return { ok: false, reason: 'invalid_ts', message: `ts ${ts} is before 2000-01-01${hint}` };
+    }
+  } else {
+    if (!RFC3339.test(ts)) return { ok: false, reason: 'invalid_ts', message: `ts "${ts}" is neither epoch milliseconds nor RFC 3339 (e.g. 2026-11-25T17:05:00.123Z)` };
+    ms = Date.parse(ts);
+    if (!Number.isFinite(ms) || ms < LIMITS.minTs) return { ok: false, reason: 'invalid_ts', message: `ts "${ts}" is not a valid date after 2000-01-01` };
+  }
+  if (ms > now + LIMITS.maxFutureMs) {
+    return { ok: false, reason: 'future_ts', message: `ts is ${Math.round((ms - now) / 1000)} s in the future (more than ${LIMITS.maxFutureMs / 1000} s ahead of this clock); check the camera's clock` };
+  }
+  return { ok: true, ms };
+}
+
+function attrsTooLarge(attrs: Record<string, unknown> | undefined): Rejection | undefined {
+  if (attrs === undefined) return undefined;
+  const bytes = Buffer.byteLength(JSON.stringify(attrs));
+  return bytes > LIMITS.attrsBytes
+    ? { reason: 'attrs_too_large', message: `attrs is ${bytes} bytes serialised; the limit is ${LIMITS.attrsBytes}` }
+    : undefined;
+}
+
+/** A camera event as received, normalised: ts in epoch ms. eventId may still be absent. */
+export type NormalizedCameraEvent = Omit<CameraEvent, 'ts'> & { ts: number };
+
+export function checkCameraEvent(input: unknown, now = Date.now()): Checked<NormalizedCameraEvent> {
+  if (!checkCamera(input)) return { ok: false, ...describe(checkCamera.errors?.[0]) };
+  const ts = parseTs(input.ts, now);
+  if (!ts.ok) return ts;
+  const big = attrsTooLarge(input.attrs);
+  if (big) return { ok: false, ...big };
+  return { ok: true, event: { ...input, ts: ts.ms } };
+}
+
+export function checkPipelineEvent(input: unknown, now = Date.now()): Checked<PipelineEvent> {
+  if (!checkPipeline(input)) return { ok: false, ...describe(checkPipeline.errors?.[0]) };
+  const ts = parseTs(input.ts, now);
+  if (!ts.ok) return ts;
+  const big = attrsTooLarge(input.attrs);
+  if (big) return { ok: false, ...big };
+  return { ok: true, event: input };
+}
+
+/**
+ * The stable id of an event, namespaced by device so two cameras' ids never collide:
+ * `deviceId:cameraId` when the camera gave one, otherwise `deviceId#<128-bit digest>` of
+ * (deviceId, geoId, ts, type), so that a camera's retry of the same event gets the same id.
+ * The separators cannot appear in a deviceId, so the two forms never collide either.
+ */
+export function stableEventId(e: NormalizedCameraEvent): string {
+  if (e.eventId !== undefined) return `${e.deviceId}:${e.eventId}`;
+  const digest = createHash('sha256').update(`${e.deviceId}\0${e.geoId}\0${e.ts}\0${e.type}`).digest('hex');
+  return `${e.deviceId}#${digest.slice(0, 32)}`;
+}
+
+/** MQTT topic an agent publishes to; the bridge's ACL allows an agent only its own. */
+export function agentTopic(agentId: string): string {
+  return `vcam/v${CONTRACT_VERSION}/agents/${agentId}/events`;
+}
+
+/** The MQTT payload: one agent's batch of pipeline events. */
+export interface AgentBatch {
+  v: typeof CONTRACT_VERSION;
+  agentId: string;
+  events: PipelineEvent[];
+}
