@@ -87,19 +87,18 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   constructor(readonly options: OutboxOptions) {
     super();
     mkdirSync(options.dataDir, { recursive: true });
-    this.db = new Database(join(options.dataDir, 'outbox.sqlite'));
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma(`synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`);
-    // One process per outbox: a second agent on the same directory would double-send.
-    this.db.pragma('locking_mode = EXCLUSIVE');
-    this.db.exec(`
-      CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-      CREATE TABLE IF NOT EXISTS outbox (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        event_id TEXT NOT NULL UNIQUE,
-        received_at INTEGER NOT NULL,
-        body TEXT NOT NULL
-      );`);
+    this.db = new Database(join(options.dataDir, 'outbox.sqlite'), { timeout: 1_000 });
+    try {
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma(`synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`);
+      // One process per outbox: a second agent on the same directory would double-send.
+      this.db.pragma('locking_mode = EXCLUSIVE');
+      this.createSchema();
+    } catch (err) {
+      this.db.close();
+      if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw err;
+      throw new VcamError('CONFIG_INVALID', `the outbox in ${options.dataDir} is in use by another agent process; stop it or use another --data-dir`, { cause: err });
+    }
     this.claim(options.agentId);
     this.insert = this.db.prepare('INSERT INTO outbox (event_id, received_at, body) VALUES (?, ?, ?) ON CONFLICT (event_id) DO NOTHING');
     this.selectAfter = this.db.prepare('SELECT seq, event_id AS eventId, received_at AS receivedAt, body FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?');
@@ -110,6 +109,17 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     const totals = this.db.prepare('SELECT count(*) AS c, coalesce(sum(length(body)), 0) AS b FROM outbox').get() as { c: number; b: number };
     this.count = totals.c;
     this.bytes = totals.b;
+  }
+
+  private createSchema(): void {
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id TEXT NOT NULL UNIQUE,
+        received_at INTEGER NOT NULL,
+        body TEXT NOT NULL
+      );`);
   }
 
   /** A data directory belongs to one agent id for life; mixing two would corrupt both sequences. */
