@@ -1,0 +1,25 @@
+/**
+ * `npm run bench [-- <suite> ...]`: runs benchmark suites and prints one JSON document. Each
+ * figure stands beside a baseline measured in the same run, because these machines are shared.
+ */
+import os from 'node:os';
+
+const SUITES: Record<string, () => Promise<unknown>> = {
+  contract: async () => (await import('./validators.js')).benchValidators(),
+  agent: async () => (await import('./agent.js')).benchAgent(),
+};
+
+const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+const unknown = asked.filter((s) => !SUITES[s]);
+if (process.argv.includes('--help') || unknown.length) {
+  process.stderr.write(`${unknown.length ? `unknown suite: ${unknown.join(', ')}\n` : ''}Usage: npm run bench [-- <suite> ...]\nSuites: ${Object.keys(SUITES).join(', ')} (default: all)\n`);
+  process.exit(unknown.length ? 2 : 0);
+}
+const suites = asked.length ? asked : Object.keys(SUITES);
+const report: Record<string, unknown> = { machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version }, startedAt: new Date().toISOString() };
+for (const name of suites) {
+  process.stderr.write(`bench: ${name}…\n`);
+  report[name] = await SUITES[name]!();
+}
+process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+process.exit(0);
