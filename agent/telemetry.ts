@@ -49,9 +49,17 @@ export function instrumentAgent(agent: Agent, registry: Registry, log: Logger): 
     publishFailures.inc();
     log.warn({ err: err.message }, 'publish failed; events stay in the outbox and are re-sent');
   });
-  agent.on('connected', () => log.info({ backlog: backlog().events }, 'connected to broker'));
+  // While the broker stays unreachable, say so once a minute rather than on every retry.
+  let lastWarned = 0;
+  agent.on('connected', () => {
+    lastWarned = 0;
+    log.info({ backlog: backlog().events }, 'connected to broker');
+  });
   agent.on('disconnected', (reason, retryInMs) => {
     reconnects.inc();
-    log.warn({ reason, retryInMs, backlog: backlog().events }, 'broker connection lost; retrying');
+    const now = Date.now();
+    const level = now - lastWarned >= 60_000 ? 'warn' : 'debug';
+    if (level === 'warn') lastWarned = now;
+    log[level]({ reason, retryInMs, backlog: backlog().events }, 'no broker connection; events stay in the outbox, retrying');
   });
 }
