@@ -16,7 +16,7 @@ interface Entry {
 
 export const COMMANDS: Record<string, Entry> = {
   agent: { summary: 'camera-gateway agent: HTTP ingest, SQLite outbox, MQTT publish', load: async () => (await import('../agent/cli.js')).main },
-  bridge: { summary: 'MQTT front door (embedded aedes) forwarding to Kafka', pending: 'the bridge (issue 4)' },
+  bridge: { summary: 'MQTT front door (embedded aedes) forwarding to Kafka', load: async () => (await import('../bridge/cli.js')).main },
   processor: { summary: 'Kafka consumer: dedup, geo join, aggregates into ClickHouse', pending: 'the processor (issue 5)' },
   clickhouse: { summary: 'embedded ClickHouse (chDB) served over HTTP', pending: 'the embedded ClickHouse (issue 5)' },
   sim: { summary: 'load simulator with ground truth', pending: 'the simulator (issue 6)' },

@@ -1,0 +1,186 @@
+/**
+ * The bridge against real parts: mqtt.js publishers and real agents → aedes in the bridge →
+ * librdkafka's mock cluster over the Kafka wire protocol → a kafkajs consumer.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mqtt from 'mqtt';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startAgentService } from '../agent/index.js';
+import { TOPICS } from '../common/kafka.js';
+import { silentLogger } from '../common/log.js';
+import { waitFor } from '../test/helpers/brokers.js';
+import { consumeAll } from '../test/helpers/kafka.js';
+import { startKafkaPeer, type KafkaPeer } from '../test/kafka-peer/index.js';
+import { addAgent, KafkaDownstream, startBridgeService, type BridgeService } from './index.js';
+
+let peer: KafkaPeer;
+let agentsFile: string;
+const secrets: Record<string, string> = {};
+
+beforeAll(async () => {
+  peer = await startKafkaPeer({ partitions: 16 });
+  agentsFile = join(mkdtempSync(join(tmpdir(), 'vcam-bridge-')), 'agents.json');
+  for (const id of ['gw-1', 'gw-2', 'gw-3']) secrets[id] = await addAgent(agentsFile, id);
+});
+afterAll(() => peer.stop());
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function bridge(over: Partial<Parameters<typeof startBridgeService>[0]> = {}): Promise<BridgeService> {
+  const downstream = new KafkaDownstream({
+    brokers: peer.brokers,
+    clientId: 'test-bridge',
+    logger: silentLogger,
+    // Test configuration for the mock cluster: no idempotent producer (its controller id is 0),
+    // gzip to stay under its per-partition retention (docs/testing.md).
+    idempotent: false,
+    compression: 'gzip',
+    sendRetries: 1,
+    sendTimeoutMs: 5_000,
+    retry: { retries: 1, initialRetryTime: 100, maxRetryTime: 1_000 },
+  });
+  const svc = await startBridgeService({ mqttPort: 0, httpPort: 0, agentsFile, downstream, forwardBackoff: { initialMs: 100, maxMs: 500 }, ...over });
+  cleanups.push(() => svc.close());
+  return svc;
+}
+
+async function consumer() {
+  const c = await consumeAll(peer.brokers, [TOPICS.events, TOPICS.dlq]);
+  cleanups.push(() => c.stop());
+  return c;
+}
+
+function connect(port: number, id: string, secret = secrets[id], extra: mqtt.IClientOptions = {}) {
+  return mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: id, username: id, password: secret, reconnectPeriod: 0, connectTimeout: 5_000, ...extra });
+}
+
+const now = Date.now();
+let seqCounter = 0;
+const pev = (agentId: string, i: number, extra: object = {}) => ({ eventId: `cam-${i % 9}:${agentId}-${i}`, deviceId: `cam-${i % 9}`, geoId: i % 4, ts: now - 5_000 + i, type: 'person', agentId, seq: ++seqCounter, receivedAt: now, ...extra });
+const payload = (agentId: string, events: object[]) => JSON.stringify({ v: 1, agentId, events });
+const metric = async (svc: BridgeService, name: string) => {
+  const text = await svc.registry.metrics();
+  return text.split('\n').filter((l) => l.startsWith(name)).join('\n');
+};
+
+describe('bridge → Kafka', () => {
+  it('forwards every valid event once per publish, keyed by deviceId, with eventId and agentId headers', async () => {
+    const svc = await bridge();
+    const kc = await consumer();
+    const c1 = await connect(svc.mqttPort, 'gw-1');
+    const c2 = await connect(svc.mqttPort, 'gw-2');
+    const sent: ReturnType<typeof pev>[] = [];
+    for (let k = 0; k < 20; k++) {
+      for (const [client, id] of [[c1, 'gw-1'], [c2, 'gw-2']] as const) {
+        const events = Array.from({ length: 50 }, (_, i) => pev(id, k * 50 + i));
+        sent.push(...events);
+        await client.publishAsync(`vcam/v1/agents/${id}/events`, payload(id, events), { qos: 1 });
+      }
+    }
+    // Publish one batch twice, as an agent does after a lost PUBACK: it arrives twice, same ids.
+    await c1.publishAsync('vcam/v1/agents/gw-1/events', payload('gw-1', sent.slice(0, 10)), { qos: 1 });
+    await Promise.all([c1.endAsync(), c2.endAsync()]);
+
+    await kc.waitFor(() => kc.of(TOPICS.events).length >= sent.length + 10, 30_000, 'all events in Kafka');
+    const got = kc.of(TOPICS.events);
+    expect(got).toHaveLength(sent.length + 10);
+    const byId = new Map<string, number>();
+    for (const m of got) {
+      const e = JSON.parse(m.value.toString());
+      expect(m.key).toBe(e.deviceId);
+      expect(m.headers).toEqual({ eventId: e.eventId, agentId: e.agentId });
+      byId.set(e.eventId, (byId.get(e.eventId) ?? 0) + 1);
+    }
+    expect(byId.size).toBe(sent.length);
+    expect(sent.every((e, i) => byId.get(e.eventId) === (i < 10 ? 2 : 1))).toBe(true);
+    // One device, one partition: a duplicate always lands beside its original.
+    const partitions = new Map<string, Set<number>>();
+    for (const m of got) partitions.set(m.key!, (partitions.get(m.key!) ?? new Set()).add(m.partition));
+    expect([...partitions.values()].every((p) => p.size === 1)).toBe(true);
+    expect(await metric(svc, 'vcam_bridge_events_forwarded_total')).toContain(`vcam_bridge_events_forwarded_total{downstream="kafka",component="bridge"} ${sent.length + 10}`);
+  });
+
+  it('withholds the PUBACK while Kafka is down and sends it after recovery; the agent outbox then drains', async () => {
+    const svc = await bridge();
+    const kc = await consumer();
+    const agent = await startAgentService({
+      id: 'gw-3',
+      dataDir: mkdtempSync(join(tmpdir(), 'vcam-agent-')),
+      httpPort: 0,
+      mqttUrl: `mqtt://127.0.0.1:${svc.mqttPort}`,
+      mqttUsername: 'gw-3',
+      mqttPassword: secrets['gw-3'],
+      batchMaxEvents: 100,
+    });
+    cleanups.push(() => agent.close(0));
+    await waitFor(() => agent.agent.connected, 10_000, 'agent connected');
+
+    await peer.down(1);
+    cleanups.push(() => peer.up(1));
+    const ids: string[] = [];
+    for (let k = 0; k < 5; k++) {
+      const body = Array.from({ length: 100 }, (_, i) => ({ deviceId: `cam-${i % 5}`, geoId: 1, ts: now - 1_000 + k * 100 + i, type: 'vehicle' }));
+      const r = await fetch(`http://127.0.0.1:${agent.port}/v1/events`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+      expect(r.status).toBe(202);
+      ids.push(...((await r.json()) as { eventIds: string[] }).eventIds);
+    }
+    await waitFor(() => svc.bridge.publishesInFlight > 0, 10_000, 'a publish pending at the bridge');
+    await waitFor(async () => / [1-9]\d*$/.test(await metric(svc, 'vcam_bridge_forward_failures_total')), 20_000, 'failed Kafka writes');
+    await new Promise((r) => setTimeout(r, 1_000));
+    // Nothing acknowledged: every event is still in the agent's outbox.
+    expect(agent.agent.stats().backlogEvents).toBe(500);
+    expect(svc.bridge.publishesInFlight).toBeGreaterThan(0);
+
+    await peer.up(1);
+    await waitFor(() => agent.agent.stats().backlogEvents === 0, 60_000, 'the agent outbox to drain after Kafka returns');
+    const fromAgent = () => new Set(kc.of(TOPICS.events).filter((m) => m.headers.agentId === 'gw-3').map((m) => m.headers.eventId));
+    await kc.waitFor(() => fromAgent().size >= 500, 30_000, 'all 500 events in Kafka');
+    expect(fromAgent()).toEqual(new Set(ids));
+  });
+
+  it('refuses a wrong secret, anonymous clients, a client id that is not the agent, and subscriptions', async () => {
+    const svc = await bridge();
+    await expect(connect(svc.mqttPort, 'gw-1', 'not-the-secret')).rejects.toThrow(/Bad username or password|Not authorized/i);
+    await expect(mqtt.connectAsync(`mqtt://127.0.0.1:${svc.mqttPort}`, { clientId: 'gw-1', reconnectPeriod: 0 })).rejects.toThrow(/Bad username or password|Not authorized/i);
+    await expect(mqtt.connectAsync(`mqtt://127.0.0.1:${svc.mqttPort}`, { clientId: 'other', username: 'gw-1', password: secrets['gw-1'], reconnectPeriod: 0 })).rejects.toThrow(/Identifier rejected/i);
+    await expect(connect(svc.mqttPort, 'unknown-agent', 'whatever')).rejects.toThrow(/Bad username or password|Not authorized/i);
+    const ok = await connect(svc.mqttPort, 'gw-1');
+    await expect(ok.subscribeAsync('vcam/#', { qos: 1 })).rejects.toThrow(/Subscribe error/);
+    expect(ok.connected).toBe(true);
+    await ok.endAsync();
+    expect(await metric(svc, 'vcam_bridge_connections_total')).toMatch(/result="bad_credentials".* 3/);
+  });
+
+  it('refuses a publish to another agent\'s topic: the connection is closed and nothing reaches Kafka', async () => {
+    const svc = await bridge();
+    const kc = await consumer();
+    const c = await connect(svc.mqttPort, 'gw-1');
+    const closed = new Promise((r) => c.once('close', r));
+    const forbidden = `forbidden-${Date.now()}`;
+    c.publish('vcam/v1/agents/gw-2/events', payload('gw-2', [pev('gw-2', 1, { eventId: forbidden })]), { qos: 1 });
+    await closed;
+    c.end(true);
+    // A later valid publish from another agent still goes through.
+    const c2 = await connect(svc.mqttPort, 'gw-2');
+    await c2.publishAsync('vcam/v1/agents/gw-2/events', payload('gw-2', [pev('gw-2', 2, { eventId: `${forbidden}-marker` })]), { qos: 1 });
+    await c2.endAsync();
+    await kc.waitFor(() => kc.of(TOPICS.events).some((m) => m.headers.eventId === `${forbidden}-marker`), 30_000, 'the valid marker event');
+    expect(kc.of(TOPICS.events).filter((m) => m.headers.eventId === forbidden)).toHaveLength(0);
+    expect(await metric(svc, 'vcam_bridge_publishes_total{result="refused"')).toMatch(/ 1$/);
+  });
+
+  it('closes the connection of a packet over the size limit without reading it whole', async () => {
+    const svc = await bridge({ maxPacketBytes: 64 * 1024 });
+    const c = await connect(svc.mqttPort, 'gw-1');
+    const closed = new Promise((r) => c.once('close', r));
+    c.publish('vcam/v1/agents/gw-1/events', Buffer.alloc(200 * 1024, 0x61), { qos: 1 });
+    await closed;
+    c.end(true);
+    expect(await metric(svc, 'vcam_bridge_packets_too_large_total')).toMatch(/ 1$/);
+  });
+});

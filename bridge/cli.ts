@@ -1,0 +1,87 @@
+/** `vcam bridge`: the MQTT front door. `vcam bridge add-agent ID` manages the agents file. */
+import { defineCommand } from '../common/config.js';
+import { parseOrHelp, runService, EXIT } from '../common/cli.js';
+import { VcamError } from '../common/errors.js';
+import { createLogger, LOG_LEVELS } from '../common/log.js';
+import { createRegistry } from '../common/metrics.js';
+import { addAgent } from './agents.js';
+import { KafkaDownstream } from './kafka.js';
+import { startBridgeService } from './service.js';
+
+export const bridgeCommand = defineCommand({
+  name: 'vcam bridge',
+  usage: 'vcam bridge [options]\n       vcam bridge add-agent <id> --agents-file <file>',
+  summary:
+    'Embedded MQTT broker for agents. Forwards every valid event to Kafka (invalid ones to the\n' +
+    'dead-letter topic) and acknowledges a publish only once Kafka has all of it.',
+  options: {
+    mqttPort: { type: 'int', default: 1883, description: 'MQTT TCP port' },
+    mqttHost: { type: 'string', default: '127.0.0.1', description: 'MQTT listen address' },
+    mqttTlsPort: { type: 'int', description: 'MQTT over TLS port (needs --tls-cert and --tls-key)' },
+    tlsCert: { type: 'string', description: 'server certificate file (PEM)' },
+    tlsKey: { type: 'string', description: 'server key file (PEM)' },
+    tlsCa: { type: 'string', description: 'CA file for client certificates (PEM)' },
+    agentsFile: { type: 'string', description: 'agents and their secret hashes (see add-agent); re-read when it changes' },
+    allowAnonymous: { type: 'boolean', default: false, description: 'development only: accept agents without credentials' },
+    maxPacketBytes: { type: 'bytes', default: '1MiB', description: 'largest MQTT packet; a larger one closes the connection' },
+    maxInFlightEvents: { type: 'int', default: 50_000, description: 'events awaiting Kafka across all agents before sockets stop being read' },
+    kafkaBrokers: { type: 'list', description: 'Kafka bootstrap brokers host:port,… (without it: single-node mode)' },
+    kafkaClientId: { type: 'string', default: 'vcam-bridge', description: 'Kafka client id' },
+    kafkaIdempotent: { type: 'boolean', default: true, description: 'idempotent producer (needs broker support)' },
+    kafkaCompression: { type: 'string', choices: ['none', 'gzip'], default: 'gzip', description: 'compression of produced batches' },
+    kafkaSendRetries: { type: 'int', default: 5, description: "kafkajs' retries per send before the bridge's own retry loop takes over" },
+    kafkaSendTimeout: { type: 'duration', default: '30s', description: 'broker-side timeout for acks=all' },
+    kafkaTls: { type: 'boolean', default: false, description: 'connect to Kafka over TLS' },
+    kafkaTlsCa: { type: 'string', description: 'CA file for Kafka TLS' },
+    kafkaSaslMechanism: { type: 'string', choices: ['plain', 'scram-sha-256', 'scram-sha-512'], description: 'Kafka SASL mechanism' },
+    kafkaSaslUsername: { type: 'string', description: 'Kafka SASL username' },
+    kafkaSaslPassword: { type: 'string', secret: true, description: 'Kafka SASL password' },
+    httpPort: { type: 'int', default: 9101, description: 'port for /healthz and /metrics' },
+    httpHost: { type: 'string', default: '127.0.0.1', description: 'HTTP listen address' },
+    drainTimeout: { type: 'duration', default: '10s', description: 'on shutdown, how long in-flight publishes may take to reach Kafka' },
+    logLevel: { type: 'string', choices: LOG_LEVELS, default: 'info', description: 'log level' },
+  },
+});
+
+const addAgentCommand = defineCommand({
+  name: 'vcam bridge add-agent',
+  usage: 'vcam bridge add-agent <id> --agents-file <file>',
+  summary: 'Adds an agent (or gives it a new secret) and prints the secret once. Only its hash is stored.',
+  options: { agentsFile: { type: 'string', required: true, description: 'the agents file to create or update' } },
+});
+
+export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'add-agent') {
+    const parsed = parseOrHelp(addAgentCommand, argv.slice(1));
+    if (typeof parsed === 'number') return parsed;
+    const [id, ...extra] = parsed.positionals;
+    if (!id || extra.length) throw new VcamError('USAGE', 'usage: vcam bridge add-agent <id> --agents-file <file>');
+    const secret = await addAgent(parsed.config.agentsFile, id);
+    process.stdout.write(`${secret}\n`);
+    process.stderr.write(`agent "${id}" added to ${parsed.config.agentsFile}; give it this secret (shown once) as --mqtt-username ${id} --mqtt-password <secret>\n`);
+    return EXIT.OK;
+  }
+  return runService(bridgeCommand, argv, async (c, positionals) => {
+    if (positionals.length) throw new VcamError('USAGE', `unexpected argument "${positionals[0]}"; run \`vcam bridge --help\``);
+    if (!c.kafkaBrokers?.length) {
+      throw new VcamError('NOT_IMPLEMENTED', 'vcam bridge: single-node mode (no --kafka-brokers) hands events to the processor, which arrives with issue 5; pass --kafka-brokers for now.');
+    }
+    if (!c.agentsFile && !c.allowAnonymous) throw new VcamError('USAGE', 'give --agents-file (see `vcam bridge add-agent`), or --allow-anonymous for development');
+    const logger = createLogger('bridge', c.logLevel);
+    const downstream = new KafkaDownstream({
+      brokers: c.kafkaBrokers,
+      clientId: c.kafkaClientId,
+      logger,
+      idempotent: c.kafkaIdempotent,
+      compression: c.kafkaCompression,
+      sendRetries: c.kafkaSendRetries,
+      sendTimeoutMs: c.kafkaSendTimeout,
+      tls: c.kafkaTls,
+      tlsCa: c.kafkaTlsCa,
+      saslMechanism: c.kafkaSaslMechanism,
+      saslUsername: c.kafkaSaslUsername,
+      saslPassword: c.kafkaSaslPassword,
+    });
+    return startBridgeService({ ...c, downstream, drainMs: c.drainTimeout, logger, registry: createRegistry({ component: 'bridge' }, true) });
+  });
+}

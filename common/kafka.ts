@@ -1,0 +1,52 @@
+/** Kafka client construction shared by the bridge and the processor: one place for logs and TLS/SASL. */
+import { readFileSync } from 'node:fs';
+import { Kafka, logLevel, type KafkaConfig, type LogEntry, type SASLOptions } from 'kafkajs';
+import type { Logger } from './log.js';
+
+export const TOPICS = { events: 'vcam.events', dlq: 'vcam.events.dlq' } as const;
+
+export interface KafkaClientOptions {
+  brokers: string[];
+  clientId: string;
+  logger: Logger;
+  tls?: boolean;
+  tlsCa?: string;
+  saslMechanism?: 'plain' | 'scram-sha-256' | 'scram-sha-512';
+  saslUsername?: string;
+  saslPassword?: string;
+  retry?: KafkaConfig['retry'];
+  connectionTimeoutMs?: number;
+  requestTimeoutMs?: number;
+}
+
+const LEVELS: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
+  [logLevel.ERROR]: 'error',
+  [logLevel.WARN]: 'warn',
+  [logLevel.INFO]: 'info',
+  [logLevel.DEBUG]: 'debug',
+};
+
+export function createKafka(o: KafkaClientOptions): Kafka {
+  const log = o.logger.child({ lib: 'kafkajs' });
+  const sasl: SASLOptions | undefined = o.saslMechanism
+    ? ({ mechanism: o.saslMechanism, username: o.saslUsername ?? '', password: o.saslPassword ?? '' } as SASLOptions)
+    : undefined;
+  return new Kafka({
+    clientId: o.clientId,
+    brokers: o.brokers,
+    ssl: o.tls ? (o.tlsCa ? { ca: [readFileSync(o.tlsCa, 'utf8')] } : true) : undefined,
+    sasl,
+    retry: o.retry,
+    connectionTimeout: o.connectionTimeoutMs ?? 3_000,
+    requestTimeout: o.requestTimeoutMs ?? 30_000,
+    // kafkajs' INFO is chatty (every connect, every rejoin): keep it at debug in our logs.
+    logLevel: logLevel.INFO,
+    logCreator:
+      () =>
+      ({ level, log: entry }: LogEntry) => {
+        const { message, timestamp: _t, logger: _l, ...rest } = entry;
+        const lvl = level === logLevel.INFO ? 'debug' : (LEVELS[level] ?? 'debug');
+        log[lvl](rest, message);
+      },
+  });
+}
