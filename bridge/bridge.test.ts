@@ -117,7 +117,7 @@ describe('bridge → Kafka', () => {
       mqttPassword: secrets['gw-3'],
       batchMaxEvents: 100,
     });
-    cleanups.push(() => agent.close(0));
+    cleanups.push(() => agent.close());
     await waitFor(() => agent.agent.connected, 10_000, 'agent connected');
 
     await peer.down(1);
@@ -160,7 +160,7 @@ describe('bridge → Kafka', () => {
     const svc = await bridge();
     const kc = await consumer();
     const c = await connect(svc.mqttPort, 'gw-1');
-    const closed = new Promise((r) => c.once('close', r));
+    const closed = new Promise<void>((r) => c.once('close', () => r()));
     const forbidden = `forbidden-${Date.now()}`;
     c.publish('vcam/v1/agents/gw-2/events', payload('gw-2', [pev('gw-2', 1, { eventId: forbidden })]), { qos: 1 });
     await closed;
@@ -177,7 +177,7 @@ describe('bridge → Kafka', () => {
   it('closes the connection of a packet over the size limit without reading it whole', async () => {
     const svc = await bridge({ maxPacketBytes: 64 * 1024 });
     const c = await connect(svc.mqttPort, 'gw-1');
-    const closed = new Promise((r) => c.once('close', r));
+    const closed = new Promise<void>((r) => c.once('close', () => r()));
     c.publish('vcam/v1/agents/gw-1/events', Buffer.alloc(200 * 1024, 0x61), { qos: 1 });
     await closed;
     c.end(true);

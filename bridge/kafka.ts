@@ -1,8 +1,8 @@
 /**
  * Kafka downstream: valid events to `vcam.events` keyed by deviceId (a device's events, and any
  * duplicate of one, land on one partition, in order), eventId and agentId in headers; rejects
- * to `vcam.events.dlq` with the reason in headers. One `sendBatch` per MQTT publish with
- * acks = all, so a publish is acknowledged to the agent only when all of it is in Kafka.
+ * to `vcam.events.dlq` with the reason in headers. Sends use acks = all, and a publish is
+ * acknowledged to the agent only when all of it is in Kafka.
  */
 import { CompressionTypes, type Producer, type Message } from 'kafkajs';
 import { createKafka, TOPICS, type KafkaClientOptions } from '../common/kafka.js';
@@ -19,8 +19,19 @@ export interface KafkaDownstreamOptions extends KafkaClientOptions {
   dlqTopic?: string;
 }
 
+/** Upper bound on messages per sendBatch when coalescing; a single larger publish still goes alone. */
+const MAX_MESSAGES_PER_SEND = 10_000;
+
+interface Pending {
+  batch: ForwardBatch;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
 export class KafkaDownstream implements Downstream {
   readonly kind = 'kafka';
+  private pending: Pending[] = [];
+  private sending = false;
   private readonly producer: Producer;
   private readonly compression: CompressionTypes;
   private readonly eventsTopic: string;
@@ -44,27 +55,57 @@ export class KafkaDownstream implements Downstream {
     return this.producer.connect();
   }
 
-  async forward(batch: ForwardBatch): Promise<void> {
-    const topicMessages = [];
-    if (batch.events.length > 0) {
-      topicMessages.push({
-        topic: this.eventsTopic,
-        messages: batch.events.map((e): Message => ({ key: e.deviceId, value: JSON.stringify(e), headers: { eventId: e.eventId, agentId: e.agentId } })),
-      });
+  /**
+   * Coalesces: while one sendBatch is in flight, batches from other publishes wait and then go
+   * out together in the next one. Each caller still resolves only when its own messages are
+   * acknowledged; a failed send fails every batch in it (and each is retried by its caller).
+   */
+  forward(batch: ForwardBatch): Promise<void> {
+    if (batch.events.length === 0 && batch.rejects.length === 0) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.pending.push({ batch, resolve, reject });
+      if (!this.sending) void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    this.sending = true;
+    while (this.pending.length > 0) {
+      const group = this.take();
+      try {
+        await this.producer.sendBatch({ acks: -1, timeout: this.o.sendTimeoutMs, compression: this.compression, topicMessages: this.encode(group.map((p) => p.batch)) });
+        for (const p of group) p.resolve();
+      } catch (err) {
+        for (const p of group) p.reject(err as Error);
+      }
     }
-    if (batch.rejects.length > 0) {
+    this.sending = false;
+  }
+
+  private take(): Pending[] {
+    let messages = 0;
+    let i = 0;
+    while (i < this.pending.length && (i === 0 || messages < MAX_MESSAGES_PER_SEND)) {
+      messages += this.pending[i]!.batch.events.length + this.pending[i]!.batch.rejects.length;
+      i++;
+    }
+    return this.pending.splice(0, i);
+  }
+
+  private encode(batches: ForwardBatch[]) {
+    const events: Message[] = [];
+    const dead: Message[] = [];
+    for (const batch of batches) {
+      for (const e of batch.events) events.push({ key: e.deviceId, value: JSON.stringify(e), headers: { eventId: e.eventId, agentId: e.agentId } });
       const receivedAt = String(batch.receivedAt);
-      topicMessages.push({
-        topic: this.dlqTopic,
-        messages: batch.rejects.map((r): Message => ({
-          key: batch.agentId,
-          value: r.value,
-          headers: { reason: r.reason, message: r.message, agentId: batch.agentId, mqttTopic: batch.mqttTopic, receivedAt },
-        })),
-      });
+      for (const r of batch.rejects) {
+        dead.push({ key: batch.agentId, value: r.value, headers: { reason: r.reason, message: r.message, agentId: batch.agentId, mqttTopic: batch.mqttTopic, receivedAt } });
+      }
     }
-    if (topicMessages.length === 0) return;
-    await this.producer.sendBatch({ acks: -1, timeout: this.o.sendTimeoutMs, compression: this.compression, topicMessages });
+    const topicMessages = [];
+    if (events.length) topicMessages.push({ topic: this.eventsTopic, messages: events });
+    if (dead.length) topicMessages.push({ topic: this.dlqTopic, messages: dead });
+    return topicMessages;
   }
 
   close(): Promise<void> {
