@@ -114,15 +114,18 @@ describe('agent → aedes', () => {
 
     const after = await post(svc, JSON.stringify(ev(7)));
     expect(after.status).toBe(202);
-    await sub.waitFor(() => sub.events.length >= 5, 10_000, 'the valid events');
+    // What `curl -d` sends by default: the body is looked at, not the label.
+    const curlDefault = await post(svc, JSON.stringify(ev(8)), 'application/x-www-form-urlencoded');
+    expect(curlDefault.status).toBe(202);
+    await sub.waitFor(() => sub.events.length >= 6, 10_000, 'the valid events');
     await new Promise((r) => setTimeout(r, 200));
-    expect(sub.events.map((e) => e.ts - base).sort((a, b) => a - b)).toEqual([1, 4, 5, 6, 7]);
+    expect(sub.events.map((e) => e.ts - base).sort((a, b) => a - b)).toEqual([1, 4, 5, 6, 7, 8]);
 
     const metrics = await (await fetch(`http://127.0.0.1:${svc.port}/metrics`)).text();
     expect(metrics).toMatch(/vcam_agent_events_rejected_total\{reason="invalid_json",agent="gw-1"\} 4/);
     expect(metrics).toMatch(/vcam_agent_events_rejected_total\{reason="body_too_large",agent="gw-1"\} 1/);
     expect(metrics).toMatch(/vcam_agent_events_rejected_total\{reason="missing_field",agent="gw-1"\} 1/);
-    expect(metrics).toMatch(/vcam_agent_events_published_total\{agent="gw-1"\} 5/);
+    expect(metrics).toMatch(/vcam_agent_events_published_total\{agent="gw-1"\} 6/);
   });
 
   it('holds the backlog while the broker is down and drains it in sequence order when it returns', async () => {

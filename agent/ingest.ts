@@ -20,21 +20,24 @@ export interface IngestOptions {
 
 type Parsed = { items: unknown[]; lineErrors: { index: number; message: string }[] };
 
+/** What `curl -d`, `fetch` with a string body and plain HTTP tools send by default: look at the body instead. */
+const SNIFFED_TYPES = new Set(['text/plain', 'application/x-www-form-urlencoded', 'application/octet-stream']);
 const NDJSON_TYPES = new Set(['application/x-ndjson', 'application/ndjson', 'application/jsonl', 'application/x-jsonlines']);
 
 /** Splits a body into candidate events. Throws INVALID_JSON for a JSON body that does not parse. */
 export function parseEvents(body: string, contentType: string | undefined): Parsed {
-  const type = contentType?.split(';')[0]!.trim().toLowerCase();
+  const type = contentType?.split(';')[0]!.trim().toLowerCase() || undefined;
   if (type && NDJSON_TYPES.has(type)) return parseNdjson(body);
-  if (type && type !== 'application/json' && !type.endsWith('+json')) {
+  const declaredJson = type === 'application/json' || !!type?.endsWith('+json');
+  if (type && !declaredJson && !SNIFFED_TYPES.has(type)) {
     throw new VcamError('UNSUPPORTED_MEDIA_TYPE', `content type ${type} is not supported; send application/json or application/x-ndjson`);
   }
   try {
     const value: unknown = JSON.parse(body);
     return { items: Array.isArray(value) ? value : [value], lineErrors: [] };
   } catch (err) {
-    // Without a content type, several lines of JSON objects are NDJSON.
-    if (!type && body.trimEnd().includes('\n')) return parseNdjson(body);
+    // Without a JSON content type, several lines of JSON objects are NDJSON.
+    if (!declaredJson && body.trimEnd().includes('\n')) return parseNdjson(body);
     throw new VcamError('INVALID_JSON', `body is not valid JSON (${(err as Error).message}); send one event, an array, or NDJSON with content-type application/x-ndjson`);
   }
 }
