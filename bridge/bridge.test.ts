@@ -183,4 +183,23 @@ describe('bridge → Kafka', () => {
     c.end(true);
     expect(await metric(svc, 'vcam_bridge_packets_too_large_total')).toMatch(/ 1$/);
   });
+
+  it('drains in-flight publishes on shutdown: a PUBACK pending on Kafka is still sent, new connections are refused', async () => {
+    const svc = await bridge();
+    const kc = await consumer();
+    const c = await connect(svc.mqttPort, 'gw-1');
+    await peer.down(1);
+    cleanups.push(() => peer.up(1));
+    const eventId = `drain-${Date.now()}`;
+    const acked = c.publishAsync('vcam/v1/agents/gw-1/events', payload('gw-1', [pev('gw-1', 1, { eventId })]), { qos: 1 });
+    await waitFor(() => svc.bridge.publishesInFlight === 1, 10_000, 'the publish pending at the bridge');
+    const closing = svc.close();
+    await new Promise((r) => setTimeout(r, 300));
+    await expect(connect(svc.mqttPort, 'gw-2')).rejects.toThrow(/ECONNREFUSED/);
+    await peer.up(1);
+    await acked;
+    await closing;
+    await kc.waitFor(() => kc.of(TOPICS.events).some((m) => m.headers.eventId === eventId), 30_000, 'the drained event in Kafka');
+    c.end(true);
+  });
 });

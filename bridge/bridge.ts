@@ -13,7 +13,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { Aedes, type Client, type PublishPacket, type AuthenticateError } from 'aedes';
@@ -62,6 +62,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
   /** The agent id each authenticated client stands for. */
   private readonly identities = new WeakMap<Client, string>();
   private closing = false;
+  private readonly sockets = new Set<Socket>();
   private inFlightPublishes = 0;
   private idle?: () => void;
   ports: { mqtt: number; mqtts?: number } = { mqtt: 0 };
@@ -123,7 +124,9 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     }
   }
 
-  private accept(socket: import('node:net').Socket): void {
+  private accept(socket: Socket): void {
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
     const client = this.aedes.handle(socket) as Client & { _parser: ParserInternals };
     limitPacketSize(client, this.o.maxPacketBytes ?? 1024 * 1024, (bytes) => this.emit('packetTooLarge', this.identities.get(client) ?? client.id ?? '?', bytes));
   }
@@ -208,6 +211,18 @@ export class Bridge extends EventEmitter<BridgeEvents> {
         this.idle = () => (clearTimeout(t), resolve());
       });
     }
+    // Let the last PUBACKs reach the sockets, then end them gently (end flushes, destroy would not).
+    await new Promise((resolve) => setImmediate(resolve));
+    await Promise.all(
+      [...this.sockets].map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            const t = setTimeout(() => (s.destroy(), resolve()), 1_000);
+            s.once('close', () => (clearTimeout(t), resolve()));
+            s.end();
+          }),
+      ),
+    );
     await new Promise<void>((resolve) => this.aedes.close(() => resolve()));
     await this.o.downstream.close();
   }
