@@ -12,8 +12,8 @@ export interface Proc {
   exited: Promise<number | string>;
 }
 
-export function vcam(args: string[], env: Record<string, string> = {}): Proc {
-  const child = spawn(process.execPath, [VCAM_BIN, ...args], {
+export function vcam(args: string[], env: Record<string, string> = {}, nodeArgs: string[] = []): Proc {
+  const child = spawn(process.execPath, [...nodeArgs, VCAM_BIN, ...args], {
     env: { ...process.env, VCAM_FROM_SOURCE: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
