@@ -7,6 +7,7 @@ import os from 'node:os';
 const SUITES: Record<string, () => Promise<unknown>> = {
   contract: async () => (await import('./validators.js')).benchValidators(),
   agent: async () => (await import('./agent.js')).benchAgent(),
+  bridge: async () => (await import('./bridge.js')).benchBridge(),
 };
 
 const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -2,6 +2,7 @@
  * The bridge against real parts: mqtt.js publishers and real agents → aedes in the bridge →
  * librdkafka's mock cluster over the Kafka wire protocol → a kafkajs consumer.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -201,5 +202,26 @@ describe('bridge → Kafka', () => {
     await closing;
     await kc.waitFor(() => kc.of(TOPICS.events).some((m) => m.headers.eventId === eventId), 30_000, 'the drained event in Kafka');
     c.end(true);
+  });
+
+  it('serves agents over TLS: an agent trusting the CA delivers, one that does not is never connected', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vcam-tls-'));
+    const [cert, key] = [join(dir, 'cert.pem'), join(dir, 'key.pem')];
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    const svc = await bridge({ mqttTlsPort: 0, tlsCert: cert, tlsKey: key });
+    const kc = await consumer();
+    const tlsUrl = `mqtts://127.0.0.1:${svc.bridge.ports.mqtts}`;
+    const agentOptions = { httpPort: 0, mqttUrl: tlsUrl, mqttUsername: 'gw-3', mqttPassword: secrets['gw-3'] };
+    const untrusting = await startAgentService({ id: 'gw-3', dataDir: mkdtempSync(join(tmpdir(), 'vcam-agent-')), ...agentOptions });
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(untrusting.agent.connected).toBe(false);
+    await untrusting.close();
+
+    const agent = await startAgentService({ id: 'gw-3', dataDir: mkdtempSync(join(tmpdir(), 'vcam-agent-')), ...agentOptions, mqttCa: cert });
+    cleanups.push(() => agent.close());
+    const r = await fetch(`http://127.0.0.1:${agent.port}/v1/events`, { method: 'POST', body: JSON.stringify({ eventId: `tls-${Date.now()}`, deviceId: 'cam-t', geoId: 1, ts: Date.now(), type: 'person' }) });
+    const [eventId] = ((await r.json()) as { eventIds: string[] }).eventIds;
+    await kc.waitFor(() => kc.of(TOPICS.events).some((m) => m.headers.eventId === eventId), 30_000, 'the event sent over TLS');
+    expect(agent.agent.connected).toBe(true);
   });
 });
