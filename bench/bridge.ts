@@ -73,7 +73,7 @@ export async function benchBridge(): Promise<Record<string, unknown>> {
   const peer = await startKafkaPeer({ partitions: 16 });
   const dir = mkdtempSync(join(tmpdir(), 'vcam-bench-bridge-'));
   const agentsFile = join(dir, 'agents.json');
-  const secrets = [];
+  const secrets: string[] = [];
   for (const id of ids) secrets.push(await addAgent(agentsFile, id));
   const [mqttPort, httpPort] = [await freePort(), await freePort()];
   const bridge = vcam(['bridge', '--mqtt-port', String(mqttPort), '--http-port', String(httpPort), '--agents-file', agentsFile, '--kafka-brokers', peer.bootstrap, '--no-kafka-idempotent', '--log-level', 'warn'], {}, process.env.VCAM_BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.VCAM_BENCH_PROF}`] : []);

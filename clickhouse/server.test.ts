@@ -1,0 +1,69 @@
+/** @clickhouse/client against `vcam clickhouse` over HTTP: the real client, the real engine (chDB). */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createClient, ClickHouseError, type ClickHouseClient } from '@clickhouse/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ClickHouseServer } from './server.js';
+
+let server: ClickHouseServer;
+let client: ClickHouseClient;
+beforeAll(async () => {
+  server = new ClickHouseServer({ dataDir: mkdtempSync(join(tmpdir(), 'vcam-ch-')), port: 0, user: 'vcam', password: 's3cret' });
+  await server.start();
+  client = createClient({ url: `http://127.0.0.1:${server.port}`, username: 'vcam', password: 's3cret' });
+});
+afterAll(async () => {
+  await client?.close();
+  await server?.close();
+});
+
+describe('vcam clickhouse over HTTP', () => {
+  it('answers ping and runs DDL', async () => {
+    expect((await client.ping()).success).toBe(true);
+    await client.command({ query: 'CREATE DATABASE IF NOT EXISTS t1' });
+    await client.command({ query: 'CREATE TABLE IF NOT EXISTS t1.ev (id String, geo UInt32, n UInt64, at DateTime64(3)) ENGINE = MergeTree ORDER BY id' });
+    const tables = await (await client.query({ query: "SELECT name FROM system.tables WHERE database = 't1'", format: 'JSONEachRow' })).json<{ name: string }>();
+    expect(tables).toEqual([{ name: 'ev' }]);
+  });
+
+  it('inserts JSON rows and reads them back with typed parameters, in the requested database', async () => {
+    await client.insert({ table: 't1.ev', values: [{ id: 'a', geo: 1, n: 5, at: '2026-11-25 10:00:00.123' }, { id: "b'q", geo: 2, n: 7, at: '2026-11-25 10:00:01.000' }], format: 'JSONEachRow' });
+    const rows = await (
+      await client.query({ query: 'SELECT id, n FROM t1.ev WHERE geo IN {geos:Array(UInt32)} AND id != {skip:String} ORDER BY id', query_params: { geos: [1, 2], skip: 'zzz' }, format: 'JSONEachRow', clickhouse_settings: { max_threads: 1 } })
+    ).json<{ id: string; n: number }>();
+    expect(rows).toEqual([{ id: 'a', n: 5 }, { id: "b'q", n: 7 }]);
+    const byDb = createClient({ url: `http://127.0.0.1:${server.port}`, username: 'vcam', password: 's3cret', database: 't1' });
+    expect(await (await byDb.query({ query: 'SELECT count() AS c FROM ev', format: 'JSONEachRow' })).json()).toEqual([{ c: 2 }]);
+    await byDb.close();
+  });
+
+  it('applies settings to one request only (a dedup token must not leak into the next insert)', async () => {
+    await client.command({ query: 'CREATE TABLE t1.d (k String) ENGINE = MergeTree ORDER BY k SETTINGS non_replicated_deduplication_window = 100' });
+    await client.insert({ table: 't1.d', values: [{ k: 'x' }], format: 'JSONEachRow', clickhouse_settings: { insert_deduplication_token: 'tok-1' } });
+    await client.insert({ table: 't1.d', values: [{ k: 'y' }], format: 'JSONEachRow', clickhouse_settings: { insert_deduplication_token: 'tok-1' } });
+    await client.insert({ table: 't1.d', values: [{ k: 'z' }], format: 'JSONEachRow' });
+    const rows = await (await client.query({ query: 'SELECT k FROM t1.d ORDER BY k', format: 'JSONEachRow' })).json();
+    expect(rows).toEqual([{ k: 'x' }, { k: 'z' }]);
+  });
+
+  it('returns errors as ClickHouse does: typed, with code and message', async () => {
+    const err = await client.query({ query: 'SELECT * FROM t1.nope' }).catch((e) => e);
+    expect(err).toBeInstanceOf(ClickHouseError);
+    expect(err).toMatchObject({ code: '60', type: 'UNKNOWN_TABLE' });
+    const syntax = await client.command({ query: 'SELEC 1' }).catch((e) => e);
+    expect(syntax).toMatchObject({ code: '62', type: 'SYNTAX_ERROR' });
+    const badAuth = createClient({ url: `http://127.0.0.1:${server.port}`, username: 'vcam', password: 'wrong' });
+    expect(await badAuth.query({ query: 'SELECT 1' }).catch((e) => e)).toMatchObject({ type: 'AUTHENTICATION_FAILED' });
+    await badAuth.close();
+    // The server keeps serving after errors.
+    expect(await (await client.query({ query: 'SELECT 1 AS one', format: 'JSONEachRow' })).json()).toEqual([{ one: 1 }]);
+  });
+
+  it('serves concurrent requests without mixing their settings or results', async () => {
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => client.query({ query: 'SELECT {i:UInt32} AS i, getSetting(\'max_threads\') AS t', query_params: { i }, clickhouse_settings: { max_threads: i + 1 }, format: 'JSONEachRow' }).then((r) => r.json<{ i: number; t: number }>())),
+    );
+    results.forEach((rows, i) => expect(rows).toEqual([{ i, t: i + 1 }]));
+  });
+});

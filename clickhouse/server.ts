@@ -1,0 +1,255 @@
+/**
+ * `vcam clickhouse`: the embedded ClickHouse. One process owns a chDB data directory (the
+ * ClickHouse engine in-process, npm `chdb`) and serves the part of ClickHouse's HTTP interface
+ * that @clickhouse/client and Grafana's ClickHouse plugin use, so every component connects by
+ * URL exactly as to a real server.
+ *
+ * Supported: `GET /ping`; `GET|POST /?query=…` and `POST /` with the query in the body;
+ * inserts as `?query=INSERT … FORMAT X` with the data in the body; `param_*` query parameters;
+ * `database`; settings as URL parameters (applied to that request only); gzip request and
+ * response bodies; `X-ClickHouse-*` response headers; errors in ClickHouse's text form with
+ * `X-ClickHouse-Exception-Code`. Not supported (documented in docs/clickhouse.md): sessions
+ * (`session_id`), users and quotas (credentials are checked against one optional user),
+ * progress headers, the native TCP protocol, `multipart` external tables.
+ *
+ * Requests run one at a time: settings are applied with SET on the shared chDB session and
+ * reset afterwards, so two requests must not interleave.
+ */
+import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { Session } from 'chdb';
+import { silentLogger, type Logger } from '../common/log.js';
+
+export interface ClickHouseServerOptions {
+  dataDir: string;
+  port: number;
+  host?: string;
+  /** When set, requests must authenticate as this user (basic auth or X-ClickHouse-User/Key). */
+  user?: string;
+  password?: string;
+  maxBodyBytes?: number;
+  logger?: Logger;
+}
+
+/** URL parameters that are part of the HTTP protocol, not engine settings. */
+const PROTOCOL_PARAMS = new Set(['query', 'query_id', 'database', 'session_id', 'user', 'password', 'default_format', 'role', 'compress', 'decompress']);
+/** Settings that only mean something to the HTTP server; the engine would refuse them. */
+const HTTP_ONLY_SETTINGS = new Set([
+  'wait_end_of_query',
+  'send_progress_in_http_headers',
+  'http_response_buffer_size',
+  'http_headers_progress_interval_ms',
+  'http_send_progress_interval_ms',
+  'enable_http_compression',
+  'http_zlib_compression_level',
+  'http_response_compression_method',
+  'http_native_compression_disable_checksumming_on_decompress',
+  'output_format_json_quote_64bit_integers_for_http',
+]);
+const SETTING_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const VERSION = '26.7';
+
+interface ChError {
+  code: number;
+  type: string;
+  message: string;
+}
+
+export class ClickHouseServer {
+  private readonly session: Session;
+  private server?: Server;
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly log: Logger;
+  port = 0;
+
+  constructor(private readonly o: ClickHouseServerOptions) {
+    mkdirSync(o.dataDir, { recursive: true });
+    this.session = new Session(o.dataDir);
+    this.log = o.logger ?? silentLogger;
+  }
+
+  async start(): Promise<void> {
+    this.server = createServer((req, res) => {
+      this.handle(req, res).catch((err: unknown) => {
+        this.log.error({ err }, 'request failed');
+        if (!res.headersSent) res.writeHead(500);
+        res.end();
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(this.o.port, this.o.host ?? '127.0.0.1', () => resolve());
+    });
+    this.port = (this.server.address() as AddressInfo).port;
+  }
+
+  /** Runs one statement on the engine directly (migrations at startup, tests). */
+  exec(sql: string, settings: Record<string, string> = {}, params: Record<string, string> = {}, format = 'TabSeparated') {
+    return this.serialised(() => this.run(sql, settings, params, format));
+  }
+
+  private serialised<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(fn, fn);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private async run(sql: string, settings: Record<string, string>, params: Record<string, string>, format: string, database?: string) {
+    const names = Object.keys(settings);
+    const sets = names.map((k) => `SET ${k} = '${settings[k]!.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`);
+    if (database) sets.push(`USE ${quoteIdent(database)}`);
+    try {
+      if (sets.length) await this.session.queryAsync(sets.join('; '));
+      return Object.keys(params).length ? await this.session.queryBindAsync(sql, params, { format }) : await this.session.queryAsync(sql, { format });
+    } finally {
+      const resets = names.map((k) => `SET ${k} = DEFAULT`);
+      if (database) resets.push('USE default');
+      if (resets.length) await this.session.queryAsync(resets.join('; ')).catch(() => undefined);
+    }
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (url.pathname === '/ping' || (url.pathname === '/' && req.method === 'GET' && !url.searchParams.has('query'))) {
+      res.writeHead(200, { 'content-type': 'text/plain; charset=UTF-8' });
+      res.end('Ok.\n');
+      return;
+    }
+    if (url.pathname !== '/') return this.fail(res, 404, { code: 0, type: 'UNKNOWN_ENDPOINT', message: `There is no handle ${url.pathname}. Use / or /ping` });
+    if (!this.authorised(req, url)) return this.fail(res, 401, { code: 516, type: 'AUTHENTICATION_FAILED', message: 'Authentication failed: password is incorrect, or there is no user with such name' });
+
+    let body = await readAll(req, this.o.maxBodyBytes ?? 256 * 1024 * 1024);
+    if (req.headers['content-encoding'] === 'gzip') body = gunzipSync(body);
+    const inUrl = url.searchParams.get('query');
+    const sql = inUrl !== null ? (body.length ? `${inUrl}\n${body.toString('utf8')}` : inUrl) : body.toString('utf8');
+    if (!sql.trim()) return this.fail(res, 400, { code: 62, type: 'SYNTAX_ERROR', message: 'Empty query' });
+    if (req.method === 'GET' && !/^\s*(SELECT|WITH|SHOW|DESC|DESCRIBE|EXISTS|EXPLAIN)\b/i.test(sql)) {
+      return this.fail(res, 400, { code: 164, type: 'READONLY', message: 'Cannot execute query in readonly mode: use POST for statements that modify data' });
+    }
+
+    const settings: Record<string, string> = {};
+    const params: Record<string, string> = {};
+    for (const [k, v] of url.searchParams) {
+      if (k.startsWith('param_')) params[k.slice(6)] = v;
+      else if (!PROTOCOL_PARAMS.has(k) && !HTTP_ONLY_SETTINGS.has(k)) {
+        if (!SETTING_NAME.test(k)) return this.fail(res, 400, { code: 115, type: 'UNKNOWN_SETTING', message: `Unknown setting ${k}` });
+        settings[k] = v;
+      }
+    }
+    const database = url.searchParams.get('database');
+    const queryId = url.searchParams.get('query_id') || randomUUID();
+    const format = url.searchParams.get('default_format') ?? 'TabSeparated';
+    let result;
+    try {
+      result = await this.serialised(() => this.run(sql, settings, params, format, database && database !== 'default' ? database : undefined));
+    } catch (err) {
+      return this.fail(res, statusFor(err), asChError(err), queryId);
+    }
+    const bytes = Buffer.from(result.bytes());
+    const isInsert = /^\s*INSERT\b/i.test(sql);
+    const summary = {
+      read_rows: String(isInsert ? 0 : result.rowsRead),
+      read_bytes: String(isInsert ? 0 : result.bytesRead),
+      written_rows: String(isInsert ? result.rowsRead : 0),
+      written_bytes: String(isInsert ? result.bytesRead : 0),
+      total_rows_to_read: '0',
+      result_rows: String(isInsert ? result.rowsRead : 0),
+      result_bytes: String(bytes.length),
+      elapsed_ns: String(Math.round(result.elapsed * 1e9)),
+    };
+    const headers: Record<string, string> = {
+      'content-type': 'text/plain; charset=UTF-8',
+      'x-clickhouse-query-id': queryId,
+      'x-clickhouse-summary': JSON.stringify(summary),
+      'x-clickhouse-timezone': 'UTC',
+      'x-clickhouse-server-display-name': 'vcam-clickhouse',
+      'x-clickhouse-format': format,
+    };
+    const gzip = url.searchParams.get('enable_http_compression') === '1' && /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
+    const out = gzip ? gzipSync(bytes) : bytes;
+    if (gzip) headers['content-encoding'] = 'gzip';
+    headers['content-length'] = String(out.length);
+    res.writeHead(200, headers);
+    res.end(out);
+  }
+
+  private authorised(req: IncomingMessage, url: URL): boolean {
+    if (!this.o.user) return true;
+    let user = (req.headers['x-clickhouse-user'] as string | undefined) ?? url.searchParams.get('user') ?? undefined;
+    let password = (req.headers['x-clickhouse-key'] as string | undefined) ?? url.searchParams.get('password') ?? '';
+    const auth = req.headers.authorization;
+    if (auth?.startsWith('Basic ')) {
+      const decoded = Buffer.from(auth.slice(6), 'base64').toString('utf8');
+      const i = decoded.indexOf(':');
+      user = decoded.slice(0, i);
+      password = decoded.slice(i + 1);
+    }
+    return user === this.o.user && password === (this.o.password ?? '');
+  }
+
+  private fail(res: ServerResponse, status: number, e: ChError, queryId?: string): void {
+    const text = `Code: ${e.code}. DB::Exception: ${e.message}. (${e.type}) (version ${VERSION})\n`;
+    res.writeHead(status, {
+      'content-type': 'text/plain; charset=UTF-8',
+      'x-clickhouse-exception-code': String(e.code),
+      ...(queryId ? { 'x-clickhouse-query-id': queryId } : {}),
+    });
+    res.end(text);
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    this.server?.closeAllConnections();
+    await this.queue;
+    this.session.close();
+  }
+}
+
+/** Names of the error codes chDB reports without a type; the rest carry it in the message. */
+const ERROR_TYPES: Record<number, string> = {
+  27: 'CANNOT_PARSE_INPUT_ASSERTION_FAILED', 36: 'BAD_ARGUMENTS', 43: 'ILLEGAL_TYPE_OF_ARGUMENT', 46: 'UNKNOWN_FUNCTION',
+  47: 'UNKNOWN_IDENTIFIER', 53: 'TYPE_MISMATCH', 57: 'TABLE_ALREADY_EXISTS', 60: 'UNKNOWN_TABLE', 62: 'SYNTAX_ERROR',
+  81: 'UNKNOWN_DATABASE', 115: 'UNKNOWN_SETTING', 117: 'INCORRECT_DATA', 159: 'TIMEOUT_EXCEEDED', 241: 'MEMORY_LIMIT_EXCEEDED',
+};
+
+function asChError(err: unknown): ChError {
+  const text = String((err as Error)?.message ?? err).trim();
+  const m = /^Code: (\d+)\. DB::Exception: (.*)$/s.exec(text);
+  const code = Number(m?.[1] ?? (err as { clickhouseCode?: number }).clickhouseCode ?? 1001);
+  let message = m?.[2] ?? text;
+  const typed = /^(.*?)\.? \(([A-Z0-9_]*[A-Z]{3}[A-Z0-9_]*)\)\s*$/s.exec(message);
+  if (typed) return { code, message: typed[1]!, type: typed[2]! };
+  message = message.replace(/\.? \(\d+\)\s*$/, '');
+  return { code, message, type: ERROR_TYPES[code] ?? 'STD_EXCEPTION' };
+}
+
+/** The HTTP status ClickHouse uses for the common error types; 500 otherwise. */
+function statusFor(err: unknown): number {
+  const { type } = asChError(err);
+  if (type === 'UNKNOWN_TABLE' || type === 'UNKNOWN_DATABASE') return 404;
+  if (/SYNTAX_ERROR|UNKNOWN_IDENTIFIER|TYPE_MISMATCH|CANNOT_PARSE|ILLEGAL_TYPE|UNKNOWN_SETTING|BAD_ARGUMENTS|UNKNOWN_FUNCTION|INCORRECT_DATA|CANNOT_READ|TOO_LARGE/.test(type)) return 400;
+  return 500;
+}
+
+function quoteIdent(name: string): string {
+  return `\`${name.replace(/\\/g, '\\\\').replace(/`/g, '\\`')}\``;
+}
+
+function readAll(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > limit) {
+        req.destroy();
+        reject(new Error(`request body over ${limit} bytes`));
+      } else chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
