@@ -1,0 +1,91 @@
+/**
+ * The `vcam` database, as versioned migrations. Every statement is idempotent, and applied
+ * versions are recorded in `vcam.schema_migrations`, so `vcam migrate` (also run by the
+ * processor at startup) can run any number of times, from any component, in any order.
+ *
+ * Tables that the processor writes carry `non_replicated_deduplication_window`: a retried
+ * insert with the same `insert_deduplication_token` is dropped by ClickHouse itself. That is
+ * half of the exactly-once argument in docs/architecture.md.
+ */
+import type { ClickHouseClient } from '@clickhouse/client';
+
+export interface Retention {
+  rawDays: number;
+  aggregateDays: number;
+}
+
+export const DEFAULT_RETENTION: Retention = { rawDays: 30, aggregateDays: 90 };
+const DEDUP = 'non_replicated_deduplication_window = 10000';
+
+interface Migration {
+  version: number;
+  name: string;
+  statements: (r: Retention) => string[];
+}
+
+export const MIGRATIONS: Migration[] = [
+  {
+    version: 1,
+    name: 'raw events, aggregates, geo reference, alerts, pipeline status, dead letters',
+    statements: (r) => [
+      `CREATE TABLE IF NOT EXISTS vcam.events (
+        event_id String, device_id String, geo_id UInt32, geo_name String, region LowCardinality(String),
+        ts DateTime64(3, 'UTC'), type LowCardinality(String), late Bool,
+        confidence Nullable(Float32), attrs String, agent_id LowCardinality(String), agent_seq UInt64,
+        received_at DateTime64(3, 'UTC'), kafka_partition UInt16, kafka_offset UInt64, processed_at DateTime64(3, 'UTC')
+      ) ENGINE = MergeTree PARTITION BY toYYYYMMDD(ts) ORDER BY (device_id, ts, event_id)
+      TTL toDateTime(ts) + INTERVAL ${r.rawDays} DAY SETTINGS ${DEDUP}`,
+      // What the dedup state is rebuilt from when a partition is assigned: ordered for that read.
+      `CREATE TABLE IF NOT EXISTS vcam.dedup_log (
+        kafka_partition UInt16, kafka_offset UInt64, ts DateTime64(3, 'UTC'), event_id String
+      ) ENGINE = MergeTree ORDER BY (kafka_partition, ts) TTL toDateTime(ts) + INTERVAL 2 DAY SETTINGS ${DEDUP}`,
+      `CREATE TABLE IF NOT EXISTS vcam.geo_10s (
+        bucket DateTime('UTC'), geo_id UInt32, events UInt64, late UInt64
+      ) ENGINE = SummingMergeTree ORDER BY (geo_id, bucket) TTL bucket + INTERVAL ${r.aggregateDays} DAY SETTINGS ${DEDUP}`,
+      `CREATE TABLE IF NOT EXISTS vcam.geo_type_1m (
+        bucket DateTime('UTC'), geo_id UInt32, type LowCardinality(String), events UInt64, late UInt64
+      ) ENGINE = SummingMergeTree ORDER BY (geo_id, type, bucket) TTL bucket + INTERVAL ${r.aggregateDays} DAY SETTINGS ${DEDUP}`,
+      `CREATE TABLE IF NOT EXISTS vcam.device_1m (
+        bucket DateTime('UTC'), device_id String, geo_id UInt32, events UInt64, duplicates UInt64
+      ) ENGINE = SummingMergeTree ORDER BY (device_id, geo_id, bucket) TTL bucket + INTERVAL ${r.aggregateDays} DAY SETTINGS ${DEDUP}`,
+      // Each processed chunk of a partition, recorded before its data is written (see processor/chunks.ts).
+      `CREATE TABLE IF NOT EXISTS vcam.chunks (
+        topic LowCardinality(String), kafka_partition UInt16, start_offset UInt64, end_offset UInt64, written_at DateTime64(3, 'UTC')
+      ) ENGINE = ReplacingMergeTree(written_at) ORDER BY (topic, kafka_partition, start_offset)`,
+      `CREATE TABLE IF NOT EXISTS vcam.geo (
+        geo_id UInt32, geo_name String, region LowCardinality(String), loaded_at DateTime64(3, 'UTC')
+      ) ENGINE = ReplacingMergeTree(loaded_at) ORDER BY geo_id`,
+      `CREATE TABLE IF NOT EXISTS vcam.alerts (
+        alert_id String, kind LowCardinality(String), subject String, severity LowCardinality(String),
+        state Enum8('open' = 1, 'resolved' = 2), opened_at DateTime64(3, 'UTC'), resolved_at Nullable(DateTime64(3, 'UTC')),
+        message String, updated_at DateTime64(3, 'UTC')
+      ) ENGINE = ReplacingMergeTree(updated_at) ORDER BY alert_id`,
+      `CREATE TABLE IF NOT EXISTS vcam.pipeline_status (
+        at DateTime64(3, 'UTC'), instance String, kafka_partition Int32, lag UInt64, events_per_s Float64,
+        latency_p50_ms Float64, latency_p95_ms Float64, latency_p99_ms Float64
+      ) ENGINE = MergeTree ORDER BY (at, instance, kafka_partition) TTL toDateTime(at) + INTERVAL 7 DAY`,
+      `CREATE TABLE IF NOT EXISTS vcam.dlq (
+        received_at DateTime64(3, 'UTC'), agent_id String, reason LowCardinality(String), message String, payload String,
+        kafka_partition UInt16, kafka_offset UInt64
+      ) ENGINE = MergeTree ORDER BY (received_at, agent_id) TTL toDateTime(received_at) + INTERVAL ${r.rawDays} DAY SETTINGS ${DEDUP}`,
+    ],
+  },
+];
+
+/** Applies the migrations not yet recorded; returns the versions applied now. */
+export async function migrate(client: ClickHouseClient, retention: Retention = DEFAULT_RETENTION): Promise<number[]> {
+  await client.command({ query: 'CREATE DATABASE IF NOT EXISTS vcam' });
+  await client.command({
+    query: "CREATE TABLE IF NOT EXISTS vcam.schema_migrations (version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = MergeTree ORDER BY version",
+  });
+  const rows = await (await client.query({ query: 'SELECT version FROM vcam.schema_migrations', format: 'JSONEachRow' })).json<{ version: number }>();
+  const done = new Set(rows.map((r) => Number(r.version)));
+  const applied: number[] = [];
+  for (const m of MIGRATIONS) {
+    if (done.has(m.version)) continue;
+    for (const query of m.statements(retention)) await client.command({ query });
+    await client.insert({ table: 'vcam.schema_migrations', values: [{ version: m.version, name: m.name }], format: 'JSONEachRow' });
+    applied.push(m.version);
+  }
+  return applied;
+}

@@ -1,0 +1,4 @@
+/** The processor's public surface. */
+export { Processor, type ProcessorOptions, type ProcessorEvents } from './processor.js';
+export { startProcessorService, PROCESSOR_DEFAULTS, type ProcessorService, type ProcessorServiceOptions } from './service.js';
+export { HotSet } from './dedup.js';

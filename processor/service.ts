@@ -1,0 +1,71 @@
+/** The processor as a running service: migrations, consumer, and the ops HTTP endpoint. */
+import { createClient } from '@clickhouse/client';
+import { migrate, DEFAULT_RETENTION, type Retention } from '../clickhouse/schema.js';
+import { listen, opsRoutes, type RunningServer } from '../common/http.js';
+import type { KafkaClientOptions } from '../common/kafka.js';
+import { silentLogger } from '../common/log.js';
+import { createRegistry, type Registry } from '../common/metrics.js';
+import { Processor, type ProcessorOptions } from './processor.js';
+import { instrumentProcessor } from './telemetry.js';
+
+export interface ProcessorServiceOptions extends KafkaClientOptions, Partial<Omit<ProcessorOptions, keyof KafkaClientOptions | 'clickhouse'>> {
+  clickhouseUrl: string;
+  clickhouseUser?: string;
+  clickhousePassword?: string;
+  retention?: Retention;
+  httpPort?: number;
+  httpHost?: string;
+  registry?: Registry;
+}
+
+export interface ProcessorService {
+  processor: Processor;
+  registry: Registry;
+  httpPort?: number;
+  close(): Promise<void>;
+}
+
+export const PROCESSOR_DEFAULTS = {
+  group: 'vcam-processor',
+  hotHorizonMs: 10 * 60_000,
+  lateAfterMs: 30_000,
+  sessionTimeoutMs: 30_000,
+  maxWaitTimeInMs: 100,
+  geoRefreshMs: 5_000,
+} as const;
+
+export async function startProcessorService(o: ProcessorServiceOptions): Promise<ProcessorService> {
+  const log = o.logger ?? silentLogger;
+  const retention = o.retention ?? DEFAULT_RETENTION;
+  const clickhouse = createClient({ url: o.clickhouseUrl, username: o.clickhouseUser, password: o.clickhousePassword, request_timeout: 60_000 });
+  const applied = await migrate(clickhouse, retention);
+  if (applied.length) log.info({ applied }, 'ClickHouse migrations applied');
+  const registry = o.registry ?? createRegistry({ component: 'processor' });
+  const processor = new Processor({ ...PROCESSOR_DEFAULTS, ...stripUndefined(o), clickhouse, rawRetentionDays: retention.rawDays, logger: log });
+  instrumentProcessor(processor, registry, log);
+  await processor.start();
+  let http: RunningServer | undefined;
+  if (o.httpPort !== undefined) {
+    http = await listen(opsRoutes(registry, () => ({ ok: true, partitions: processor.assignedPartitions, hotIds: processor.hotIds() })), o.httpPort, o.httpHost ?? '127.0.0.1');
+  }
+  log.info({ group: o.group ?? PROCESSOR_DEFAULTS.group, clickhouse: o.clickhouseUrl, httpPort: http?.port }, 'processor started');
+  let closing: Promise<void> | undefined;
+  return {
+    processor,
+    registry,
+    httpPort: http?.port,
+    close() {
+      closing ??= (async () => {
+        await processor.stop();
+        await http?.close();
+        await clickhouse.close();
+        log.info('processor stopped');
+      })();
+      return closing;
+    },
+  };
+}
+
+function stripUndefined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}

@@ -1,0 +1,23 @@
+/** The embedded ClickHouse server for tests, with a client connected to it. */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createClient, type ClickHouseClient } from '@clickhouse/client';
+import { ClickHouseServer } from '../../clickhouse/server.js';
+
+export async function startClickHouse(dataDir = mkdtempSync(join(tmpdir(), 'vcam-ch-'))): Promise<{ server: ClickHouseServer; url: string; client: ClickHouseClient; query<T>(sql: string, params?: Record<string, unknown>): Promise<T[]>; stop(): Promise<void> }> {
+  const server = new ClickHouseServer({ dataDir, port: 0 });
+  await server.start();
+  const url = `http://127.0.0.1:${server.port}`;
+  const client = createClient({ url });
+  return {
+    server,
+    url,
+    client,
+    query: async <T>(sql: string, params?: Record<string, unknown>) => (await client.query({ query: sql, query_params: params, format: 'JSONEachRow' })).json<T>(),
+    async stop() {
+      await client.close();
+      await server.close();
+    },
+  };
+}
