@@ -17,8 +17,10 @@ interface Entry {
 export const COMMANDS: Record<string, Entry> = {
   agent: { summary: 'camera-gateway agent: HTTP ingest, SQLite outbox, MQTT publish', load: async () => (await import('../agent/cli.js')).main },
   bridge: { summary: 'MQTT front door (embedded aedes) forwarding to Kafka', load: async () => (await import('../bridge/cli.js')).main },
-  processor: { summary: 'Kafka consumer: dedup, geo join, aggregates into ClickHouse', pending: 'the processor (issue 5)' },
-  clickhouse: { summary: 'embedded ClickHouse (chDB) served over HTTP', pending: 'the embedded ClickHouse (issue 5)' },
+  processor: { summary: 'Kafka consumer: dedup, geo join, aggregates into ClickHouse', load: async () => (await import('../processor/cli.js')).main },
+  clickhouse: { summary: 'embedded ClickHouse (chDB) served over HTTP', load: async () => (await import('../clickhouse/cli.js')).serverMain },
+  migrate: { summary: 'create or upgrade the vcam database in ClickHouse', load: async () => (await import('../clickhouse/cli.js')).migrateMain },
+  geo: { summary: 'geo reference table: `vcam geo load FILE.csv`', load: async () => (await import('../clickhouse/cli.js')).geoMain },
   sim: { summary: 'load simulator with ground truth', pending: 'the simulator (issue 6)' },
   up: { summary: 'the whole product on one machine (what `npm start` runs)', load: async () => (await import('./up.js')).main },
   verify: { summary: 'end-to-end run checked against the simulator\'s ground truth', pending: 'verify (issue 6)' },

@@ -98,8 +98,15 @@ export class ClickHouseServer {
   }
 
   private async run(sql: string, settings: Record<string, string>, params: Record<string, string>, format: string, database?: string) {
+    // An INSERT takes its settings inline: one engine call, and nothing to reset afterwards.
+    const insert = INSERT_HEAD.exec(sql);
+    if (insert && Object.keys(settings).length && !database) {
+      const inline = Object.entries(settings).map(([k, v]) => `${k} = ${literal(v)}`).join(', ');
+      sql = `${insert[1]} SETTINGS ${inline} ${sql.slice(insert[1]!.length)}`;
+      settings = {};
+    }
     const names = Object.keys(settings);
-    const sets = names.map((k) => `SET ${k} = '${settings[k]!.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`);
+    const sets = names.map((k) => `SET ${k} = ${literal(settings[k]!)}`);
     if (database) sets.push(`USE ${quoteIdent(database)}`);
     try {
       if (sets.length) await this.session.queryAsync(sets.join('; '));
@@ -232,6 +239,13 @@ function statusFor(err: unknown): number {
   if (type === 'UNKNOWN_TABLE' || type === 'UNKNOWN_DATABASE') return 404;
   if (/SYNTAX_ERROR|UNKNOWN_IDENTIFIER|TYPE_MISMATCH|CANNOT_PARSE|ILLEGAL_TYPE|UNKNOWN_SETTING|BAD_ARGUMENTS|UNKNOWN_FUNCTION|INCORRECT_DATA|CANNOT_READ|TOO_LARGE/.test(type)) return 400;
   return 500;
+}
+
+/** `INSERT INTO db.table [(columns)]` up to the FORMAT clause. */
+const INSERT_HEAD = /^(\s*INSERT\s+INTO\s+[\w.`"]+(?:\s*\([^)]*\))?)\s+FORMAT\s/i;
+
+function literal(v: string): string {
+  return `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 }
 
 function quoteIdent(name: string): string {

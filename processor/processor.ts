@@ -14,7 +14,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { ClickHouseClient } from '@clickhouse/client';
-import type { Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
+import type { Consumer, EachBatchPayload } from 'kafkajs';
 import { createKafka, TOPICS, type KafkaClientOptions } from '../common/kafka.js';
 import { retry } from '../common/retry.js';
 import { HotSet } from './dedup.js';
@@ -33,6 +33,10 @@ export interface ProcessorOptions extends KafkaClientOptions {
   sessionTimeoutMs: number;
   maxWaitTimeInMs: number;
   geoRefreshMs: number;
+  /** A chunk is written when it holds this many messages… */
+  maxChunkEvents: number;
+  /** …or when its first message has waited this long. */
+  lingerMs: number;
 }
 
 export interface ProcessorEvents {
@@ -50,7 +54,10 @@ interface PartitionState {
   next: bigint;
   /** A recorded chunk that must be redone exactly before anything else. */
   redo?: ChunkRange;
-  buffered: KafkaMessage[];
+  buffered: ChunkMessage[];
+  bufferedSince: number;
+  /** Chunks of a partition are written one after another. */
+  lock: Promise<void>;
 }
 
 const STALE = new Error('partition no longer assigned');
@@ -65,6 +72,7 @@ export class Processor extends EventEmitter<ProcessorEvents> {
   private readonly partitions = new Map<number, PartitionState>();
   private readonly pipeline: PipelineOptions;
   private geoTimer?: NodeJS.Timeout;
+  private lingerTimer?: NodeJS.Timeout;
   /** Highest offset seen per partition and the partition's high watermark, for lag. */
   readonly positions = new Map<number, { next: bigint; highWatermark: bigint }>();
 
@@ -110,6 +118,11 @@ export class Processor extends EventEmitter<ProcessorEvents> {
     await this.consumer.connect();
     await this.consumer.subscribe({ topic: this.topic, fromBeginning: true });
     await this.consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: (p) => this.onBatch(p) });
+    // A partition that goes quiet still gets its last chunk written within the linger time.
+    this.lingerTimer = setInterval(() => {
+      for (const [p, st] of this.partitions) if (this.due(st)) void this.flush(p, st).catch(() => undefined);
+    }, Math.max(10, this.o.lingerMs / 2));
+    this.lingerTimer.unref();
   }
 
   private async refreshGeo(): Promise<void> {
@@ -119,45 +132,64 @@ export class Processor extends EventEmitter<ProcessorEvents> {
   private async onBatch(b: EachBatchPayload): Promise<void> {
     const { batch } = b;
     const p = batch.partition;
-    this.positions.set(p, { next: this.positions.get(p)?.next ?? BigInt(batch.firstOffset() ?? 0), highWatermark: BigInt(batch.highWatermark) });
+    this.positions.set(p, { next: this.partitions.get(p)?.next ?? BigInt(batch.firstOffset() ?? 0), highWatermark: BigInt(batch.highWatermark) });
     if (batch.isEmpty()) return;
     let st = this.partitions.get(p);
     if (!st) {
       st = await this.recover(p, BigInt(batch.firstOffset()!));
       this.partitions.set(p, st);
-      if (BigInt(batch.firstOffset()!) > st.next) {
-        // The fetch started past what must be redone (Kafka had committed further): go back.
+      if (BigInt(batch.firstOffset()!) !== st.next) {
+        // Fetch exactly from where counting must go on (or the chunk to redo begins).
         this.consumer.seek({ topic: this.topic, partition: p, offset: st.next.toString() });
         return;
       }
     }
-    let messages = batch.messages.filter((m) => BigInt(m.offset) >= st.next);
-    if (messages.length === 0) return;
-    const first = BigInt(messages[0]!.offset);
-    if (first > st.next && st.buffered.length === 0) {
-      // Kafka no longer holds the offsets we need: data loss, loudly, never silently.
-      this.emit('offsetGap', p, st.next, first);
-      if (st.redo) st.redo = undefined;
-      st.next = first;
+    const pending = st.buffered.length ? st.buffered[st.buffered.length - 1]!.offset + 1n : st.next;
+    const fresh = batch.messages.filter((m) => BigInt(m.offset) >= pending);
+    if (fresh.length > 0) {
+      const first = BigInt(fresh[0]!.offset);
+      if (first > pending) {
+        // Kafka no longer holds the offsets we need: data loss, loudly, never silently.
+        this.emit('offsetGap', p, pending, first);
+        await st.lock;
+        st.redo = undefined;
+        st.buffered = [];
+        st.next = first;
+      }
+      if (st.buffered.length === 0) st.bufferedSince = Date.now();
+      for (const m of fresh) st.buffered.push({ offset: BigInt(m.offset), timestamp: Number(m.timestamp), value: m.value });
     }
-    let range: ChunkRange;
-    if (st.redo) {
-      const { end } = st.redo;
-      st.buffered.push(...messages.filter((m) => BigInt(m.offset) < end));
-      if (BigInt(batch.lastOffset()) < end - 1n) return; // wait for the rest of the chunk to redo
-      messages = st.buffered;
-      st.buffered = [];
-      range = st.redo;
-    } else {
-      range = { start: st.next, end: BigInt(messages[messages.length - 1]!.offset) + 1n };
-    }
-    const redo = !!st.redo;
-    await this.runChunk(p, st, range, messages, b, redo);
-    st.redo = undefined;
-    st.next = range.end;
-    this.positions.set(p, { next: range.end, highWatermark: BigInt(batch.highWatermark) });
-    b.resolveOffset((range.end - 1n).toString());
-    await b.commitOffsetsIfNecessary();
+    // Fetching moves on; what counts as done is only ever our own commit after a chunk's writes.
+    b.resolveOffset(batch.lastOffset());
+    if (this.due(st)) await this.flush(p, st, () => b.heartbeat());
+  }
+
+  /** A chunk is due when the redo range is complete, the buffer is full, or it has waited its linger time. */
+  private due(st: PartitionState): boolean {
+    if (st.buffered.length === 0) return false;
+    if (st.redo) return st.buffered[st.buffered.length - 1]!.offset >= st.redo.end - 1n;
+    return st.buffered.length >= this.o.maxChunkEvents || Date.now() - st.bufferedSince >= this.o.lingerMs;
+  }
+
+  /** Writes due chunks of one partition, one at a time (calls from fetches and the linger timer queue up). */
+  private flush(p: number, st: PartitionState, heartbeat?: () => Promise<void>): Promise<void> {
+    const run = async () => {
+      while (this.due(st) && this.partitions.get(p) === st) {
+        const end = st.redo ? st.redo.end : st.buffered[st.buffered.length - 1]!.offset + 1n;
+        const take = st.buffered.filter((m) => m.offset < end);
+        const range = st.redo ?? { start: st.next, end };
+        await this.runChunk(p, st, range, take, !!st.redo, heartbeat);
+        st.buffered.splice(0, take.length);
+        st.bufferedSince = Date.now();
+        st.redo = undefined;
+        st.next = range.end;
+        this.positions.set(p, { next: range.end, highWatermark: this.positions.get(p)?.highWatermark ?? range.end });
+        // Kafka's committed offset tells the partition's next owner that this chunk is finished.
+        await this.consumer.commitOffsets([{ topic: this.topic, partition: p, offset: range.end.toString() }]);
+      }
+    };
+    st.lock = st.lock.then(run, run);
+    return st.lock;
   }
 
   private async recover(p: number, fetchedFrom: bigint): Promise<PartitionState> {
@@ -168,17 +200,16 @@ export class Processor extends EventEmitter<ProcessorEvents> {
     const next = redo ? redo.start : last ? last.end : fetchedFrom;
     await this.store.rebuildHot(p, next, hot, Date.now() - DEDUP_LOG_SAFE_MS);
     this.emit('recovered', p, next, redo, hot.size);
-    return { hot, next, redo, buffered: [] };
+    return { hot, next, redo, buffered: [], bufferedSince: 0, lock: Promise.resolve() };
   }
 
-  private async runChunk(p: number, st: PartitionState, range: ChunkRange, messages: KafkaMessage[], b: EachBatchPayload, redo: boolean): Promise<void> {
-    const chunk: ChunkMessage[] = messages.map((m) => ({ offset: BigInt(m.offset), timestamp: Number(m.timestamp), value: m.value }));
+  private async runChunk(p: number, st: PartitionState, range: ChunkRange, chunk: ChunkMessage[], redo: boolean, heartbeat?: () => Promise<void>): Promise<void> {
     let attempts = 0;
     const result = await retry(
       async () => {
         attempts++;
-        if (!b.isRunning() || b.isStale()) throw STALE;
-        await b.heartbeat();
+        if (this.partitions.get(p) !== st) throw STALE;
+        await heartbeat?.().catch(() => undefined);
         const decoded = decodeChunk(chunk, this.pipeline);
         const cold = await this.store.coldSeen(p, range.start, coldCandidates(decoded, st.hot));
         const r = processChunk(p, decoded, st.hot, cold, this.geo.current, this.pipeline);
@@ -196,6 +227,7 @@ export class Processor extends EventEmitter<ProcessorEvents> {
 
   async stop(): Promise<void> {
     clearInterval(this.geoTimer);
+    clearInterval(this.lingerTimer);
     await this.consumer.disconnect();
   }
 }

@@ -32,6 +32,8 @@ export const PROCESSOR_DEFAULTS = {
   sessionTimeoutMs: 30_000,
   maxWaitTimeInMs: 100,
   geoRefreshMs: 5_000,
+  maxChunkEvents: 20_000,
+  lingerMs: 200,
 } as const;
 
 export async function startProcessorService(o: ProcessorServiceOptions): Promise<ProcessorService> {

@@ -1,0 +1,4 @@
+/** The embedded ClickHouse server and the vcam schema. */
+export { ClickHouseServer, type ClickHouseServerOptions } from './server.js';
+export { migrate, MIGRATIONS, DEFAULT_RETENTION, type Retention } from './schema.js';
+export { parseGeoCsv, loadGeo, type GeoRow } from './geo.js';
