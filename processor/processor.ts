@@ -66,13 +66,15 @@ const DEDUP_LOG_SAFE_MS = 36 * 3_600_000;
 
 export class Processor extends EventEmitter<ProcessorEvents> {
   readonly topic: string;
-  private readonly consumer: Consumer;
+  private consumer: Consumer;
+  private stopping = false;
   private readonly store: ProcessorStore;
   private readonly geo: GeoTable;
   private readonly partitions = new Map<number, PartitionState>();
   private readonly pipeline: PipelineOptions;
   private geoTimer?: NodeJS.Timeout;
   private lingerTimer?: NodeJS.Timeout;
+  private assigned: number[] = [];
   /** Highest offset seen per partition and the partition's high watermark, for lag. */
   readonly positions = new Map<number, { next: bigint; highWatermark: bigint }>();
 
@@ -82,27 +84,16 @@ export class Processor extends EventEmitter<ProcessorEvents> {
     this.store = new ProcessorStore(o.clickhouse, this.topic);
     this.geo = new GeoTable(o.clickhouse);
     this.pipeline = { lateAfterMs: o.lateAfterMs, maxAgeMs: (o.rawRetentionDays - 1) * 86_400_000 };
-    this.consumer = createKafka(o).consumer({
-      groupId: o.group,
-      sessionTimeout: o.sessionTimeoutMs,
-      heartbeatInterval: Math.max(500, Math.floor(o.sessionTimeoutMs / 6)),
-      maxWaitTimeInMs: o.maxWaitTimeInMs,
-      // A consumer that crashed (e.g. a failed rejoin) starts again instead of going quiet.
-      retry: { retries: 10, restartOnFailure: async () => true },
-    });
-    this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => {
-      const mine = new Set(payload.memberAssignment[this.topic] ?? []);
-      for (const p of this.partitions.keys()) if (!mine.has(p)) this.partitions.delete(p);
-    });
-    this.consumer.on(this.consumer.events.CRASH, ({ payload }) => this.emit('crashed', payload.error));
+    this.consumer = this.createConsumer();
   }
 
   get geoTable(): GeoTable {
     return this.geo;
   }
 
+  /** Partitions the group gave this member at its last join. */
   get assignedPartitions(): number[] {
-    return [...this.partitions.keys()];
+    return this.assigned;
   }
 
   hotIds(): number {
@@ -111,13 +102,49 @@ export class Processor extends EventEmitter<ProcessorEvents> {
     return n;
   }
 
+  private createConsumer(): Consumer {
+    const consumer = createKafka(this.o).consumer({
+      groupId: this.o.group,
+      sessionTimeout: this.o.sessionTimeoutMs,
+      heartbeatInterval: Math.max(500, Math.floor(this.o.sessionTimeoutMs / 6)),
+      maxWaitTimeInMs: this.o.maxWaitTimeInMs,
+      retry: { retries: 10, restartOnFailure: async () => true },
+    });
+    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+      const mine = new Set(payload.memberAssignment[this.topic] ?? []);
+      this.assigned = [...mine].sort((a, b) => a - b);
+      for (const p of this.partitions.keys()) if (!mine.has(p)) this.partitions.delete(p);
+    });
+    consumer.on(consumer.events.CRASH, ({ payload }) => {
+      this.emit('crashed', payload.error);
+      // kafkajs restarts only after retriable errors; after any other (e.g. a rejected
+      // SyncGroup) it stays down. A processor that silently stops consuming is worse than
+      // one that starts over, so start a fresh consumer; partition state is rebuilt on assignment.
+      if (!payload.restart && !this.stopping) setTimeout(() => void this.restartConsumer(), 1_000);
+    });
+    return consumer;
+  }
+
+  private async restartConsumer(): Promise<void> {
+    await this.consumer.disconnect().catch(() => undefined);
+    this.partitions.clear();
+    this.assigned = [];
+    if (this.stopping) return;
+    this.consumer = this.createConsumer();
+    await this.runConsumer().catch((err) => this.emit('crashed', err as Error));
+  }
+
+  private async runConsumer(): Promise<void> {
+    await this.consumer.connect();
+    await this.consumer.subscribe({ topic: this.topic, fromBeginning: true });
+    await this.consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: (p) => this.onBatch(p) });
+  }
+
   async start(): Promise<void> {
     await this.refreshGeo();
     this.geoTimer = setInterval(() => void this.refreshGeo().catch(() => undefined), this.o.geoRefreshMs);
     this.geoTimer.unref();
-    await this.consumer.connect();
-    await this.consumer.subscribe({ topic: this.topic, fromBeginning: true });
-    await this.consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: (p) => this.onBatch(p) });
+    await this.runConsumer();
     // A partition that goes quiet still gets its last chunk written within the linger time.
     this.lingerTimer = setInterval(() => {
       for (const [p, st] of this.partitions) if (this.due(st)) void this.flush(p, st).catch(() => undefined);
@@ -226,6 +253,7 @@ export class Processor extends EventEmitter<ProcessorEvents> {
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
     clearInterval(this.geoTimer);
     clearInterval(this.lingerTimer);
     await this.consumer.disconnect();

@@ -1,0 +1,164 @@
+/**
+ * The processor under faults, with real parts: the embedded ClickHouse process stopped and
+ * restarted, the geo table replaced while running, and a consumer group of several processors
+ * with one killed mid-stream.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createClient } from '@clickhouse/client';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { freePort, waitFor } from './helpers/brokers.js';
+import { countPerGeoMinute, pipelineEvents, produceEvents, withDuplicates } from './helpers/events.js';
+import { vcam, waitHealthy, type Proc } from './helpers/processes.js';
+import { startKafkaPeer, type KafkaPeer } from './kafka-peer/index.js';
+
+// One Kafka peer per test: each test's consumer group reads its topic from the beginning.
+let peer: KafkaPeer;
+beforeEach(async () => {
+  peer = await startKafkaPeer({ partitions: 16 });
+});
+afterEach(() => peer?.stop());
+
+const procs: Proc[] = [];
+afterEach(async () => {
+  for (const p of procs.splice(0)) {
+    if (p.child.exitCode === null) {
+      p.child.kill('SIGKILL');
+      await p.exited;
+    }
+  }
+});
+
+
+async function clickhouseProcess(dataDir: string, port: number): Promise<Proc> {
+  const proc = vcam(['clickhouse', '--data-dir', dataDir, '--port', String(port), '--log-level', 'warn']);
+  procs.push(proc);
+  await waitFor(async () => {
+    if (proc.child.exitCode !== null) throw new Error(`vcam clickhouse exited: ${proc.stderr()}`);
+    return fetch(`http://127.0.0.1:${port}/ping`).then((r) => r.ok, () => false);
+  }, 30_000, 'vcam clickhouse');
+  return proc;
+}
+
+function processor(chUrl: string, group: string, port: number): Proc {
+  const proc = vcam(['processor', '--kafka-brokers', peer.bootstrap, '--clickhouse-url', chUrl, '--group', group, '--http-port', String(port), '--log-level', 'warn', '--hot-horizon', '2m', '--session-timeout', '3s']);
+  procs.push(proc);
+  return proc;
+}
+
+async function perGeoMinute(url: string, table = 'vcam.geo_type_1m'): Promise<Record<string, number>> {
+  const client = createClient({ url });
+  try {
+    const rows = await (await client.query({ query: `SELECT geo_id, toUnixTimestamp(bucket) AS bucket, sum(events) AS n FROM ${table} GROUP BY geo_id, bucket`, format: 'JSONEachRow' })).json<{ geo_id: number; bucket: number; n: number }>();
+    const out: Record<string, number> = {};
+    for (const r of rows) out[`${r.geo_id}@${r.bucket}`] = Number(r.n);
+    return out;
+  } finally {
+    await client.close();
+  }
+}
+
+async function total(url: string): Promise<number> {
+  const client = createClient({ url });
+  try {
+    return Number((await (await client.query({ query: 'SELECT sum(events) AS n FROM vcam.geo_10s', format: 'JSONEachRow' })).json<{ n: number }>())[0]!.n);
+  } catch {
+    return -1;
+  } finally {
+    await client.close();
+  }
+}
+
+describe('processor faults', () => {
+  it('ClickHouse stopped for a while and restarted: consumption pauses, resumes, nothing lost or doubled', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'vcam-chp-'));
+    const chPort = await freePort();
+    const url = `http://127.0.0.1:${chPort}`;
+    let ch = await clickhouseProcess(dataDir, chPort);
+    const httpPort = await freePort();
+    const p = processor(url, 'g-chdown', httpPort);
+    await waitHealthy(httpPort, p);
+    const unique = pipelineEvents(8_000, { prefix: 'c' });
+    const stream = withDuplicates(unique);
+    const half = Math.floor(stream.length / 2);
+    await produceEvents(peer.brokers, stream.slice(0, half), 400);
+    await waitFor(async () => (await total(url)) > 500, 30_000, 'some events counted');
+    ch.child.kill('SIGTERM');
+    await ch.exited;
+    // Events keep arriving in Kafka while ClickHouse is away.
+    const producing = produceEvents(peer.brokers, stream.slice(half), 400, 50);
+    const failures = async () => (await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text()).match(/vcam_processor_clickhouse_write_failures_total\{component="processor"\} (\d+)/)?.[1];
+    await waitFor(async () => Number(await failures()) > 0, 20_000, 'failed writes while ClickHouse is down');
+    await new Promise((r) => setTimeout(r, 3_000));
+    ch = await clickhouseProcess(dataDir, chPort);
+    await producing;
+    await waitFor(async () => (await total(url)) >= unique.length, 90_000, 'every event counted after ClickHouse returned');
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(await perGeoMinute(url)).toEqual(countPerGeoMinute(unique));
+    expect(await total(url)).toBe(unique.length);
+  });
+
+  it('a replaced geo table shows its new names without a restart; bad CSV lines are refused', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'vcam-chg-'));
+    const chPort = await freePort();
+    const url = `http://127.0.0.1:${chPort}`;
+    await clickhouseProcess(dataDir, chPort);
+    const csv = join(dataDir, 'geo.csv');
+    writeFileSync(csv, 'geoId,geoName,region\n1,Old Town,north\n2,Harbour,south\n');
+    const load = async () => {
+      const proc = vcam(['geo', 'load', csv, '--clickhouse-url', url]);
+      return { code: await proc.exited, stderr: proc.stderr() };
+    };
+    expect((await load()).code).toBe(0);
+    const httpPort = await freePort();
+    const p = processor(url, 'g-geo', httpPort);
+    await waitHealthy(httpPort, p);
+    const client = createClient({ url });
+    const nameOf = async (id: string) => (await (await client.query({ query: 'SELECT geo_name FROM vcam.events WHERE event_id = {id:String}', query_params: { id }, format: 'JSONEachRow' })).json<{ geo_name: string }>())[0]?.geo_name;
+    const now = Date.now();
+    const ev = (i: number) => ({ eventId: `cam-g:geo${i}`, deviceId: 'cam-g', geoId: 1, ts: now - 1000 + i, type: 'person', agentId: 'gw-1', seq: i, receivedAt: now });
+    await produceEvents(peer.brokers, [ev(1)]);
+    await waitFor(async () => (await nameOf('cam-g:geo1')) !== undefined, 30_000, 'the first event');
+    expect(await nameOf('cam-g:geo1')).toBe('Old Town');
+
+    writeFileSync(csv, 'geoId,geoName,region\n1,New Town,north\n');
+    expect((await load()).code).toBe(0);
+    writeFileSync(join(dataDir, 'bad.csv'), 'geoId,geoName,region\nx,Nowhere,west\n3,,east\n');
+    const bad = vcam(['geo', 'load', join(dataDir, 'bad.csv'), '--clickhouse-url', url]);
+    expect(await bad.exited).toBe(2);
+    expect(bad.stderr()).toMatch(/line 2: geoId "x"[\s\S]*line 3: geoName is empty/);
+    await new Promise((r) => setTimeout(r, 6_000)); // the processor re-reads the table every 5 s
+    await produceEvents(peer.brokers, [ev(2)]);
+    await waitFor(async () => (await nameOf('cam-g:geo2')) !== undefined, 30_000, 'the second event');
+    expect(await nameOf('cam-g:geo2')).toBe('New Town');
+    await client.close();
+  });
+
+  it('three processors in one group, one killed mid-stream: partitions move, counts exact', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'vcam-chm-'));
+    const chPort = await freePort();
+    const url = `http://127.0.0.1:${chPort}`;
+    await clickhouseProcess(dataDir, chPort);
+    const ports = [await freePort(), await freePort(), await freePort()];
+    // Members join one after another: the mock cluster's SyncGroup race (docs/testing.md).
+    const members: Proc[] = [];
+    for (const port of ports) {
+      const p = processor(url, 'g-multi', port);
+      await waitHealthy(port, p);
+      members.push(p);
+      await new Promise((r) => setTimeout(r, 4_000));
+    }
+    const unique = pipelineEvents(12_000, { prefix: 'm' });
+    const producing = produceEvents(peer.brokers, withDuplicates(unique), 400, 60);
+    await waitFor(async () => (await total(url)) > 2_000, 60_000, 'counting under way');
+    const assigned = await Promise.all(ports.map(async (port) => ((await (await fetch(`http://127.0.0.1:${port}/healthz`)).json()) as { partitions: number[] }).partitions.length));
+    expect(assigned.filter((n) => n > 0).length, `partitions per member: ${assigned.join(', ')}; ${members.map((m) => m.stderr().slice(-500)).join('\n')}`).toBeGreaterThanOrEqual(2);
+    members[1]!.child.kill('SIGKILL');
+    await members[1]!.exited;
+    await producing;
+    await waitFor(async () => (await total(url)) >= unique.length, 90_000, 'every event counted by the survivors');
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(await perGeoMinute(url)).toEqual(countPerGeoMinute(unique));
+  });
+});
