@@ -8,6 +8,7 @@ const SUITES: Record<string, () => Promise<unknown>> = {
   contract: async () => (await import('./validators.js')).benchValidators(),
   agent: async () => (await import('./agent.js')).benchAgent(),
   bridge: async () => (await import('./bridge.js')).benchBridge(),
+  processor: async () => (await import('./processor.js')).benchProcessor(),
 };
 
 const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'));
