@@ -5,6 +5,7 @@ import { VcamError } from '../common/errors.js';
 import { createLogger, LOG_LEVELS } from '../common/log.js';
 import { createRegistry } from '../common/metrics.js';
 import { addAgent } from './agents.js';
+import { createProcessor } from '../processor/index.js';
 import { KafkaDownstream } from './kafka.js';
 import { startBridgeService } from './service.js';
 
@@ -13,7 +14,9 @@ export const bridgeCommand = defineCommand({
   usage: 'vcam bridge [options]\n       vcam bridge add-agent <id> --agents-file <file>',
   summary:
     'Embedded MQTT broker for agents. Forwards every valid event to Kafka (invalid ones to the\n' +
-    'dead-letter topic) and acknowledges a publish only once Kafka has all of it.',
+    'dead-letter topic) and acknowledges a publish only once Kafka has all of it. Without\n' +
+    '--kafka-brokers (single-node mode) the processor runs in this process and the PUBACK\n' +
+    'follows its ClickHouse commit.',
   options: {
     mqttPort: { type: 'int', default: 1883, description: 'MQTT TCP port' },
     mqttHost: { type: 'string', default: '127.0.0.1', description: 'MQTT listen address' },
@@ -25,7 +28,10 @@ export const bridgeCommand = defineCommand({
     allowAnonymous: { type: 'boolean', default: false, description: 'development only: accept agents without credentials' },
     maxPacketBytes: { type: 'bytes', default: '1MiB', description: 'largest MQTT packet; a larger one closes the connection' },
     maxInFlightEvents: { type: 'int', default: 50_000, description: 'events awaiting Kafka across all agents before sockets stop being read' },
-    kafkaBrokers: { type: 'list', description: 'Kafka bootstrap brokers host:port,… (without it: single-node mode)' },
+    kafkaBrokers: { type: 'list', description: 'Kafka bootstrap brokers host:port,… (without it: single-node mode, the processor runs in this process)' },
+    clickhouseUrl: { type: 'string', default: 'http://127.0.0.1:8123', description: 'single-node mode: ClickHouse HTTP URL the in-process processor writes to' },
+    clickhouseUser: { type: 'string', description: 'single-node mode: ClickHouse user' },
+    clickhousePassword: { type: 'string', secret: true, description: 'single-node mode: ClickHouse password' },
     kafkaClientId: { type: 'string', default: 'vcam-bridge', description: 'Kafka client id' },
     kafkaIdempotent: { type: 'boolean', default: true, description: 'idempotent producer (needs broker support)' },
     kafkaCompression: { type: 'string', choices: ['none', 'gzip'], default: 'gzip', description: 'compression of produced batches' },
@@ -63,11 +69,13 @@ export async function main(argv: string[]): Promise<number> {
   }
   return runService(bridgeCommand, argv, async (c, positionals) => {
     if (positionals.length) throw new VcamError('USAGE', `unexpected argument "${positionals[0]}"; run \`vcam bridge --help\``);
-    if (!c.kafkaBrokers?.length) {
-      throw new VcamError('NOT_IMPLEMENTED', 'vcam bridge: single-node mode (no --kafka-brokers) hands events to the processor, which arrives with issue 5; pass --kafka-brokers for now.');
-    }
     if (!c.agentsFile && !c.allowAnonymous) throw new VcamError('USAGE', 'give --agents-file (see `vcam bridge add-agent`), or --allow-anonymous for development');
     const logger = createLogger('bridge', c.logLevel);
+    const registry = createRegistry({ component: 'bridge' }, true);
+    if (!c.kafkaBrokers?.length) {
+      const downstream = createProcessor({ clickhouseUrl: c.clickhouseUrl, clickhouseUser: c.clickhouseUser, clickhousePassword: c.clickhousePassword, logger: logger.child({ component: 'processor' }), registry });
+      return startBridgeService({ ...c, downstream, drainMs: c.drainTimeout, logger, registry });
+    }
     const downstream = new KafkaDownstream({
       brokers: c.kafkaBrokers,
       clientId: c.kafkaClientId,
@@ -82,6 +90,6 @@ export async function main(argv: string[]): Promise<number> {
       saslUsername: c.kafkaSaslUsername,
       saslPassword: c.kafkaSaslPassword,
     });
-    return startBridgeService({ ...c, downstream, drainMs: c.drainTimeout, logger, registry: createRegistry({ component: 'bridge' }, true) });
+    return startBridgeService({ ...c, downstream, drainMs: c.drainTimeout, logger, registry });
   });
 }

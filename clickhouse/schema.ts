@@ -70,6 +70,17 @@ export const MIGRATIONS: Migration[] = [
       ) ENGINE = MergeTree ORDER BY (received_at, agent_id) TTL toDateTime(received_at) + INTERVAL ${r.rawDays} DAY SETTINGS ${DEDUP}`,
     ],
   },
+  {
+    version: 2,
+    name: 'single-node hand-off log',
+    statements: () => [
+      // Single-node mode has no Kafka log to replay from: each chunk's input is written here
+      // first, so a chunk cut short by a crash can be redone exactly (processor/local.ts).
+      `CREATE TABLE IF NOT EXISTS vcam.handoff_log (
+        chunk_start UInt64, chunk_end UInt64, payload String, written_at DateTime64(3, 'UTC')
+      ) ENGINE = MergeTree ORDER BY chunk_start TTL toDateTime(written_at) + INTERVAL 2 DAY SETTINGS ${DEDUP}`,
+    ],
+  },
 ];
 
 /** Applies the migrations not yet recorded; returns the versions applied now. */

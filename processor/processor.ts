@@ -16,11 +16,11 @@ import { EventEmitter } from 'node:events';
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { Consumer, EachBatchPayload } from 'kafkajs';
 import { createKafka, TOPICS, type KafkaClientOptions } from '../common/kafka.js';
-import { retry } from '../common/retry.js';
-import { HotSet } from './dedup.js';
+import type { HotSet } from './dedup.js';
 import { GeoTable } from './geo.js';
-import { coldCandidates, decodeChunk, processChunk, type ChunkMessage, type ChunkResult, type PipelineOptions } from './pipeline.js';
+import type { ChunkMessage, PipelineOptions } from './pipeline.js';
 import { ProcessorStore, type ChunkRange } from './store.js';
+import { ChunkWriter, type WriterEvents } from './writer.js';
 
 export interface ProcessorOptions extends KafkaClientOptions {
   clickhouse: ClickHouseClient;
@@ -39,9 +39,7 @@ export interface ProcessorOptions extends KafkaClientOptions {
   lingerMs: number;
 }
 
-export interface ProcessorEvents {
-  chunk: [c: { partition: number; range: ChunkRange; result: ChunkResult; latenciesMs: number[]; attempts: number; redo: boolean }];
-  writeFailed: [err: Error, partition: number, attempt: number, retryInMs: number];
+export interface ProcessorEvents extends WriterEvents {
   recovered: [partition: number, next: bigint, redo: ChunkRange | undefined, hotIds: number];
   offsetGap: [partition: number, expected: bigint, got: bigint];
   geoReloaded: [geos: number];
@@ -60,9 +58,10 @@ interface PartitionState {
   lock: Promise<void>;
 }
 
-const STALE = new Error('partition no longer assigned');
-/** The dedup log keeps two days; rebuilding reads a little less than that. */
-const DEDUP_LOG_SAFE_MS = 36 * 3_600_000;
+
+export function pipelineOptions(o: { lateAfterMs: number; rawRetentionDays: number }): PipelineOptions {
+  return { lateAfterMs: o.lateAfterMs, maxAgeMs: (o.rawRetentionDays - 1) * 86_400_000 };
+}
 
 export class Processor extends EventEmitter<ProcessorEvents> {
   readonly topic: string;
@@ -71,7 +70,7 @@ export class Processor extends EventEmitter<ProcessorEvents> {
   private readonly store: ProcessorStore;
   private readonly geo: GeoTable;
   private readonly partitions = new Map<number, PartitionState>();
-  private readonly pipeline: PipelineOptions;
+  private readonly writer: ChunkWriter;
   private geoTimer?: NodeJS.Timeout;
   private lingerTimer?: NodeJS.Timeout;
   private assigned: number[] = [];
@@ -83,7 +82,9 @@ export class Processor extends EventEmitter<ProcessorEvents> {
     this.topic = o.topic ?? TOPICS.events;
     this.store = new ProcessorStore(o.clickhouse, this.topic);
     this.geo = new GeoTable(o.clickhouse);
-    this.pipeline = { lateAfterMs: o.lateAfterMs, maxAgeMs: (o.rawRetentionDays - 1) * 86_400_000 };
+    this.writer = new ChunkWriter(this.store, this.geo, pipelineOptions(o), o.hotHorizonMs);
+    this.writer.on('chunk', (c) => this.emit('chunk', c));
+    this.writer.on('writeFailed', (...a) => this.emit('writeFailed', ...a));
     this.consumer = this.createConsumer();
   }
 
@@ -220,36 +221,17 @@ export class Processor extends EventEmitter<ProcessorEvents> {
   }
 
   private async recover(p: number, fetchedFrom: bigint): Promise<PartitionState> {
-    const hot = new HotSet(this.o.hotHorizonMs);
     const last = await this.store.lastChunk(p);
     // Kafka's committed offset (where this fetch began) at or past the chunk's end proves it finished.
     const redo = last && fetchedFrom < last.end ? last : undefined;
     const next = redo ? redo.start : last ? last.end : fetchedFrom;
-    await this.store.rebuildHot(p, next, hot, Date.now() - DEDUP_LOG_SAFE_MS);
+    const hot = await this.writer.rebuild(p, next);
     this.emit('recovered', p, next, redo, hot.size);
     return { hot, next, redo, buffered: [], bufferedSince: 0, lock: Promise.resolve() };
   }
 
   private async runChunk(p: number, st: PartitionState, range: ChunkRange, chunk: ChunkMessage[], redo: boolean, heartbeat?: () => Promise<void>): Promise<void> {
-    let attempts = 0;
-    const result = await retry(
-      async () => {
-        attempts++;
-        if (this.partitions.get(p) !== st) throw STALE;
-        await heartbeat?.().catch(() => undefined);
-        const decoded = decodeChunk(chunk, this.pipeline);
-        const cold = await this.store.coldSeen(p, range.start, coldCandidates(decoded, st.hot));
-        const r = processChunk(p, decoded, st.hot, cold, this.geo.current, this.pipeline);
-        await this.store.recordChunk(p, range);
-        await this.store.writeChunk(p, range, r);
-        return r;
-      },
-      { initialMs: 200, maxMs: 5_000, isRetriable: (err) => err !== STALE, onRetry: (err, attempt, delay) => this.emit('writeFailed', err as Error, p, attempt, delay) },
-    );
-    for (const e of result.events) st.hot.add(e.event_id, e.ts);
-    st.hot.evict();
-    const now = Date.now();
-    this.emit('chunk', { partition: p, range, result, latenciesMs: result.events.map((e) => now - e.received_at), attempts, redo });
+    await this.writer.write(p, st.hot, range, chunk, { redo, heartbeat, owned: () => this.partitions.get(p) === st });
   }
 
   async stop(): Promise<void> {

@@ -2,8 +2,10 @@
 import { Counter, Gauge, Histogram, LATENCY_BUCKETS, type Registry } from '../common/metrics.js';
 import type { Logger } from '../common/log.js';
 import type { Processor } from './processor.js';
+import type { ChunkWriter } from './writer.js';
 
-export function instrumentProcessor(p: Processor, registry: Registry, log: Logger): void {
+/** Metrics of chunk writing, common to the Kafka consumer and the single-node hand-off. */
+export function instrumentWriter(w: Processor | ChunkWriter, registry: Registry, log: Logger): void {
   const r = [registry];
   const counted = new Counter({ name: 'vcam_processor_events_counted_total', help: 'Distinct events written to ClickHouse', registers: r });
   const duplicates = new Counter({ name: 'vcam_processor_duplicates_dropped_total', help: 'Events dropped as duplicates of an eventId already counted', registers: r });
@@ -12,9 +14,31 @@ export function instrumentProcessor(p: Processor, registry: Registry, log: Logge
   const dead = new Counter({ name: 'vcam_processor_dead_letters_total', help: 'Messages written to vcam.dlq, by reason', labelNames: ['reason'], registers: r });
   const chunks = new Counter({ name: 'vcam_processor_chunks_total', help: 'Chunks written (redo: replayed after a restart or rebalance)', labelNames: ['kind'], registers: r });
   const writeFailures = new Counter({ name: 'vcam_processor_clickhouse_write_failures_total', help: 'Chunk writes that failed and are retried (consumption of that partition waits)', registers: r });
+  const latency = new Histogram({ name: 'vcam_processor_e2e_latency_seconds', help: 'Agent receive time to ClickHouse commit', buckets: LATENCY_BUCKETS, registers: r });
+  w.on('chunk', (c) => {
+    counted.inc(c.result.events.length);
+    if (c.result.duplicates) duplicates.inc(c.result.duplicates);
+    if (c.result.late) late.inc(c.result.late);
+    if (c.result.unknownGeo) unknownGeo.inc(c.result.unknownGeo);
+    for (const d of c.result.dead) dead.inc({ reason: d.reason });
+    chunks.inc({ kind: c.redo ? 'redo' : 'new' });
+    for (const ms of c.latenciesMs) latency.observe(ms / 1000);
+    if (c.redo) log.info({ partition: c.partition, start: String(c.range.start), end: String(c.range.end) }, 'redid the last recorded chunk');
+  });
+  let lastWarned = 0;
+  w.on('writeFailed', (err, partition, attempt, retryInMs) => {
+    writeFailures.inc();
+    if (Date.now() - lastWarned < 10_000) return;
+    lastWarned = Date.now();
+    log.warn({ err: err.message, partition, attempt, retryInMs }, 'ClickHouse write failed; retrying the same chunk (its partition waits)');
+  });
+}
+
+export function instrumentProcessor(p: Processor, registry: Registry, log: Logger): void {
+  instrumentWriter(p, registry, log);
+  const r = [registry];
   const gaps = new Counter({ name: 'vcam_processor_offset_gaps_total', help: 'Times Kafka no longer held the offsets to be processed (data loss)', registers: r });
   const lost = new Counter({ name: 'vcam_processor_offsets_lost_total', help: 'Offsets skipped because Kafka no longer held them', registers: r });
-  const latency = new Histogram({ name: 'vcam_processor_e2e_latency_seconds', help: 'Agent receive time to ClickHouse commit', buckets: LATENCY_BUCKETS, registers: r });
   new Gauge({ name: 'vcam_processor_dedup_hot_ids', help: 'EventIds held in the in-memory dedup tier', registers: r, collect() { this.set(p.hotIds()); } });
   new Gauge({
     name: 'vcam_processor_consumer_lag_events',
@@ -27,23 +51,6 @@ export function instrumentProcessor(p: Processor, registry: Registry, log: Logge
     },
   });
 
-  p.on('chunk', (c) => {
-    counted.inc(c.result.events.length);
-    if (c.result.duplicates) duplicates.inc(c.result.duplicates);
-    if (c.result.late) late.inc(c.result.late);
-    if (c.result.unknownGeo) unknownGeo.inc(c.result.unknownGeo);
-    for (const d of c.result.dead) dead.inc({ reason: d.reason });
-    chunks.inc({ kind: c.redo ? 'redo' : 'new' });
-    for (const ms of c.latenciesMs) latency.observe(ms / 1000);
-    if (c.redo) log.info({ partition: c.partition, start: String(c.range.start), end: String(c.range.end) }, 'redid the last recorded chunk after assignment');
-  });
-  let lastWarned = 0;
-  p.on('writeFailed', (err, partition, attempt, retryInMs) => {
-    writeFailures.inc();
-    if (Date.now() - lastWarned < 10_000) return;
-    lastWarned = Date.now();
-    log.warn({ err: err.message, partition, attempt, retryInMs }, 'ClickHouse write failed; partition paused, retrying the same chunk');
-  });
   p.on('recovered', (partition, next, redo, hotIds) => log.info({ partition, next: String(next), redo: redo && `${redo.start}-${redo.end}`, hotIds }, 'partition assigned: dedup state rebuilt'));
   p.on('offsetGap', (partition, expected, got) => {
     gaps.inc();

@@ -1,0 +1,49 @@
+/**
+ * `createProcessor()`: the processor as a library for single-node mode. The bridge calls
+ * `forward(batch)` for each publish and acknowledges it when the promise resolves.
+ */
+import { createClient } from '@clickhouse/client';
+import { migrate, DEFAULT_RETENTION, type Retention } from '../clickhouse/schema.js';
+import { silentLogger, type Logger } from '../common/log.js';
+import { createRegistry, type Registry } from '../common/metrics.js';
+import { LocalProcessor } from './local.js';
+import { PROCESSOR_DEFAULTS } from './service.js';
+import { instrumentWriter } from './telemetry.js';
+
+export interface CreateProcessorOptions {
+  clickhouseUrl: string;
+  clickhouseUser?: string;
+  clickhousePassword?: string;
+  retention?: Retention;
+  hotHorizonMs?: number;
+  lateAfterMs?: number;
+  logger?: Logger;
+  registry?: Registry;
+}
+
+export function createProcessor(o: CreateProcessorOptions): LocalProcessor & { registry: Registry } {
+  const clickhouse = createClient({ url: o.clickhouseUrl, username: o.clickhouseUser, password: o.clickhousePassword, request_timeout: 60_000 });
+  const retention = o.retention ?? DEFAULT_RETENTION;
+  const local = new LocalProcessor({
+    clickhouse,
+    hotHorizonMs: o.hotHorizonMs ?? PROCESSOR_DEFAULTS.hotHorizonMs,
+    lateAfterMs: o.lateAfterMs ?? PROCESSOR_DEFAULTS.lateAfterMs,
+    rawRetentionDays: retention.rawDays,
+    geoRefreshMs: PROCESSOR_DEFAULTS.geoRefreshMs,
+  });
+  const registry = o.registry ?? createRegistry({ component: 'processor' });
+  instrumentWriter(local.writer, registry, o.logger ?? silentLogger);
+  const start = local.start.bind(local);
+  const close = local.close.bind(local);
+  return Object.assign(local, {
+    registry,
+    async start() {
+      await migrate(clickhouse, retention);
+      await start();
+    },
+    async close() {
+      await close();
+      await clickhouse.close();
+    },
+  });
+}

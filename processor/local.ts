@@ -1,0 +1,151 @@
+/**
+ * The processor in the same process as the bridge (single-node mode, no Kafka): the bridge
+ * hands it each publish and sends the PUBACK when `forward` resolves, i.e. after the
+ * ClickHouse writes.
+ *
+ * Exactly-once as in Kafka mode, with `vcam.handoff_log` standing in for the Kafka log:
+ * concurrent publishes are coalesced into one chunk, the chunk's input (with its offsets and
+ * timestamps) is written to the hand-off log first, then the chunk goes through the same
+ * writer as in Kafka mode. At start the last logged chunk is redone under the same tokens, so
+ * a crash half-way leaves nothing half-counted, and its range is never reused.
+ */
+import type { ClickHouseClient } from '@clickhouse/client';
+import type { PipelineEvent } from '../common/contract.js';
+import { GeoTable } from './geo.js';
+import type { HotSet } from './dedup.js';
+import type { ChunkMessage, DeadRow } from './pipeline.js';
+import { pipelineOptions } from './processor.js';
+import { ProcessorStore } from './store.js';
+import { ChunkWriter } from './writer.js';
+
+export const LOCAL_TOPIC = 'local';
+const PARTITION = 0;
+
+/** What the bridge hands over (structurally the bridge's ForwardBatch). */
+export interface HandoffBatch {
+  agentId: string;
+  events: PipelineEvent[];
+  rejects: { reason: string; message: string; value: Buffer }[];
+  receivedAt: number;
+}
+
+export interface LocalProcessorOptions {
+  clickhouse: ClickHouseClient;
+  hotHorizonMs: number;
+  lateAfterMs: number;
+  rawRetentionDays: number;
+  geoRefreshMs: number;
+  maxChunkEvents?: number;
+}
+
+interface Logged {
+  messages: { offset: string; timestamp: number; value: string }[];
+  dead: (Omit<DeadRow, 'kafka_offset'> & { kafka_offset: string })[];
+}
+
+export class LocalProcessor {
+  readonly kind = 'processor';
+  readonly writer: ChunkWriter;
+  private readonly geo: GeoTable;
+  private readonly store: ProcessorStore;
+  private hot?: HotSet;
+  private next = 0n;
+  private pending: { batch: HandoffBatch; resolve: () => void; reject: (e: Error) => void }[] = [];
+  private writing = false;
+  private closed = false;
+  private geoTimer?: NodeJS.Timeout;
+
+  constructor(private readonly o: LocalProcessorOptions) {
+    this.store = new ProcessorStore(o.clickhouse, LOCAL_TOPIC);
+    this.geo = new GeoTable(o.clickhouse);
+    this.writer = new ChunkWriter(this.store, this.geo, pipelineOptions(o), o.hotHorizonMs);
+  }
+
+  async start(): Promise<void> {
+    await this.geo.refresh();
+    this.geoTimer = setInterval(() => void this.geo.refresh().catch(() => undefined), this.o.geoRefreshMs);
+    this.geoTimer.unref();
+    const [last] = await (
+      await this.o.clickhouse.query({ query: 'SELECT toString(chunk_start) AS s, toString(chunk_end) AS e, payload FROM vcam.handoff_log ORDER BY chunk_start DESC LIMIT 1', format: 'JSONEachRow' })
+    ).json<{ s: string; e: string; payload: string }>();
+    if (!last) {
+      this.hot = await this.writer.rebuild(PARTITION, 0n);
+      return;
+    }
+    const range = { start: BigInt(last.s), end: BigInt(last.e) };
+    this.hot = await this.writer.rebuild(PARTITION, range.start);
+    const logged = JSON.parse(last.payload) as Logged;
+    await this.writer.write(PARTITION, this.hot, range, toMessages(logged), { redo: true, owned: () => !this.closed, dead: toDead(logged) });
+    this.next = range.end;
+  }
+
+  /** Resolves once the batch is counted in ClickHouse; the bridge then sends the PUBACK. */
+  forward(batch: HandoffBatch): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('processor closed'));
+    return new Promise((resolve, reject) => {
+      this.pending.push({ batch, resolve, reject });
+      if (!this.writing) void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    this.writing = true;
+    while (this.pending.length > 0) {
+      const group = this.take();
+      try {
+        await this.writeChunk(group.map((g) => g.batch));
+        for (const g of group) g.resolve();
+      } catch (err) {
+        for (const g of group) g.reject(err as Error);
+      }
+    }
+    this.writing = false;
+  }
+
+  private take() {
+    let n = 0;
+    let i = 0;
+    const max = this.o.maxChunkEvents ?? 20_000;
+    while (i < this.pending.length && (i === 0 || n < max)) n += this.pending[i++]!.batch.events.length;
+    return this.pending.splice(0, i);
+  }
+
+  private async writeChunk(batches: HandoffBatch[]): Promise<void> {
+    const start = this.next;
+    const now = Date.now();
+    const logged: Logged = { messages: [], dead: [] };
+    let offset = start;
+    for (const b of batches) {
+      for (const e of b.events) logged.messages.push({ offset: String(offset++), timestamp: now, value: JSON.stringify(e) });
+      for (const r of b.rejects) {
+        logged.dead.push({ received_at: b.receivedAt, agent_id: b.agentId, reason: r.reason as DeadRow['reason'], message: r.message, payload: r.value.toString('utf8'), kafka_partition: PARTITION, kafka_offset: String(offset++) });
+      }
+    }
+    const range = { start, end: offset };
+    if (range.end === range.start) return;
+    // The range is taken before anything is written, so no two logged chunks ever share one,
+    // even when an insert failed on the client's side after succeeding on the server's.
+    this.next = range.end;
+    await this.o.clickhouse.insert({
+      table: 'vcam.handoff_log',
+      values: [{ chunk_start: String(range.start), chunk_end: String(range.end), payload: JSON.stringify(logged), written_at: (now / 1000).toFixed(3) }],
+      format: 'JSONEachRow',
+      clickhouse_settings: { insert_deduplication_token: `${LOCAL_TOPIC}:${range.start}-${range.end}:handoff` },
+    });
+    await this.writer.write(PARTITION, this.hot!, range, toMessages(logged), { redo: false, owned: () => !this.closed, dead: toDead(logged) });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.geoTimer);
+    for (const p of this.pending.splice(0)) p.reject(new Error('processor closed'));
+  }
+}
+
+function toMessages(l: Logged): ChunkMessage[] {
+  return l.messages.map((m) => ({ offset: BigInt(m.offset), timestamp: m.timestamp, value: Buffer.from(m.value) }));
+}
+
+function toDead(l: Logged): DeadRow[] {
+  return l.dead.map((d) => ({ ...d }));
+}
