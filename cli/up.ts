@@ -1,28 +1,35 @@
 /**
- * `vcam up` (what `npm start` runs): the product on one machine with embedded defaults.
- * Today that is the agent only; each missing piece is named at startup until its issue lands.
+ * `vcam up` (what `npm start` runs): the product on one machine with embedded defaults —
+ * embedded ClickHouse, the bridge in single-node mode with the processor in its process, and
+ * one local agent — plus a live per-geo summary until vconsole (issue 7) takes that place.
+ * `--clickhouse-url` points at a real ClickHouse instead; `--kafka-brokers` runs the bridge
+ * against Kafka (then run `vcam processor` next to it).
  */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { defineCommand } from '../common/config.js';
+import { createClient } from '@clickhouse/client';
+import { startAgentService } from '../agent/index.js';
+import { addAgent, KafkaDownstream, startBridgeService } from '../bridge/index.js';
+import { ClickHouseServer, migrate } from '../clickhouse/index.js';
 import { runService } from '../common/cli.js';
+import { defineCommand } from '../common/config.js';
 import { createLogger, LOG_LEVELS } from '../common/log.js';
 import { createRegistry } from '../common/metrics.js';
-import { startAgentService } from '../agent/index.js';
+import { createProcessor } from '../processor/index.js';
 
-const MISSING = [
-  'bridge (MQTT broker → Kafka / processor): issue 4',
-  'processor and embedded ClickHouse: issue 5',
-  'simulator and verify: issue 6',
-  'vconsole: issue 7',
-];
+const MISSING = ['simulator and verify: issue 6 (until then, post events yourself, below)', 'vconsole: issue 7 (until then, the summary below)'];
 
 export const upCommand = defineCommand({
   name: 'vcam up',
-  summary: 'Runs the product on this machine with embedded defaults.',
+  summary: 'Runs the product on this machine with embedded defaults: ClickHouse, bridge + processor, one agent.',
   options: {
     dataDir: { type: 'string', default: './vcam-data', description: 'where every component keeps its data' },
-    httpPort: { type: 'int', default: 8080, description: 'agent ingest port' },
-    mqttUrl: { type: 'string', default: 'mqtt://127.0.0.1:1883', description: 'broker the local agent publishes to' },
+    httpPort: { type: 'int', default: 8080, description: 'the local agent\'s ingest port' },
+    mqttPort: { type: 'int', default: 1883, description: 'the bridge\'s MQTT port' },
+    clickhousePort: { type: 'int', default: 8123, description: 'the embedded ClickHouse HTTP port' },
+    clickhouseUrl: { type: 'string', description: 'use this ClickHouse instead of the embedded one' },
+    kafkaBrokers: { type: 'list', description: 'run the bridge against Kafka instead of single-node mode (start `vcam processor` separately)' },
+    summaryEvery: { type: 'duration', default: '5s', description: 'how often to print the live summary (0 = never)' },
     logLevel: { type: 'string', choices: LOG_LEVELS, default: 'warn', description: 'log level' },
   },
 });
@@ -30,24 +37,69 @@ export const upCommand = defineCommand({
 export function main(argv: string[]): Promise<number> {
   return runService(upCommand, argv, async (c) => {
     const dataDir = resolve(c.dataDir);
-    const service = await startAgentService({
-      id: 'local',
-      dataDir: join(dataDir, 'agent-local'),
-      httpPort: c.httpPort,
-      mqttUrl: c.mqttUrl,
-      logger: createLogger('agent', c.logLevel),
-      registry: createRegistry({ agent: 'local' }, true),
-    });
+    mkdirSync(dataDir, { recursive: true });
+    const log = (name: string) => createLogger(name, c.logLevel);
+    const closers: (() => Promise<unknown>)[] = [];
     const out = process.stdout;
     out.write(`vcam up — data in ${dataDir}\n`);
-    out.write(`  agent "local": POST events to http://127.0.0.1:${service.port}/v1/events · /healthz · /metrics\n`);
-    out.write(`  publishing to ${c.mqttUrl} (events wait in the outbox until a broker answers)\n`);
-    out.write(`Not part of this build yet:\n${MISSING.map((m) => `  - ${m}`).join('\n')}\nCtrl-C to stop.\n`);
-    const timer = setInterval(() => {
-      const s = service.agent.stats();
-      out.write(`agent: ${s.connected ? 'connected' : 'no broker'} · backlog ${s.backlogEvents} events · oldest unsent ${Math.round(s.oldestUnsentAgeMs / 1000)} s\n`);
-    }, 10_000);
-    timer.unref();
-    return { close: async () => (clearInterval(timer), service.close()) };
+
+    let clickhouseUrl = c.clickhouseUrl;
+    if (!clickhouseUrl) {
+      const server = new ClickHouseServer({ dataDir: join(dataDir, 'clickhouse'), port: c.clickhousePort, logger: log('clickhouse') });
+      await server.start();
+      closers.push(() => server.close());
+      clickhouseUrl = `http://127.0.0.1:${server.port}`;
+    }
+    const ch = createClient({ url: clickhouseUrl });
+    closers.push(() => ch.close());
+    await migrate(ch);
+    out.write(`  ClickHouse        ${clickhouseUrl}${c.clickhouseUrl ? '' : ' (embedded)'}\n`);
+
+    // The local agent's credentials live in the data directory; the secret is made once.
+    const agentsFile = join(dataDir, 'agents.json');
+    const secretFile = join(dataDir, 'agent-local.secret');
+    if (!existsSync(secretFile)) writeFileSync(secretFile, await addAgent(agentsFile, 'local'), { mode: 0o600 });
+    const secret = readFileSync(secretFile, 'utf8').trim();
+
+    const registry = createRegistry({ component: 'up' });
+    const downstream = c.kafkaBrokers?.length
+      ? new KafkaDownstream({ brokers: c.kafkaBrokers, clientId: 'vcam-bridge', logger: log('bridge'), idempotent: true, compression: 'gzip', sendRetries: 5, sendTimeoutMs: 30_000 })
+      : createProcessor({ clickhouseUrl, logger: log('processor'), registry });
+    const bridge = await startBridgeService({ mqttPort: c.mqttPort, agentsFile, downstream, logger: log('bridge'), registry });
+    closers.push(() => bridge.close());
+    out.write(`  bridge            mqtt://127.0.0.1:${bridge.mqttPort} → ${c.kafkaBrokers?.length ? `Kafka ${c.kafkaBrokers.join(',')}` : 'processor (single-node) → ClickHouse'}\n`);
+
+    const agent = await startAgentService({ id: 'local', dataDir: join(dataDir, 'agent-local'), httpPort: c.httpPort, mqttUrl: `mqtt://127.0.0.1:${bridge.mqttPort}`, mqttUsername: 'local', mqttPassword: secret, logger: log('agent') });
+    closers.unshift(() => agent.close());
+    out.write(`  agent "local"     http://127.0.0.1:${agent.port}/v1/events  (/healthz, /metrics)\n`);
+    out.write(`Not part of this build yet:\n${MISSING.map((m) => `  - ${m}`).join('\n')}\n`);
+    out.write(`Try:  curl -s localhost:${agent.port}/v1/events -d '{"deviceId":"cam-1","geoId":7,"ts":'$(date +%s000)',"type":"person"}'\nCtrl-C to stop.\n`);
+
+    let timer: NodeJS.Timeout | undefined;
+    if (c.summaryEvery > 0) {
+      timer = setInterval(() => void summary(ch, agent.agent.stats()).then((s) => out.write(s), (err) => out.write(`summary: ClickHouse unreachable (${(err as Error).message})\n`)), c.summaryEvery);
+      timer.unref();
+    }
+    return {
+      close: async () => {
+        clearInterval(timer);
+        for (const close of closers) await close();
+      },
+    };
   });
+}
+
+/** Per-geo counts over the last minute and 5 minutes of event time, busiest first. */
+async function summary(ch: ReturnType<typeof createClient>, agent: { backlogEvents: number; connected: boolean }): Promise<string> {
+  const rows = await (
+    await ch.query({
+      query: `SELECT geo_id, any(g.geo_name) AS name,
+                sumIf(events, bucket >= now() - INTERVAL 1 MINUTE) AS m1, sumIf(events, bucket >= now() - INTERVAL 5 MINUTE) AS m5
+              FROM vcam.geo_10s AS a LEFT JOIN (SELECT geo_id, geo_name FROM vcam.geo FINAL) AS g USING geo_id
+              WHERE bucket >= now() - INTERVAL 5 MINUTE GROUP BY geo_id ORDER BY m5 DESC LIMIT 10`,
+      format: 'JSONEachRow',
+    })
+  ).json<{ geo_id: number; name: string; m1: number; m5: number }>();
+  const lines = rows.map((r) => `  geo ${String(r.geo_id).padEnd(6)} ${(r.name || '(unknown)').padEnd(20)} 1m ${String(r.m1).padStart(7)}   5m ${String(r.m5).padStart(8)}`);
+  return `${new Date().toISOString()}  agent ${agent.connected ? 'connected' : 'NOT CONNECTED'}, backlog ${agent.backlogEvents}\n${lines.join('\n') || '  no events in the last 5 minutes'}\n`;
 }

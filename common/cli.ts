@@ -51,6 +51,10 @@ export async function exitWith(run: () => Promise<number>): Promise<never> {
     if (err instanceof ConfigError || (err instanceof VcamError && err.code === 'USAGE')) {
       process.stderr.write(`error: ${err.message}\n`);
       code = EXIT.USAGE;
+    } else if ((err as NodeJS.ErrnoException)?.code === 'EADDRINUSE') {
+      const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+      process.stderr.write(`error: ${e.address ?? ''}:${e.port ?? '?'} is already in use by another process; pick another port (see --help)\n`);
+      code = EXIT.USAGE;
     } else if (err instanceof VcamError && err.code === 'NOT_IMPLEMENTED') {
       process.stderr.write(`${err.message}\n`);
       code = EXIT.UNAVAILABLE;
