@@ -1,0 +1,25 @@
+/** `vcam up` (npm start): the whole single-node product from one command, fed one request. */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { freePort, waitFor } from './helpers/brokers.js';
+import { vcam, waitHealthy } from './helpers/processes.js';
+
+describe('vcam up', () => {
+  it('runs ClickHouse, bridge, processor and agent; posted events show in the per-geo summary; Ctrl-C exits 0', async () => {
+    const [http, mqtt, ch] = [await freePort(), await freePort(), await freePort()];
+    const dataDir = mkdtempSync(join(tmpdir(), 'vcam-up-'));
+    const up = vcam(['up', '--data-dir', dataDir, '--http-port', String(http), '--mqtt-port', String(mqtt), '--clickhouse-port', String(ch), '--summary-every', '500ms']);
+    let out = '';
+    up.child.stdout!.on('data', (d) => (out += d));
+    await waitHealthy(http, up, 60_000);
+    const now = Date.now();
+    const body = [1, 2, 3].map((i) => ({ deviceId: `cam-${i}`, geoId: 42, ts: now - i, type: 'person' }));
+    expect((await fetch(`http://127.0.0.1:${http}/v1/events`, { method: 'POST', body: JSON.stringify(body) })).status).toBe(202);
+    await waitFor(() => /geo 42 .* 1m +3 /.test(out), 30_000, 'geo 42 with 3 events in the summary');
+    expect(out).toContain(`data in ${dataDir}`);
+    up.child.kill('SIGINT');
+    expect(await up.exited).toBe(0);
+  });
+});
