@@ -8,6 +8,7 @@ import { silentLogger, type Logger } from '../common/log.js';
 import { createRegistry, type Registry } from '../common/metrics.js';
 import { LocalProcessor } from './local.js';
 import { PROCESSOR_DEFAULTS } from './service.js';
+import { startMonitor, type Monitor } from './monitor.js';
 import { instrumentWriter } from './telemetry.js';
 
 export interface CreateProcessorOptions {
@@ -35,13 +36,16 @@ export function createProcessor(o: CreateProcessorOptions): LocalProcessor & { r
   instrumentWriter(local.writer, registry, o.logger ?? silentLogger);
   const start = local.start.bind(local);
   const close = local.close.bind(local);
+  let monitor: Monitor | undefined;
   return Object.assign(local, {
     registry,
     async start() {
       await migrate(clickhouse, retention);
       await start();
+      monitor = await startMonitor({ client: clickhouse, source: local.writer, lag: () => new Map(), log: o.logger ?? silentLogger, registry, lateAfterMs: o.lateAfterMs ?? PROCESSOR_DEFAULTS.lateAfterMs });
     },
     async close() {
+      monitor?.stop();
       await close();
       await clickhouse.close();
     },

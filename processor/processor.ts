@@ -70,7 +70,7 @@ export class Processor extends EventEmitter<ProcessorEvents> {
   private readonly store: ProcessorStore;
   private readonly geo: GeoTable;
   private readonly partitions = new Map<number, PartitionState>();
-  private readonly writer: ChunkWriter;
+  readonly writer: ChunkWriter;
   private geoTimer?: NodeJS.Timeout;
   private lingerTimer?: NodeJS.Timeout;
   private assigned: number[] = [];

@@ -6,6 +6,7 @@ import type { KafkaClientOptions } from '../common/kafka.js';
 import { silentLogger } from '../common/log.js';
 import { createRegistry, type Registry } from '../common/metrics.js';
 import { Processor, type ProcessorOptions } from './processor.js';
+import { startMonitor } from './monitor.js';
 import { instrumentProcessor } from './telemetry.js';
 
 export interface ProcessorServiceOptions extends KafkaClientOptions, Partial<Omit<ProcessorOptions, keyof KafkaClientOptions | 'clickhouse'>> {
@@ -45,6 +46,9 @@ export async function startProcessorService(o: ProcessorServiceOptions): Promise
   const registry = o.registry ?? createRegistry({ component: 'processor' });
   const processor = new Processor({ ...PROCESSOR_DEFAULTS, ...stripUndefined(o), clickhouse, rawRetentionDays: retention.rawDays, logger: log });
   instrumentProcessor(processor, registry, log);
+  const lag = () => new Map([...processor.positions].map(([p, pos]) => [p, Number(pos.highWatermark - pos.next)]));
+  const monitor = await startMonitor({ client: clickhouse, source: processor.writer, lag, log, registry, lateAfterMs: o.lateAfterMs ?? PROCESSOR_DEFAULTS.lateAfterMs });
+  processor.on('offsetGap', (p, expected, got) => monitor.tracker.offsetGap(p, Number(got - expected)));
   await processor.start();
   let http: RunningServer | undefined;
   if (o.httpPort !== undefined) {
@@ -58,6 +62,7 @@ export async function startProcessorService(o: ProcessorServiceOptions): Promise
     httpPort: http?.port,
     close() {
       closing ??= (async () => {
+        monitor.stop();
         await processor.stop();
         await http?.close();
         await clickhouse.close();

@@ -107,6 +107,8 @@ describe('processor: Kafka → ClickHouse', () => {
     const names = await ch.query<{ geo_id: number; geo_name: string }>('SELECT DISTINCT geo_id, geo_name FROM vcam.events ORDER BY geo_id');
     expect(names.find((r) => r.geo_id === 3)!.geo_name).toBe('Geo 3');
     expect(names.find((r) => r.geo_id === 19)!.geo_name).toBe('');
+    // The processor reports on itself: status rows with latency percentiles, and no alert about its health.
+    await waitFor(async () => Number((await ch.query<{ n: number }>('SELECT count() AS n FROM vcam.pipeline_status WHERE latency_p99_ms > 0'))[0]!.n) > 0, 20_000, 'pipeline status rows');
     const metrics = await svc.registry.metrics();
     expect(metrics).toMatch(/vcam_processor_duplicates_dropped_total\{component="processor"\} 900/);
     expect(metrics).toMatch(new RegExp(`vcam_processor_events_unknown_geo_total\\{component="processor"\\} ${unique.filter((e) => e.geoId >= 18).length}`));

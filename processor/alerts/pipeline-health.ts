@@ -1,0 +1,36 @@
+/**
+ * The processor's own health as alerts: consumer lag over a threshold, ClickHouse writes
+ * failing, a stall (work waiting and nothing written for a while), and data loss (Kafka no
+ * longer held offsets that were never processed; stays open until someone resolves it).
+ */
+import type { Finding, Rule } from './book.js';
+
+export interface HealthSnapshot {
+  instance: string;
+  lagEvents: number;
+  lastChunkAt: number;
+  failingSince?: number;
+  lostOffsets: { partition: number; count: number; at: number }[];
+}
+
+export interface PipelineHealthOptions {
+  maxLagEvents: number;
+  stalledAfterMs: number;
+}
+
+export function pipelineHealthRule(health: () => HealthSnapshot, o: PipelineHealthOptions): Rule {
+  return {
+    kinds: ['consumer_lag', 'clickhouse_write_failing', 'processor_stalled', 'data_loss'],
+    sticky: ['data_loss'],
+    async evaluate(now) {
+      const h = health();
+      const findings: Finding[] = [];
+      const who = `processor:${h.instance}`;
+      if (h.lagEvents > o.maxLagEvents) findings.push({ kind: 'consumer_lag', subject: who, severity: 'warning', message: `${h.lagEvents} events behind (threshold ${o.maxLagEvents})` });
+      if (h.failingSince !== undefined) findings.push({ kind: 'clickhouse_write_failing', subject: who, severity: 'critical', message: `ClickHouse writes failing since ${new Date(h.failingSince).toISOString()}; consumption paused, nothing lost` });
+      if (h.lagEvents > 0 && now - h.lastChunkAt > o.stalledAfterMs) findings.push({ kind: 'processor_stalled', subject: who, severity: 'critical', message: `${h.lagEvents} events waiting and nothing written for ${Math.round((now - h.lastChunkAt) / 1000)} s` });
+      for (const l of h.lostOffsets) findings.push({ kind: 'data_loss', subject: `partition:${l.partition}:${l.at}`, severity: 'critical', message: `Kafka no longer held ${l.count} offsets of partition ${l.partition}: events lost before processing` });
+      return findings;
+    },
+  };
+}

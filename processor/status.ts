@@ -1,0 +1,58 @@
+/**
+ * The processor's own view of itself, for alerts and for `vcam.pipeline_status`: lag per
+ * partition, events per second, end-to-end latency percentiles (agent receive time → commit)
+ * over the last interval, when the last chunk was written and whether writes are failing.
+ */
+import type { ClickHouseClient } from '@clickhouse/client';
+import { hostname } from 'node:os';
+import type { HealthSnapshot } from './alerts/index.js';
+import type { WriterEvents } from './writer.js';
+import type { EventEmitter } from 'node:events';
+
+export class StatusTracker {
+  readonly instance = `${hostname()}:${process.pid}`;
+  private latencies: number[] = [];
+  private counted = 0;
+  private since = Date.now();
+  private lastChunkAt = Date.now();
+  private failingSince?: number;
+  private readonly lost: HealthSnapshot['lostOffsets'] = [];
+
+  constructor(
+    source: EventEmitter<WriterEvents>,
+    private readonly lag: () => Map<number, number>,
+  ) {
+    source.on('chunk', (c) => {
+      this.lastChunkAt = Date.now();
+      this.failingSince = undefined;
+      this.counted += c.result.events.length;
+      for (const ms of c.latenciesMs) this.latencies.push(ms);
+    });
+    source.on('writeFailed', () => (this.failingSince ??= Date.now()));
+  }
+
+  offsetGap(partition: number, count: number): void {
+    this.lost.push({ partition, count, at: Date.now() });
+  }
+
+  health(): HealthSnapshot {
+    let lagEvents = 0;
+    for (const n of this.lag().values()) lagEvents += n;
+    // With nothing waiting there is no stall, however long ago the last chunk was.
+    return { instance: this.instance, lagEvents, lastChunkAt: lagEvents > 0 ? this.lastChunkAt : Date.now(), failingSince: this.failingSince, lostOffsets: this.lost };
+  }
+
+  /** Writes one row per partition (or one with partition -1 without Kafka) and starts a new interval. */
+  async write(client: ClickHouseClient, now = Date.now()): Promise<void> {
+    const sorted = this.latencies.sort((a, b) => a - b);
+    const q = (p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! : 0);
+    const rate = this.counted / Math.max(0.001, (now - this.since) / 1000);
+    const lag = this.lag();
+    const base = { at: (now / 1000).toFixed(3), instance: this.instance, events_per_s: rate, latency_p50_ms: q(0.5), latency_p95_ms: q(0.95), latency_p99_ms: q(0.99) };
+    const values = lag.size ? [...lag].map(([p, l]) => ({ ...base, kafka_partition: p, lag: l })) : [{ ...base, kafka_partition: -1, lag: 0 }];
+    this.latencies = [];
+    this.counted = 0;
+    this.since = now;
+    await client.insert({ table: 'vcam.pipeline_status', values, format: 'JSONEachRow' });
+  }
+}
