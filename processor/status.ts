@@ -16,6 +16,7 @@ export class StatusTracker {
   private since = Date.now();
   private lastChunkAt = Date.now();
   private failingSince?: number;
+  private unreported?: number;
   private readonly lost: HealthSnapshot['lostOffsets'] = [];
 
   constructor(
@@ -24,6 +25,8 @@ export class StatusTracker {
   ) {
     source.on('chunk', (c) => {
       this.lastChunkAt = Date.now();
+      // An outage shorter than the evaluation interval must still be reported once.
+      if (this.failingSince !== undefined) this.unreported ??= this.failingSince;
       this.failingSince = undefined;
       this.counted += c.result.events.length;
       for (const ms of c.latenciesMs) this.latencies.push(ms);
@@ -39,7 +42,9 @@ export class StatusTracker {
     let lagEvents = 0;
     for (const n of this.lag().values()) lagEvents += n;
     // With nothing waiting there is no stall, however long ago the last chunk was.
-    return { instance: this.instance, lagEvents, lastChunkAt: lagEvents > 0 ? this.lastChunkAt : Date.now(), failingSince: this.failingSince, lostOffsets: this.lost };
+    const failingSince = this.failingSince ?? this.unreported;
+    this.unreported = undefined;
+    return { instance: this.instance, lagEvents, lastChunkAt: lagEvents > 0 ? this.lastChunkAt : Date.now(), failingSince, lostOffsets: this.lost };
   }
 
   /** Writes one row per partition (or one with partition -1 without Kafka) and starts a new interval. */

@@ -71,7 +71,7 @@ async function total(url: string): Promise<number> {
 }
 
 describe('processor faults', () => {
-  it('ClickHouse stopped for a while and restarted: consumption pauses, resumes, nothing lost or doubled', async () => {
+  it('ClickHouse stopped for a while and restarted: consumption pauses, resumes, nothing lost or doubled, and the outage is alerted', { timeout: 150_000 }, async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'vcam-chp-'));
     const chPort = await freePort();
     const url = `http://127.0.0.1:${chPort}`;
@@ -97,6 +97,13 @@ describe('processor faults', () => {
     await new Promise((r) => setTimeout(r, 1_000));
     expect(await perGeoMinute(url)).toEqual(countPerGeoMinute(unique));
     expect(await total(url)).toBe(unique.length);
+    // The outage is on record: an alert opened while ClickHouse was away, resolved after.
+    const client = createClient({ url });
+    await waitFor(async () => {
+      const rows = await (await client.query({ query: "SELECT state FROM vcam.alerts FINAL WHERE kind = 'clickhouse_write_failing'", format: 'JSONEachRow' })).json<{ state: string }>();
+      return rows.length === 1 && rows[0]!.state === 'resolved';
+    }, 40_000, 'the write-failure alert to be recorded and resolved');
+    await client.close();
   });
 
   it('a replaced geo table shows its new names without a restart; bad CSV lines are refused', async () => {
