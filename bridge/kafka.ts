@@ -5,6 +5,7 @@
  * acknowledged to the agent only when all of it is in Kafka.
  */
 import { CompressionTypes, type Producer, type Message } from 'kafkajs';
+import { Coalescer } from '../common/coalesce.js';
 import { createKafka, TOPICS, type KafkaClientOptions } from '../common/kafka.js';
 import type { Downstream, ForwardBatch } from './downstream.js';
 
@@ -22,16 +23,9 @@ export interface KafkaDownstreamOptions extends KafkaClientOptions {
 /** Upper bound on messages per sendBatch when coalescing; a single larger publish still goes alone. */
 const MAX_MESSAGES_PER_SEND = 10_000;
 
-interface Pending {
-  batch: ForwardBatch;
-  resolve: () => void;
-  reject: (err: Error) => void;
-}
-
 export class KafkaDownstream implements Downstream {
   readonly kind = 'kafka';
-  private pending: Pending[] = [];
-  private sending = false;
+  private readonly sends: Coalescer<ForwardBatch>;
   private readonly producer: Producer;
   private readonly compression: CompressionTypes;
   private readonly eventsTopic: string;
@@ -49,6 +43,11 @@ export class KafkaDownstream implements Downstream {
     this.compression = o.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
     this.eventsTopic = o.eventsTopic ?? TOPICS.events;
     this.dlqTopic = o.dlqTopic ?? TOPICS.dlq;
+    this.sends = new Coalescer(
+      (batches) => this.producer.sendBatch({ acks: -1, timeout: o.sendTimeoutMs, compression: this.compression, topicMessages: this.encode(batches) }).then(() => undefined),
+      (b) => b.events.length + b.rejects.length,
+      MAX_MESSAGES_PER_SEND,
+    );
   }
 
   start(): Promise<void> {
@@ -56,40 +55,13 @@ export class KafkaDownstream implements Downstream {
   }
 
   /**
-   * Coalesces: while one sendBatch is in flight, batches from other publishes wait and then go
-   * out together in the next one. Each caller still resolves only when its own messages are
-   * acknowledged; a failed send fails every batch in it (and each is retried by its caller).
+   * Coalesced (common/coalesce.ts): while one sendBatch is in flight, batches from other
+   * publishes wait and go out together in the next one. Each caller still resolves only when
+   * its own messages are acknowledged; a failed send fails every batch in it.
    */
   forward(batch: ForwardBatch): Promise<void> {
     if (batch.events.length === 0 && batch.rejects.length === 0) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      this.pending.push({ batch, resolve, reject });
-      if (!this.sending) void this.flush();
-    });
-  }
-
-  private async flush(): Promise<void> {
-    this.sending = true;
-    while (this.pending.length > 0) {
-      const group = this.take();
-      try {
-        await this.producer.sendBatch({ acks: -1, timeout: this.o.sendTimeoutMs, compression: this.compression, topicMessages: this.encode(group.map((p) => p.batch)) });
-        for (const p of group) p.resolve();
-      } catch (err) {
-        for (const p of group) p.reject(err as Error);
-      }
-    }
-    this.sending = false;
-  }
-
-  private take(): Pending[] {
-    let messages = 0;
-    let i = 0;
-    while (i < this.pending.length && (i === 0 || messages < MAX_MESSAGES_PER_SEND)) {
-      messages += this.pending[i]!.batch.events.length + this.pending[i]!.batch.rejects.length;
-      i++;
-    }
-    return this.pending.splice(0, i);
+    return this.sends.push(batch);
   }
 
   private encode(batches: ForwardBatch[]) {

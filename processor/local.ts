@@ -10,6 +10,7 @@
  * a crash half-way leaves nothing half-counted, and its range is never reused.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
+import { Coalescer } from '../common/coalesce.js';
 import type { PipelineEvent } from '../common/contract.js';
 import { GeoTable } from './geo.js';
 import type { HotSet } from './dedup.js';
@@ -50,8 +51,7 @@ export class LocalProcessor {
   private readonly store: ProcessorStore;
   private hot?: HotSet;
   private next = 0n;
-  private pending: { batch: HandoffBatch; resolve: () => void; reject: (e: Error) => void }[] = [];
-  private writing = false;
+  private readonly chunks: Coalescer<HandoffBatch>;
   private closed = false;
   private geoTimer?: NodeJS.Timeout;
 
@@ -59,6 +59,7 @@ export class LocalProcessor {
     this.store = new ProcessorStore(o.clickhouse, LOCAL_TOPIC);
     this.geo = new GeoTable(o.clickhouse);
     this.writer = new ChunkWriter(this.store, this.geo, pipelineOptions(o), o.hotHorizonMs);
+    this.chunks = new Coalescer((batches) => this.writeChunk(batches), (b) => b.events.length, o.maxChunkEvents ?? 20_000);
   }
 
   async start(): Promise<void> {
@@ -79,35 +80,10 @@ export class LocalProcessor {
     this.next = range.end;
   }
 
-  /** Resolves once the batch is counted in ClickHouse; the bridge then sends the PUBACK. */
+  /** Resolves once the batch is counted in ClickHouse; the bridge then sends the PUBACK. Concurrent calls share a chunk. */
   forward(batch: HandoffBatch): Promise<void> {
     if (this.closed) return Promise.reject(new Error('processor closed'));
-    return new Promise((resolve, reject) => {
-      this.pending.push({ batch, resolve, reject });
-      if (!this.writing) void this.drain();
-    });
-  }
-
-  private async drain(): Promise<void> {
-    this.writing = true;
-    while (this.pending.length > 0) {
-      const group = this.take();
-      try {
-        await this.writeChunk(group.map((g) => g.batch));
-        for (const g of group) g.resolve();
-      } catch (err) {
-        for (const g of group) g.reject(err as Error);
-      }
-    }
-    this.writing = false;
-  }
-
-  private take() {
-    let n = 0;
-    let i = 0;
-    const max = this.o.maxChunkEvents ?? 20_000;
-    while (i < this.pending.length && (i === 0 || n < max)) n += this.pending[i++]!.batch.events.length;
-    return this.pending.splice(0, i);
+    return this.chunks.push(batch);
   }
 
   private async writeChunk(batches: HandoffBatch[]): Promise<void> {
@@ -138,7 +114,7 @@ export class LocalProcessor {
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.geoTimer);
-    for (const p of this.pending.splice(0)) p.reject(new Error('processor closed'));
+    this.chunks.rejectAll(new Error('processor closed'));
   }
 }
 

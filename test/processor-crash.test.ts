@@ -3,7 +3,6 @@
  * ClickHouse writes and offset commits), restarted each time: the counts are still exact.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { migrate } from '../clickhouse/schema.js';
 import { freePort, waitFor } from './helpers/brokers.js';
 import { startClickHouse } from './helpers/clickhouse.js';
 import { countPerGeoMinute, pipelineEvents, produceEvents, withDuplicates } from './helpers/events.js';
@@ -14,7 +13,6 @@ let peer: KafkaPeer;
 let ch: Awaited<ReturnType<typeof startClickHouse>>;
 beforeAll(async () => {
   [peer, ch] = await Promise.all([startKafkaPeer({ partitions: 16 }), startClickHouse()]);
-  await migrate(ch.client);
 });
 afterAll(async () => {
   await ch?.stop();

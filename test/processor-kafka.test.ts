@@ -5,7 +5,6 @@
  */
 import { CompressionTypes, Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { migrate } from '../clickhouse/schema.js';
 import { TOPICS } from '../common/kafka.js';
 import { silentLogger } from '../common/log.js';
 import { startProcessorService, type ProcessorService } from '../processor/index.js';
@@ -17,7 +16,6 @@ let peer: KafkaPeer;
 let ch: Awaited<ReturnType<typeof startClickHouse>>;
 beforeAll(async () => {
   [peer, ch] = await Promise.all([startKafkaPeer({ partitions: 16 }), startClickHouse()]);
-  await migrate(ch.client);
 });
 afterAll(async () => {
   await ch?.stop();

@@ -1,13 +1,11 @@
 /** Alert rules against the real ClickHouse engine (embedded server over HTTP), with a controlled clock. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { migrate } from '../../clickhouse/schema.js';
 import { startClickHouse } from '../../test/helpers/clickhouse.js';
 import { AlertEvaluator, ALERT_DEFAULTS, type HealthSnapshot } from './index.js';
 
 let ch: Awaited<ReturnType<typeof startClickHouse>>;
 beforeAll(async () => {
   ch = await startClickHouse();
-  await migrate(ch.client);
 });
 afterAll(() => ch?.stop());
 

@@ -1,8 +1,9 @@
-/** The embedded ClickHouse server for tests, with a client connected to it. */
+/** The embedded ClickHouse server for tests, with the vcam schema and a client connected to it. */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
+import { migrate } from '../../clickhouse/schema.js';
 import { ClickHouseServer } from '../../clickhouse/server.js';
 
 export async function startClickHouse(dataDir = mkdtempSync(join(tmpdir(), 'vcam-ch-'))): Promise<{ server: ClickHouseServer; url: string; client: ClickHouseClient; query<T>(sql: string, params?: Record<string, unknown>): Promise<T[]>; stop(): Promise<void> }> {
@@ -10,6 +11,7 @@ export async function startClickHouse(dataDir = mkdtempSync(join(tmpdir(), 'vcam
   await server.start();
   const url = `http://127.0.0.1:${server.port}`;
   const client = createClient({ url });
+  await migrate(client);
   return {
     server,
     url,
