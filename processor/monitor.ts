@@ -35,6 +35,16 @@ export async function startMonitor(o: { client: ClickHouseClient; source: EventE
       for (const [kind, n] of byKind) this.set({ kind }, n);
     },
   });
+  new Gauge({
+    name: 'vcam_processor_consumer_lag_seconds',
+    help: 'Per partition with events waiting: age of the newest message written (Kafka timestamp)',
+    labelNames: ['partition'],
+    registers: [o.registry],
+    collect() {
+      this.reset();
+      for (const [partition, s] of tracker.lagSeconds()) this.set({ partition: String(partition) }, s);
+    },
+  });
   const every = o.everyMs ?? ALERT_DEFAULTS.everyMs;
   await alerts.start(every);
   const timer = setInterval(() => void tracker.write(o.client).catch(() => undefined), every);

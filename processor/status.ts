@@ -11,6 +11,7 @@ import type { EventEmitter } from 'node:events';
 
 export class StatusTracker {
   readonly instance = `${hostname()}:${process.pid}`;
+  private readonly startedAt = Date.now();
   private latencies: number[] = [];
   private counted = 0;
   private since = Date.now();
@@ -18,6 +19,8 @@ export class StatusTracker {
   private failingSince?: number;
   private unreported?: number;
   private readonly lost: HealthSnapshot['lostOffsets'] = [];
+  /** Kafka timestamp of the newest message written, per partition: lag in seconds is measured from it. */
+  private readonly lastMessageAt = new Map<number, number>();
 
   constructor(
     source: EventEmitter<WriterEvents>,
@@ -29,6 +32,7 @@ export class StatusTracker {
       if (this.failingSince !== undefined) this.unreported ??= this.failingSince;
       this.failingSince = undefined;
       this.counted += c.result.events.length;
+      this.lastMessageAt.set(c.partition, c.lastMessageAt);
       for (const ms of c.latenciesMs) this.latencies.push(ms);
     });
     source.on('writeFailed', () => (this.failingSince ??= Date.now()));
@@ -38,13 +42,21 @@ export class StatusTracker {
     this.lost.push({ partition, count, at: Date.now() });
   }
 
+  /** Per partition with events waiting: how far behind, in seconds, the newest written message is. */
+  lagSeconds(now = Date.now()): Map<number, number> {
+    const out = new Map<number, number>();
+    for (const [p, n] of this.lag()) out.set(p, n > 0 ? Math.max(0, (now - (this.lastMessageAt.get(p) ?? this.startedAt)) / 1000) : 0);
+    return out;
+  }
+
   health(): HealthSnapshot {
     let lagEvents = 0;
     for (const n of this.lag().values()) lagEvents += n;
+    const lagSeconds = Math.max(0, ...this.lagSeconds().values());
     // With nothing waiting there is no stall, however long ago the last chunk was.
     const failingSince = this.failingSince ?? this.unreported;
     this.unreported = undefined;
-    return { instance: this.instance, lagEvents, lastChunkAt: lagEvents > 0 ? this.lastChunkAt : Date.now(), failingSince, lostOffsets: this.lost };
+    return { instance: this.instance, lagEvents, lagSeconds, lastChunkAt: lagEvents > 0 ? this.lastChunkAt : Date.now(), failingSince, lostOffsets: this.lost };
   }
 
   /** Writes one row per partition (or one with partition -1 without Kafka) and starts a new interval. */

@@ -11,7 +11,7 @@ import { coldCandidates, decodeChunk, processChunk, type ChunkMessage, type Chun
 import type { ChunkRange, ProcessorStore } from './store.js';
 
 export interface WriterEvents {
-  chunk: [c: { partition: number; range: ChunkRange; result: ChunkResult; latenciesMs: number[]; attempts: number; redo: boolean }];
+  chunk: [c: { partition: number; range: ChunkRange; result: ChunkResult; latenciesMs: number[]; attempts: number; redo: boolean; lastMessageAt: number }];
   writeFailed: [err: Error, partition: number, attempt: number, retryInMs: number];
 }
 
@@ -62,7 +62,8 @@ export class ChunkWriter extends EventEmitter<WriterEvents> {
     for (const e of result.events) hot.add(e.event_id, e.ts);
     hot.evict();
     const now = Date.now();
-    this.emit('chunk', { partition, range, result, latenciesMs: result.events.map((e) => now - e.received_at), attempts, redo: o.redo });
+    const lastMessageAt = chunk.reduce((m, c) => Math.max(m, c.timestamp), 0);
+    this.emit('chunk', { partition, range, result, latenciesMs: result.events.map((e) => now - e.received_at), attempts, redo: o.redo, lastMessageAt });
     return result;
   }
 }

@@ -18,7 +18,7 @@ async function minuteOfGeo(geo: number, minuteStart: number, events: number) {
 }
 
 describe('alerts', () => {
-  const health: HealthSnapshot = { instance: 'p1', lagEvents: 0, lastChunkAt: t0, lostOffsets: [] };
+  const health: HealthSnapshot = { instance: 'p1', lagEvents: 0, lagSeconds: 0, lastChunkAt: t0, lostOffsets: [] };
   let evaluator: AlertEvaluator;
   beforeAll(async () => {
     evaluator = AlertEvaluator.standard(ch.client, () => health, { ...ALERT_DEFAULTS, lateAfterMs: 30_000 });
@@ -83,10 +83,18 @@ describe('alerts', () => {
     await evaluator.tick(now + 10_000);
     const after = (await alerts()).filter((a) => a.subject.startsWith('processor:') || a.kind === 'data_loss').map((a) => `${a.kind}:${a.state}`);
     expect(after.sort()).toEqual(['clickhouse_write_failing:resolved', 'consumer_lag:resolved', 'data_loss:open', 'processor_stalled:resolved']);
+    // Few events behind, but old ones: lag in seconds alone opens the lag alert.
+    Object.assign(health, { lagEvents: 10, lagSeconds: 300 });
+    await evaluator.tick(now + 20_000);
+    expect(evaluator.book.openAlerts().filter((a) => a.kind === 'consumer_lag')).toHaveLength(1);
+    expect((await alerts()).filter((a) => a.kind === 'consumer_lag').map((a) => a.state).sort()).toEqual(['open', 'resolved']);
+    Object.assign(health, { lagEvents: 0, lagSeconds: 0 });
+    await evaluator.tick(now + 30_000);
+    expect(evaluator.book.openAlerts().filter((a) => a.kind === 'consumer_lag')).toHaveLength(0);
   });
 
   it('a restarted evaluator picks up the open alerts instead of opening them twice', async () => {
-    const again = AlertEvaluator.standard(ch.client, () => ({ instance: 'p1', lagEvents: 0, lastChunkAt: Date.now(), lostOffsets: [] }), { ...ALERT_DEFAULTS, lateAfterMs: 30_000 });
+    const again = AlertEvaluator.standard(ch.client, () => ({ instance: 'p1', lagEvents: 0, lagSeconds: 0, lastChunkAt: Date.now(), lostOffsets: [] }), { ...ALERT_DEFAULTS, lateAfterMs: 30_000 });
     await again.start(3_600_000);
     again.stop();
     // data_loss stays open until a person resolves it; the rest resolved above.
