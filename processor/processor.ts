@@ -231,7 +231,7 @@ export class Processor extends EventEmitter<ProcessorEvents> {
   }
 
   private async runChunk(p: number, st: PartitionState, range: ChunkRange, chunk: ChunkMessage[], redo: boolean, heartbeat?: () => Promise<void>): Promise<void> {
-    await this.writer.write(p, st.hot, range, chunk, { redo, heartbeat, owned: () => this.partitions.get(p) === st });
+    await this.writer.write(p, st.hot, range, chunk, { redo, heartbeat, owned: () => !this.stopping && this.partitions.get(p) === st });
   }
 
   async stop(): Promise<void> {
