@@ -3,6 +3,7 @@
  * and publishes them. `record()` is the library API; the HTTP ingest is a thin layer over it.
  */
 import { EventEmitter } from 'node:events';
+import { definedOnly } from '../common/config.js';
 import { checkCameraEvent, stableEventId, type RejectReason } from '../common/contract.js';
 import { VcamError } from '../common/errors.js';
 import type { BackoffOptions } from '../common/retry.js';
@@ -71,7 +72,7 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   constructor(options: AgentOptions) {
     super();
-    const o = { ...AGENT_DEFAULTS, ...stripUndefined(options) };
+    const o = { ...AGENT_DEFAULTS, ...definedOnly(options) };
     this.id = o.id;
     this.outbox = new Outbox({
       dataDir: o.dataDir,
@@ -189,8 +190,4 @@ function countBy<T>(items: T[]): Map<T, number> {
   const m = new Map<T, number>();
   for (const it of items) m.set(it, (m.get(it) ?? 0) + 1);
   return m;
-}
-
-function stripUndefined<T extends object>(o: T): T {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }

@@ -189,3 +189,8 @@ export function helpText<S extends Spec>(cmd: Command<S>): string {
   const lines = rows.map(([a, b]) => (a!.length >= width ? `${a}\n${' '.repeat(width)}${b}` : `${a!.padEnd(width)}${b}`));
   return `Usage: ${cmd.usage ?? `${cmd.name} [options]`}\n\n${cmd.summary}\n\nOptions:\n${lines.join('\n')}\n`;
 }
+
+/** The entries of `o` that are set, so that `{ ...defaults, ...definedOnly(o) }` keeps defaults for the rest. */
+export function definedOnly<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}

@@ -1,6 +1,7 @@
 /** The processor as a running service: migrations, consumer, and the ops HTTP endpoint. */
 import { createClient } from '@clickhouse/client';
 import { migrate, DEFAULT_RETENTION, type Retention } from '../clickhouse/schema.js';
+import { definedOnly } from '../common/config.js';
 import { listen, opsRoutes, type RunningServer } from '../common/http.js';
 import type { KafkaClientOptions } from '../common/kafka.js';
 import { silentLogger } from '../common/log.js';
@@ -44,7 +45,7 @@ export async function startProcessorService(o: ProcessorServiceOptions): Promise
   const applied = await migrate(clickhouse, retention);
   if (applied.length) log.info({ applied }, 'ClickHouse migrations applied');
   const registry = o.registry ?? createRegistry({ component: 'processor' });
-  const processor = new Processor({ ...PROCESSOR_DEFAULTS, ...stripUndefined(o), clickhouse, rawRetentionDays: retention.rawDays, logger: log });
+  const processor = new Processor({ ...PROCESSOR_DEFAULTS, ...definedOnly(o), clickhouse, rawRetentionDays: retention.rawDays, logger: log });
   instrumentProcessor(processor, registry, log);
   const lag = () => new Map([...processor.positions].map(([p, pos]) => [p, Number(pos.highWatermark - pos.next)]));
   const monitor = await startMonitor({ client: clickhouse, source: processor.writer, lag, log, registry, lateAfterMs: o.lateAfterMs ?? PROCESSOR_DEFAULTS.lateAfterMs });
@@ -71,8 +72,4 @@ export async function startProcessorService(o: ProcessorServiceOptions): Promise
       return closing;
     },
   };
-}
-
-function stripUndefined<T extends object>(o: T): T {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }

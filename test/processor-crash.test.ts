@@ -2,22 +2,13 @@
  * kill -9 of the processor process at random points of a stream (before, during and after its
  * ClickHouse writes and offset commits), restarted each time: the counts are still exact.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { freePort, waitFor } from './helpers/brokers.js';
-import { startClickHouse } from './helpers/clickhouse.js';
+import { useKafkaAndClickHouse } from './helpers/stack.js';
 import { countPerGeoMinute, pipelineEvents, produceEvents, withDuplicates } from './helpers/events.js';
 import { vcam, waitHealthy, type Proc } from './helpers/processes.js';
-import { startKafkaPeer, type KafkaPeer } from './kafka-peer/index.js';
 
-let peer: KafkaPeer;
-let ch: Awaited<ReturnType<typeof startClickHouse>>;
-beforeAll(async () => {
-  [peer, ch] = await Promise.all([startKafkaPeer({ partitions: 16 }), startClickHouse()]);
-});
-afterAll(async () => {
-  await ch?.stop();
-  await peer?.stop();
-});
+const env = useKafkaAndClickHouse(16);
 
 const SEED = Number(process.env.VCAM_CRASH_SEED ?? 7);
 function rng(seed: number) {
@@ -30,15 +21,15 @@ describe('processor crash', () => {
     const unique = pipelineEvents(20_000, { prefix: 'k' });
     const port = await freePort();
     const start = () =>
-      vcam(['processor', '--kafka-brokers', peer.bootstrap, '--clickhouse-url', ch.url, '--http-port', String(port), '--log-level', 'warn', '--hot-horizon', '2m'], {
+      vcam(['processor', '--kafka-brokers', env.peer.bootstrap, '--clickhouse-url', env.ch.url, '--http-port', String(port), '--log-level', 'warn', '--hot-horizon', '2m'], {
         // Test configuration for the mock cluster (docs/testing.md).
         VCAM_SESSION_TIMEOUT: '3s',
       });
-    const counted = async () => Number((await ch.query<{ n: number }>('SELECT sum(events) AS n FROM vcam.geo_type_1m'))[0]!.n);
+    const counted = async () => Number((await env.ch.query<{ n: number }>('SELECT sum(events) AS n FROM vcam.geo_type_1m'))[0]!.n);
 
     let proc: Proc = start();
     await waitHealthy(port, proc);
-    const producing = produceEvents(peer.brokers, withDuplicates(unique), 200, 40);
+    const producing = produceEvents(env.peer.brokers, withDuplicates(unique), 200, 40);
     const rand = rng(SEED);
     let kills = 0;
     for (let i = 0; i < 4; i++) {
@@ -54,13 +45,13 @@ describe('processor crash', () => {
     await new Promise((r) => setTimeout(r, 1_500));
     expect(kills).toBe(4);
 
-    const rows = await ch.query<{ geo_id: number; bucket: number; n: number }>('SELECT geo_id, toUnixTimestamp(bucket) AS bucket, sum(events) AS n FROM vcam.geo_type_1m GROUP BY geo_id, bucket');
+    const rows = await env.ch.query<{ geo_id: number; bucket: number; n: number }>('SELECT geo_id, toUnixTimestamp(bucket) AS bucket, sum(events) AS n FROM vcam.geo_type_1m GROUP BY geo_id, bucket');
     const got: Record<string, number> = {};
     for (const r of rows) got[`${r.geo_id}@${r.bucket}`] = Number(r.n);
     expect(got).toEqual(countPerGeoMinute(unique));
-    expect(Number((await ch.query<{ n: number }>('SELECT sum(events) AS n FROM vcam.geo_10s'))[0]!.n)).toBe(unique.length);
-    expect((await ch.query<{ n: number; d: number }>('SELECT count() AS n, uniqExact(event_id) AS d FROM vcam.events'))[0]).toEqual({ n: unique.length, d: unique.length });
-    expect(Number((await ch.query<{ n: number }>('SELECT sum(duplicates) AS n FROM vcam.device_1m'))[0]!.n)).toBe(unique.length / 10);
+    expect(Number((await env.ch.query<{ n: number }>('SELECT sum(events) AS n FROM vcam.geo_10s'))[0]!.n)).toBe(unique.length);
+    expect((await env.ch.query<{ n: number; d: number }>('SELECT count() AS n, uniqExact(event_id) AS d FROM vcam.events'))[0]).toEqual({ n: unique.length, d: unique.length });
+    expect(Number((await env.ch.query<{ n: number }>('SELECT sum(duplicates) AS n FROM vcam.device_1m'))[0]!.n)).toBe(unique.length / 10);
 
     proc.child.kill('SIGTERM');
     expect(await proc.exited).toBe(0);

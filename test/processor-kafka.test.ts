@@ -4,23 +4,14 @@
  * beyond the hot dedup horizon.
  */
 import { CompressionTypes, Kafka, logLevel } from 'kafkajs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { TOPICS } from '../common/kafka.js';
 import { silentLogger } from '../common/log.js';
 import { startProcessorService, type ProcessorService } from '../processor/index.js';
 import { waitFor } from './helpers/brokers.js';
-import { startClickHouse } from './helpers/clickhouse.js';
-import { startKafkaPeer, type KafkaPeer } from './kafka-peer/index.js';
+import { useKafkaAndClickHouse } from './helpers/stack.js';
 
-let peer: KafkaPeer;
-let ch: Awaited<ReturnType<typeof startClickHouse>>;
-beforeAll(async () => {
-  [peer, ch] = await Promise.all([startKafkaPeer({ partitions: 16 }), startClickHouse()]);
-});
-afterAll(async () => {
-  await ch?.stop();
-  await peer?.stop();
-});
+const env = useKafkaAndClickHouse(16);
 
 interface Ev { eventId: string; deviceId: string; geoId: number; ts: number; type: string; agentId: string; seq: number; receivedAt: number }
 
@@ -34,7 +25,7 @@ function groundTruth(n: number, now: number) {
 }
 
 async function produce(events: Ev[]) {
-  const kafka = new Kafka({ clientId: 'test-producer', brokers: peer.brokers, logLevel: logLevel.NOTHING });
+  const kafka = new Kafka({ clientId: 'test-producer', brokers: env.peer.brokers, logLevel: logLevel.NOTHING });
   const producer = kafka.producer();
   await producer.connect();
   for (let i = 0; i < events.length; i += 500) {
@@ -59,7 +50,7 @@ describe('processor: Kafka → ClickHouse', () => {
   it('counts each distinct event once per geo and minute, whatever the duplicates', async () => {
     const now = Date.now();
     const unique = groundTruth(6000, now);
-    await ch.client.insert({ table: 'vcam.geo', values: Array.from({ length: 18 }, (_, g) => ({ geo_id: g, geo_name: `Geo ${g}`, region: g < 9 ? 'north' : 'south', loaded_at: (now / 1000).toFixed(3) })), format: 'JSONEachRow' });
+    await env.ch.client.insert({ table: 'vcam.geo', values: Array.from({ length: 18 }, (_, g) => ({ geo_id: g, geo_name: `Geo ${g}`, region: g < 9 ? 'north' : 'south', loaded_at: (now / 1000).toFixed(3) })), format: 'JSONEachRow' });
     // 10 % duplicates right after their originals (retries), in the same stream.
     const stream: Ev[] = [];
     unique.forEach((e, i) => {
@@ -69,10 +60,10 @@ describe('processor: Kafka → ClickHouse', () => {
     await produce(stream);
 
     svc = await startProcessorService({
-      brokers: peer.brokers,
+      brokers: env.peer.brokers,
       clientId: 'test-processor',
       logger: silentLogger,
-      clickhouseUrl: ch.url,
+      clickhouseUrl: env.ch.url,
       // Test configuration for the mock cluster (docs/testing.md); a 1-minute hot horizon so
       // the late re-sends below must be found by the cold tier.
       group: 'p-test',
@@ -80,7 +71,7 @@ describe('processor: Kafka → ClickHouse', () => {
       hotHorizonMs: 60_000,
       retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1_000 },
     });
-    const counted = async () => Number((await ch.query<{ n: number }>('SELECT sum(events) AS n FROM vcam.geo_type_1m'))[0]!.n);
+    const counted = async () => Number((await env.ch.query<{ n: number }>('SELECT sum(events) AS n FROM vcam.geo_type_1m'))[0]!.n);
     await waitFor(async () => (await counted()) >= unique.length, 60_000, 'all distinct events counted');
 
     // Re-sends far beyond the hot horizon: events 15+ minutes older than the newest counted.
@@ -89,24 +80,24 @@ describe('processor: Kafka → ClickHouse', () => {
     await produce([...old, marker]);
     // The marker comes after the re-sends in the same partition, and aggregates are written last.
     await waitFor(async () => (await counted()) >= unique.length + 1, 60_000, 'the marker after the old re-sends');
-    await waitFor(async () => Number((await ch.query<{ n: number }>('SELECT sum(duplicates) AS n FROM vcam.device_1m'))[0]!.n) >= 900, 10_000, 'duplicates counted');
+    await waitFor(async () => Number((await env.ch.query<{ n: number }>('SELECT sum(duplicates) AS n FROM vcam.device_1m'))[0]!.n) >= 900, 10_000, 'duplicates counted');
 
-    const rows = await ch.query<{ geo_id: number; bucket: string; n: number }>("SELECT geo_id, toUnixTimestamp(bucket) AS bucket, sum(events) AS n FROM vcam.geo_type_1m WHERE type != 'marker' GROUP BY geo_id, bucket");
+    const rows = await env.ch.query<{ geo_id: number; bucket: string; n: number }>("SELECT geo_id, toUnixTimestamp(bucket) AS bucket, sum(events) AS n FROM vcam.geo_type_1m WHERE type != 'marker' GROUP BY geo_id, bucket");
     const got: Record<string, number> = {};
     for (const r of rows) got[`${r.geo_id}@${r.bucket}`] = Number(r.n);
     expect(got).toEqual(perGeoMinute([...unique, marker]));
-    const tenS = await ch.query<{ n: number }>('SELECT sum(events) AS n FROM vcam.geo_10s');
+    const tenS = await env.ch.query<{ n: number }>('SELECT sum(events) AS n FROM vcam.geo_10s');
     expect(Number(tenS[0]!.n)).toBe(unique.length + 1);
-    const raw = await ch.query<{ n: number; d: number }>('SELECT count() AS n, uniqExact(event_id) AS d FROM vcam.events');
+    const raw = await env.ch.query<{ n: number; d: number }>('SELECT count() AS n, uniqExact(event_id) AS d FROM vcam.events');
     expect(raw[0]).toEqual({ n: unique.length + 1, d: unique.length + 1 });
-    const dups = await ch.query<{ n: number }>('SELECT sum(duplicates) AS n FROM vcam.device_1m');
+    const dups = await env.ch.query<{ n: number }>('SELECT sum(duplicates) AS n FROM vcam.device_1m');
     expect(Number(dups[0]!.n)).toBe(600 + 300);
     // The join: names from the reference table; geos 18 and 19 are not in it and stay unknown.
-    const names = await ch.query<{ geo_id: number; geo_name: string }>('SELECT DISTINCT geo_id, geo_name FROM vcam.events ORDER BY geo_id');
+    const names = await env.ch.query<{ geo_id: number; geo_name: string }>('SELECT DISTINCT geo_id, geo_name FROM vcam.events ORDER BY geo_id');
     expect(names.find((r) => r.geo_id === 3)!.geo_name).toBe('Geo 3');
     expect(names.find((r) => r.geo_id === 19)!.geo_name).toBe('');
     // The processor reports on itself: status rows with latency percentiles, and no alert about its health.
-    await waitFor(async () => Number((await ch.query<{ n: number }>('SELECT count() AS n FROM vcam.pipeline_status WHERE latency_p99_ms > 0'))[0]!.n) > 0, 20_000, 'pipeline status rows');
+    await waitFor(async () => Number((await env.ch.query<{ n: number }>('SELECT count() AS n FROM vcam.pipeline_status WHERE latency_p99_ms > 0'))[0]!.n) > 0, 20_000, 'pipeline status rows');
     const metrics = await svc.registry.metrics();
     expect(metrics).toMatch(/vcam_processor_duplicates_dropped_total\{component="processor"\} 900/);
     expect(metrics).toMatch(new RegExp(`vcam_processor_events_unknown_geo_total\\{component="processor"\\} ${unique.filter((e) => e.geoId >= 18).length}`));

@@ -4,32 +4,23 @@
  * the offset commit. The next processor must leave every table as if the chunk was written once.
  */
 import { createClient } from '@clickhouse/client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../common/log.js';
 import { startProcessorService } from '../processor/index.js';
 import { ProcessorStore } from '../processor/store.js';
 import { waitFor } from './helpers/brokers.js';
-import { startClickHouse } from './helpers/clickhouse.js';
+import { useKafkaAndClickHouse } from './helpers/stack.js';
 import { countPerGeoMinute, pipelineEvents, produceEvents, withDuplicates } from './helpers/events.js';
-import { startKafkaPeer, type KafkaPeer } from './kafka-peer/index.js';
 
-let peer: KafkaPeer;
-let ch: Awaited<ReturnType<typeof startClickHouse>>;
-beforeAll(async () => {
-  [peer, ch] = await Promise.all([startKafkaPeer({ partitions: 4 }), startClickHouse()]);
-});
-afterAll(async () => {
-  await ch?.stop();
-  await peer?.stop();
-});
+const env = useKafkaAndClickHouse(4);
 
-const options = () => ({ brokers: peer.brokers, clientId: 'redo-test', logger: silentLogger, clickhouseUrl: ch.url, group: 'g-redo', sessionTimeoutMs: 3_000, retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1_000 } });
-const sum = async (table: string, column = 'events') => Number((await ch.query<{ n: number }>(`SELECT sum(${column}) AS n FROM ${table}`))[0]!.n);
+const options = () => ({ brokers: env.peer.brokers, clientId: 'redo-test', logger: silentLogger, clickhouseUrl: env.ch.url, group: 'g-redo', sessionTimeoutMs: 3_000, retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1_000 } });
+const sum = async (table: string, column = 'events') => Number((await env.ch.query<{ n: number }>(`SELECT sum(${column}) AS n FROM ${table}`))[0]!.n);
 
 describe('processor redo', () => {
   it('a chunk cut short after some of its inserts, or before its commit, is completed exactly once', async () => {
     const unique = pipelineEvents(4_000, { prefix: 'r' });
-    await produceEvents(peer.brokers, withDuplicates(unique), 1_000);
+    await produceEvents(env.peer.brokers, withDuplicates(unique), 1_000);
 
     // First processor: the third chunk it writes dies after its events and dedup-log inserts
     // (aggregates missing); every chunk's offset commit is lost as well.
@@ -69,10 +60,10 @@ describe('processor redo', () => {
     const second = await startProcessorService(options());
     await waitFor(async () => (await sum('vcam.geo_10s')) >= unique.length, 60_000, 'every event counted');
     await new Promise((r) => setTimeout(r, 1_000));
-    const rows = await ch.query<{ geo_id: number; bucket: number; n: number }>('SELECT geo_id, toUnixTimestamp(bucket) AS bucket, sum(events) AS n FROM vcam.geo_type_1m GROUP BY geo_id, bucket');
+    const rows = await env.ch.query<{ geo_id: number; bucket: number; n: number }>('SELECT geo_id, toUnixTimestamp(bucket) AS bucket, sum(events) AS n FROM vcam.geo_type_1m GROUP BY geo_id, bucket');
     expect(Object.fromEntries(rows.map((r) => [`${r.geo_id}@${r.bucket}`, Number(r.n)]))).toEqual(countPerGeoMinute(unique));
     expect(await sum('vcam.geo_10s')).toBe(unique.length);
-    expect((await ch.query<{ n: number; d: number }>('SELECT count() AS n, uniqExact(event_id) AS d FROM vcam.events'))[0]).toEqual({ n: unique.length, d: unique.length });
+    expect((await env.ch.query<{ n: number; d: number }>('SELECT count() AS n, uniqExact(event_id) AS d FROM vcam.events'))[0]).toEqual({ n: unique.length, d: unique.length });
     expect(await sum('vcam.device_1m', 'duplicates')).toBe(unique.length / 10);
     const redone = await second.registry.metrics();
     expect(redone).toMatch(/vcam_processor_chunks_total\{kind="redo",component="processor"\} [1-9]/);

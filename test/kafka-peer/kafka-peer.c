@@ -89,6 +89,15 @@ static void reply(const char *fmt, ...) {
 }
 
 /* Returns 1 when the peer should quit. */
+/* Broker ids are 1..broker_cnt, or -1 for all; anything else gets an ERR reply. */
+static int broker_exists(int id, int broker_cnt) {
+        if (id == -1 || (id >= 1 && id <= broker_cnt))
+                return 1;
+        reply("ERR no such broker %d (brokers are 1..%d, -1 = all)", id,
+              broker_cnt);
+        return 0;
+}
+
 static int handle_command(rd_kafka_mock_cluster_t *mc, int broker_cnt,
                           char *line) {
         char cmd[32];
@@ -119,12 +128,8 @@ static int handle_command(rd_kafka_mock_cluster_t *mc, int broker_cnt,
                         reply("ERR usage: %s <broker-id>", cmd);
                         return 0;
                 }
-                if (id != -1 && (id < 1 || id > broker_cnt)) {
-                        reply("ERR no such broker %d (brokers are 1..%d, -1 "
-                              "= all)",
-                              id, broker_cnt);
+                if (!broker_exists(id, broker_cnt))
                         return 0;
-                }
                 err = !strcmp(cmd, "down")
                           ? rd_kafka_mock_broker_set_down(mc, id)
                           : rd_kafka_mock_broker_set_up(mc, id);
@@ -142,12 +147,8 @@ static int handle_command(rd_kafka_mock_cluster_t *mc, int broker_cnt,
                         reply("ERR usage: rtt <broker-id> <ms>");
                         return 0;
                 }
-                if (id != -1 && (id < 1 || id > broker_cnt)) {
-                        reply("ERR no such broker %d (brokers are 1..%d, -1 "
-                              "= all)",
-                              id, broker_cnt);
+                if (!broker_exists(id, broker_cnt))
                         return 0;
-                }
                 err = rd_kafka_mock_broker_set_rtt(mc, id, ms);
                 if (err)
                         reply("ERR %s", rd_kafka_err2str(err));
