@@ -145,7 +145,9 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     }
     // The agent id is the username; the client id must match so the ACL and the broker agree on who this is.
     if (!username || username !== client.id) return refuse(username ? 'client_id_mismatch' : 'bad_credentials', username ? 2 : 4);
-    if (!(await this.directory.check(username, password?.toString('utf8')))) return refuse('bad_credentials', 4);
+    // A malformed hash in the agents file refuses that agent; it must not take the bridge down.
+    const ok = await this.directory.check(username, password?.toString('utf8')).catch(() => false);
+    if (!ok) return refuse('bad_credentials', 4);
     this.identities.set(client, username);
     cb(null, true);
   }

@@ -1,7 +1,7 @@
 /**
  * Where the bridge sends what it accepted. Two real implementations exist: Kafka (production,
- * `kafka.ts`) and the processor in the same process (single-node mode, arriving with the
- * processor). `forward` resolves only when the batch is safe downstream; only then does the
+ * `kafka.ts`) and the processor in the same process (single-node mode, `createProcessor()`
+ * from processor/). `forward` resolves only when the batch is safe downstream; only then does the
  * agent get its PUBACK.
  */
 import type { PipelineEvent } from '../common/contract.js';

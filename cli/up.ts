@@ -70,7 +70,7 @@ export function main(argv: string[]): Promise<number> {
     out.write(`  bridge            mqtt://127.0.0.1:${bridge.mqttPort} → ${c.kafkaBrokers?.length ? `Kafka ${c.kafkaBrokers.join(',')}` : 'processor (single-node) → ClickHouse'}\n`);
 
     const agent = await startAgentService({ id: 'local', dataDir: join(dataDir, 'agent-local'), httpPort: c.httpPort, mqttUrl: `mqtt://127.0.0.1:${bridge.mqttPort}`, mqttUsername: 'local', mqttPassword: secret, logger: log('agent') });
-    closers.unshift(() => agent.close());
+    closers.push(() => agent.close());
     out.write(`  agent "local"     http://127.0.0.1:${agent.port}/v1/events  (/healthz, /metrics)\n`);
     out.write(`Not part of this build yet:\n${MISSING.map((m) => `  - ${m}`).join('\n')}\n`);
     out.write(`Try:  curl -s localhost:${agent.port}/v1/events -d '{"deviceId":"cam-1","geoId":7,"ts":'$(date +%s000)',"type":"person"}'\nCtrl-C to stop.\n`);
@@ -83,7 +83,8 @@ export function main(argv: string[]): Promise<number> {
     return {
       close: async () => {
         clearInterval(timer);
-        for (const close of closers) await close();
+        // Last started, first stopped: the agent, then the bridge (draining into ClickHouse), then ClickHouse.
+        for (const close of closers.reverse()) await close();
       },
     };
   });

@@ -48,7 +48,7 @@ export const MIGRATIONS: Migration[] = [
       `CREATE TABLE IF NOT EXISTS vcam.device_1m (
         bucket DateTime('UTC'), device_id String, geo_id UInt32, events UInt64, duplicates UInt64
       ) ENGINE = SummingMergeTree ORDER BY (device_id, geo_id, bucket) TTL bucket + INTERVAL ${r.aggregateDays} DAY SETTINGS ${DEDUP}`,
-      // Each processed chunk of a partition, recorded before its data is written (see processor/chunks.ts).
+      // Each processed chunk of a partition, recorded before its data is written (see processor/processor.ts and docs/architecture.md).
       `CREATE TABLE IF NOT EXISTS vcam.chunks (
         topic LowCardinality(String), kafka_partition UInt16, start_offset UInt64, end_offset UInt64, written_at DateTime64(3, 'UTC')
       ) ENGINE = ReplacingMergeTree(written_at) ORDER BY (topic, kafka_partition, start_offset)`,

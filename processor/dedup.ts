@@ -11,12 +11,17 @@ export class HotSet {
   private readonly buckets = new Map<number, Set<string>>();
   private maxTs = -Infinity;
   size = 0;
+  /**
+   * The set is only known complete from here on: a rebuild reads the dedup log back to a
+   * point, and an empty set has seen nothing. Below it, the cold tier answers.
+   */
+  coveredFrom = -Infinity;
 
   constructor(readonly horizonMs: number) {}
 
   /** Event times at or above this are answered here; below it, by the cold tier. */
   get floor(): number {
-    return this.maxTs - this.horizonMs;
+    return Math.max(this.maxTs - this.horizonMs, this.coveredFrom);
   }
 
   covers(ts: number): boolean {
@@ -45,7 +50,7 @@ export class HotSet {
 
   /** Drops buckets wholly below the floor. Call between chunks, never inside one. */
   evict(): void {
-    const below = Math.floor(this.floor / BUCKET_MS);
+    const below = Math.floor((this.maxTs - this.horizonMs) / BUCKET_MS);
     for (const [key, bucket] of this.buckets) {
       if (key < below) {
         this.size -= bucket.size;

@@ -70,7 +70,10 @@ export class LocalProcessor {
       await this.o.clickhouse.query({ query: 'SELECT toString(chunk_start) AS s, toString(chunk_end) AS e, payload FROM vcam.handoff_log ORDER BY chunk_start DESC LIMIT 1', format: 'JSONEachRow' })
     ).json<{ s: string; e: string; payload: string }>();
     if (!last) {
-      this.hot = await this.writer.rebuild(PARTITION, 0n);
+      // The hand-off log keeps two days; the chunk record does not expire, so the offset line
+      // goes on from where it was and no range (nor dedup token) is ever used twice.
+      this.next = (await this.store.lastChunk(PARTITION))?.end ?? 0n;
+      this.hot = await this.writer.rebuild(PARTITION, this.next);
       return;
     }
     const range = { start: BigInt(last.s), end: BigInt(last.e) };

@@ -115,7 +115,11 @@ export class Processor extends EventEmitter<ProcessorEvents> {
       const mine = new Set(payload.memberAssignment[this.topic] ?? []);
       this.assigned = [...mine].sort((a, b) => a - b);
       for (const p of this.partitions.keys()) if (!mine.has(p)) this.partitions.delete(p);
+      for (const p of this.positions.keys()) if (!mine.has(p)) this.positions.delete(p);
     });
+    // From the moment a rebalance starts, no partition is ours to write until it is assigned
+    // again (and its state rebuilt): a chunk being retried stops instead of racing the new owner.
+    consumer.on(consumer.events.REBALANCING, () => this.partitions.clear());
     consumer.on(consumer.events.CRASH, ({ payload }) => {
       this.emit('crashed', payload.error);
       // kafkajs restarts only after retriable errors; after any other (e.g. a rejected
@@ -129,6 +133,7 @@ export class Processor extends EventEmitter<ProcessorEvents> {
   private async restartConsumer(): Promise<void> {
     await this.consumer.disconnect().catch(() => undefined);
     this.partitions.clear();
+    this.positions.clear();
     this.assigned = [];
     if (this.stopping) return;
     this.consumer = this.createConsumer();
@@ -207,6 +212,7 @@ export class Processor extends EventEmitter<ProcessorEvents> {
         const take = st.buffered.filter((m) => m.offset < end);
         const range = st.redo ?? { start: st.next, end };
         await this.runChunk(p, st, range, take, !!st.redo, heartbeat);
+        if (this.partitions.get(p) !== st) return; // revoked while writing: the next owner commits
         st.buffered.splice(0, take.length);
         st.bufferedSince = Date.now();
         st.redo = undefined;

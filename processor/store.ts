@@ -41,6 +41,8 @@ export class ProcessorStore {
    */
   async rebuildHot(partition: number, before: bigint, hot: HotSet, notBefore: number): Promise<void> {
     const params = { p: partition, before: before.toString(), notBefore: dt64(notBefore) };
+    // Whatever this read finds or not, nothing older than notBefore is in the set.
+    hot.coveredFrom = notBefore;
     const [top] = await (
       await this.client.query({
         query: 'SELECT toUnixTimestamp64Milli(max(ts)) AS m, count() AS n FROM vcam.dedup_log WHERE kafka_partition = {p:UInt16} AND kafka_offset < {before:UInt64} AND ts >= {notBefore:DateTime64(3)}',

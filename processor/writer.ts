@@ -48,11 +48,13 @@ export class ChunkWriter extends EventEmitter<WriterEvents> {
       async () => {
         attempts++;
         if (!o.owned()) throw STALE;
-        await o.heartbeat?.().catch(() => undefined);
+        // A refused heartbeat means the group is rebalancing or has dropped us: not ours any more.
+        if (o.heartbeat) await o.heartbeat().catch(() => Promise.reject(STALE));
         const decoded = decodeChunk(chunk, this.pipeline);
         const cold = await this.store.coldSeen(partition, range.start, coldCandidates(decoded, hot));
         const r = processChunk(partition, decoded, hot, cold, this.geo.current, this.pipeline);
         if (o.dead) r.dead.push(...o.dead);
+        if (!o.owned()) throw STALE;
         await this.store.recordChunk(partition, range);
         await this.store.writeChunk(partition, range, r);
         return r;

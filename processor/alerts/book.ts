@@ -22,6 +22,8 @@ export interface Rule {
   evaluate(now: number): Promise<Finding[]>;
   /** Kinds that never resolve by themselves (data loss): a person resolves them. */
   sticky?: string[];
+  /** Which subjects this rule speaks for (default: all); others' alerts are left alone. */
+  owns?: (subject: string) => boolean;
 }
 
 export interface AlertRow {
@@ -60,7 +62,7 @@ export class AlertBook {
   }
 
   /** Applies one rule's findings: opens what is new, resolves what stopped firing. */
-  reconcile(kinds: string[], findings: Finding[], now: number, sticky: string[] = []): { opened: AlertRow[]; resolved: AlertRow[] } {
+  reconcile(kinds: string[], findings: Finding[], now: number, sticky: string[] = [], owns: (subject: string) => boolean = () => true): { opened: AlertRow[]; resolved: AlertRow[] } {
     const firing = new Set(findings.map((f) => key(f.kind, f.subject)));
     const opened: AlertRow[] = [];
     const resolved: AlertRow[] = [];
@@ -71,7 +73,7 @@ export class AlertBook {
       opened.push(row);
     }
     for (const [k, row] of this.open) {
-      if (!kinds.includes(row.kind) || sticky.includes(row.kind) || firing.has(k)) continue;
+      if (!kinds.includes(row.kind) || sticky.includes(row.kind) || !owns(row.subject) || firing.has(k)) continue;
       this.open.delete(k);
       resolved.push({ ...row, state: 'resolved', resolved_at: now, updated_at: now });
     }

@@ -50,7 +50,7 @@ export class AlertEvaluator extends EventEmitter<AlertEvents> {
     this.running ??= (async () => {
       for (const rule of this.rules) {
         try {
-          const { opened, resolved } = this.book.reconcile(rule.kinds, await rule.evaluate(now), now, rule.sticky);
+          const { opened, resolved } = this.book.reconcile(rule.kinds, await rule.evaluate(now), now, rule.sticky, rule.owns);
           for (const r of opened) this.emit('opened', r);
           for (const r of resolved) this.emit('resolved', r);
         } catch (err) {

@@ -21,11 +21,15 @@ export interface PipelineHealthOptions {
 }
 
 export function pipelineHealthRule(health: () => HealthSnapshot, o: PipelineHealthOptions): Rule {
+  let me = '';
   return {
     kinds: ['consumer_lag', 'clickhouse_write_failing', 'processor_stalled', 'data_loss'],
     sticky: ['data_loss'],
+    // Another processor's health is its own to report and resolve.
+    owns: (subject) => subject === `processor:${me}` || subject.startsWith('partition:'),
     async evaluate(now) {
       const h = health();
+      me = h.instance;
       const findings: Finding[] = [];
       const who = `processor:${h.instance}`;
       if (h.lagEvents > o.maxLagEvents || h.lagSeconds > o.maxLagSeconds) {
