@@ -93,11 +93,23 @@ describe('alerts', () => {
     expect(evaluator.book.openAlerts().filter((a) => a.kind === 'consumer_lag')).toHaveLength(0);
   });
 
+  it('two processors evaluating the same spike record one alert', async () => {
+    for (let m = 20; m < 30; m++) await minuteOfGeo(9, t0 + m * MIN, 10);
+    await minuteOfGeo(9, t0 + 30 * MIN, 300);
+    const other = AlertEvaluator.standard(ch.client, () => ({ instance: 'p2', lagEvents: 0, lagSeconds: 0, lastChunkAt: Date.now(), lostOffsets: [] }), { ...ALERT_DEFAULTS, lateAfterMs: 30_000 });
+    await other.start(3_600_000);
+    other.stop();
+    await evaluator.tick(at(t0 + 31 * MIN));
+    await other.tick(at(t0 + 31 * MIN) + 4_000);
+    const rows = await ch.query<{ n: number }>("SELECT count() AS n FROM vcam.alerts FINAL WHERE kind = 'geo_spike' AND subject = 'geo:9'");
+    expect(Number(rows[0]!.n)).toBe(1);
+  });
+
   it('a restarted evaluator picks up the open alerts instead of opening them twice', async () => {
     const again = AlertEvaluator.standard(ch.client, () => ({ instance: 'p1', lagEvents: 0, lagSeconds: 0, lastChunkAt: Date.now(), lostOffsets: [] }), { ...ALERT_DEFAULTS, lateAfterMs: 30_000 });
     await again.start(3_600_000);
     again.stop();
-    // data_loss stays open until a person resolves it; the rest resolved above.
-    expect(again.book.openAlerts().map((a) => a.kind)).toEqual(['data_loss']);
+    // data_loss stays open until a person resolves it; the geo 9 spike is still open; the rest resolved above.
+    expect(again.book.openAlerts().map((a) => a.kind).sort()).toEqual(['data_loss', 'geo_spike']);
   });
 });

@@ -14,6 +14,11 @@ export interface Finding {
   subject: string;
   severity: Severity;
   message: string;
+  /**
+   * When the condition began, if the data says so (a geo's minute). Processors that evaluate
+   * the same data then write the same alert_id, and ClickHouse keeps one row.
+   */
+  since?: number;
 }
 
 export interface Rule {
@@ -68,7 +73,8 @@ export class AlertBook {
     const resolved: AlertRow[] = [];
     for (const f of findings) {
       if (this.open.has(key(f.kind, f.subject))) continue;
-      const row: AlertRow = { alert_id: `${f.kind}:${f.subject}:${now}`, kind: f.kind, subject: f.subject, severity: f.severity, state: 'open', opened_at: now, resolved_at: null, message: f.message, updated_at: now };
+      const since = f.since ?? now;
+      const row: AlertRow = { alert_id: `${f.kind}:${f.subject}:${since}`, kind: f.kind, subject: f.subject, severity: f.severity, state: 'open', opened_at: since, resolved_at: null, message: f.message, updated_at: now };
       this.open.set(key(f.kind, f.subject), row);
       opened.push(row);
     }
