@@ -5,6 +5,7 @@
  */
 import type { ClickHouseClient } from '@clickhouse/client';
 import { ConfigError } from '../common/errors.js';
+import { dt64 } from './schema.js';
 
 export interface GeoRow {
   geo_id: number;
@@ -59,6 +60,6 @@ function splitCsvLine(line: string): string[] {
 }
 
 export async function loadGeo(client: ClickHouseClient, rows: GeoRow[], at = Date.now()): Promise<void> {
-  const loadedAt = (at / 1000).toFixed(3);
+  const loadedAt = dt64(at);
   await client.insert({ table: 'vcam.geo', values: rows.map((r) => ({ ...r, loaded_at: loadedAt })), format: 'JSONEachRow' });
 }

@@ -17,6 +17,9 @@ export interface Retention {
 export const DEFAULT_RETENTION: Retention = { rawDays: 30, aggregateDays: 90 };
 const DEDUP = 'non_replicated_deduplication_window = 10000';
 
+/** Epoch milliseconds as a DateTime64(3) value for JSONEachRow: seconds with a fraction. */
+export const dt64 = (ms: number): string => (ms / 1000).toFixed(3);
+
 interface Migration {
   version: number;
   name: string;

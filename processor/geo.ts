@@ -13,6 +13,7 @@ export interface GeoInfo {
 export class GeoTable {
   private map = new Map<number, GeoInfo>();
   private version = '';
+  private timer?: NodeJS.Timeout;
 
   constructor(private readonly client: ClickHouseClient) {}
 
@@ -32,5 +33,19 @@ export class GeoTable {
     this.map = new Map(rows.map((r) => [Number(r.geo_id), { name: r.name, region: r.region }]));
     this.version = version;
     return true;
+  }
+
+  /** Loads now, then re-checks every `everyMs`; `onReload` hears of each change. */
+  async watch(everyMs: number, onReload: (geos: number) => void = () => undefined): Promise<void> {
+    const check = async () => {
+      if (await this.refresh()) onReload(this.map.size);
+    };
+    await check();
+    this.timer = setInterval(() => void check().catch(() => undefined), everyMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
   }
 }

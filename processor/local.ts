@@ -18,6 +18,7 @@ import type { ChunkMessage, DeadRow } from './pipeline.js';
 import { pipelineOptions } from './processor.js';
 import { ProcessorStore } from './store.js';
 import { ChunkWriter } from './writer.js';
+import { dt64 } from '../clickhouse/schema.js';
 
 export const LOCAL_TOPIC = 'local';
 const PARTITION = 0;
@@ -53,7 +54,6 @@ export class LocalProcessor {
   private next = 0n;
   private readonly chunks: Coalescer<HandoffBatch>;
   private closed = false;
-  private geoTimer?: NodeJS.Timeout;
 
   constructor(private readonly o: LocalProcessorOptions) {
     this.store = new ProcessorStore(o.clickhouse, LOCAL_TOPIC);
@@ -63,9 +63,7 @@ export class LocalProcessor {
   }
 
   async start(): Promise<void> {
-    await this.geo.refresh();
-    this.geoTimer = setInterval(() => void this.geo.refresh().catch(() => undefined), this.o.geoRefreshMs);
-    this.geoTimer.unref();
+    await this.geo.watch(this.o.geoRefreshMs);
     const [last] = await (
       await this.o.clickhouse.query({ query: 'SELECT toString(chunk_start) AS s, toString(chunk_end) AS e, payload FROM vcam.handoff_log ORDER BY chunk_start DESC LIMIT 1', format: 'JSONEachRow' })
     ).json<{ s: string; e: string; payload: string }>();
@@ -107,7 +105,7 @@ export class LocalProcessor {
     this.next = range.end;
     await this.o.clickhouse.insert({
       table: 'vcam.handoff_log',
-      values: [{ chunk_start: String(range.start), chunk_end: String(range.end), payload: JSON.stringify(logged), written_at: (now / 1000).toFixed(3) }],
+      values: [{ chunk_start: String(range.start), chunk_end: String(range.end), payload: JSON.stringify(logged), written_at: dt64(now) }],
       format: 'JSONEachRow',
       clickhouse_settings: { insert_deduplication_token: `${LOCAL_TOPIC}:${range.start}-${range.end}:handoff` },
     });
@@ -116,7 +114,7 @@ export class LocalProcessor {
 
   async close(): Promise<void> {
     this.closed = true;
-    clearInterval(this.geoTimer);
+    this.geo.stop();
     this.chunks.rejectAll(new Error('processor closed'));
   }
 }

@@ -20,7 +20,7 @@ import type { HotSet } from './dedup.js';
 import { GeoTable } from './geo.js';
 import type { ChunkMessage, PipelineOptions } from './pipeline.js';
 import { ProcessorStore, type ChunkRange } from './store.js';
-import { ChunkWriter, type WriterEvents } from './writer.js';
+import { ChunkWriter } from './writer.js';
 
 export interface ProcessorOptions extends KafkaClientOptions {
   clickhouse: ClickHouseClient;
@@ -39,7 +39,8 @@ export interface ProcessorOptions extends KafkaClientOptions {
   lingerMs: number;
 }
 
-export interface ProcessorEvents extends WriterEvents {
+/** Chunk events come from `processor.writer` (WriterEvents); these are the consumer's own. */
+export interface ProcessorEvents {
   recovered: [partition: number, next: bigint, redo: ChunkRange | undefined, hotIds: number];
   offsetGap: [partition: number, expected: bigint, got: bigint];
   geoReloaded: [geos: number];
@@ -58,7 +59,6 @@ interface PartitionState {
   lock: Promise<void>;
 }
 
-
 export function pipelineOptions(o: { lateAfterMs: number; rawRetentionDays: number }): PipelineOptions {
   return { lateAfterMs: o.lateAfterMs, maxAgeMs: (o.rawRetentionDays - 1) * 86_400_000 };
 }
@@ -71,11 +71,10 @@ export class Processor extends EventEmitter<ProcessorEvents> {
   private readonly geo: GeoTable;
   private readonly partitions = new Map<number, PartitionState>();
   readonly writer: ChunkWriter;
-  private geoTimer?: NodeJS.Timeout;
   private lingerTimer?: NodeJS.Timeout;
   private assigned: number[] = [];
-  /** Highest offset seen per partition and the partition's high watermark, for lag. */
-  readonly positions = new Map<number, { next: bigint; highWatermark: bigint }>();
+  /** Next offset to count per partition and the partition's high watermark, for lag. */
+  private readonly positions = new Map<number, { next: bigint; highWatermark: bigint }>();
 
   constructor(private readonly o: ProcessorOptions) {
     super();
@@ -83,13 +82,12 @@ export class Processor extends EventEmitter<ProcessorEvents> {
     this.store = new ProcessorStore(o.clickhouse, this.topic);
     this.geo = new GeoTable(o.clickhouse);
     this.writer = new ChunkWriter(this.store, this.geo, pipelineOptions(o), o.hotHorizonMs);
-    this.writer.on('chunk', (c) => this.emit('chunk', c));
-    this.writer.on('writeFailed', (...a) => this.emit('writeFailed', ...a));
     this.consumer = this.createConsumer();
   }
 
-  get geoTable(): GeoTable {
-    return this.geo;
+  /** Events waiting per partition: high watermark minus the next offset to count. */
+  lag(): Map<number, number> {
+    return new Map([...this.positions].map(([p, pos]) => [p, Number(pos.highWatermark - pos.next)]));
   }
 
   /** Partitions the group gave this member at its last join. */
@@ -147,19 +145,13 @@ export class Processor extends EventEmitter<ProcessorEvents> {
   }
 
   async start(): Promise<void> {
-    await this.refreshGeo();
-    this.geoTimer = setInterval(() => void this.refreshGeo().catch(() => undefined), this.o.geoRefreshMs);
-    this.geoTimer.unref();
+    await this.geo.watch(this.o.geoRefreshMs, (geos) => this.emit('geoReloaded', geos));
     await this.runConsumer();
     // A partition that goes quiet still gets its last chunk written within the linger time.
     this.lingerTimer = setInterval(() => {
       for (const [p, st] of this.partitions) if (this.due(st)) void this.flush(p, st).catch(() => undefined);
     }, Math.max(10, this.o.lingerMs / 2));
     this.lingerTimer.unref();
-  }
-
-  private async refreshGeo(): Promise<void> {
-    if (await this.geo.refresh()) this.emit('geoReloaded', this.geo.current.size);
   }
 
   private async onBatch(b: EachBatchPayload): Promise<void> {
@@ -242,7 +234,7 @@ export class Processor extends EventEmitter<ProcessorEvents> {
 
   async stop(): Promise<void> {
     this.stopping = true;
-    clearInterval(this.geoTimer);
+    this.geo.stop();
     clearInterval(this.lingerTimer);
     await this.consumer.disconnect();
   }

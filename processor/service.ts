@@ -47,8 +47,7 @@ export async function startProcessorService(o: ProcessorServiceOptions): Promise
   const registry = o.registry ?? createRegistry({ component: 'processor' });
   const processor = new Processor({ ...PROCESSOR_DEFAULTS, ...definedOnly(o), clickhouse, rawRetentionDays: retention.rawDays, logger: log });
   instrumentProcessor(processor, registry, log);
-  const lag = () => new Map([...processor.positions].map(([p, pos]) => [p, Number(pos.highWatermark - pos.next)]));
-  const monitor = await startMonitor({ client: clickhouse, source: processor.writer, lag, log, registry, lateAfterMs: o.lateAfterMs ?? PROCESSOR_DEFAULTS.lateAfterMs });
+  const monitor = await startMonitor({ client: clickhouse, source: processor.writer, lag: () => processor.lag(), log, registry, lateAfterMs: o.lateAfterMs ?? PROCESSOR_DEFAULTS.lateAfterMs });
   processor.on('offsetGap', (p, expected, got) => monitor.tracker.offsetGap(p, Number(got - expected)));
   await processor.start();
   let http: RunningServer | undefined;

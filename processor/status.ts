@@ -8,6 +8,7 @@ import { hostname } from 'node:os';
 import type { HealthSnapshot } from './alerts/index.js';
 import type { WriterEvents } from './writer.js';
 import type { EventEmitter } from 'node:events';
+import { dt64 } from '../clickhouse/schema.js';
 
 export class StatusTracker {
   readonly instance = `${hostname()}:${process.pid}`;
@@ -65,7 +66,7 @@ export class StatusTracker {
     const q = (p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! : 0);
     const rate = this.counted / Math.max(0.001, (now - this.since) / 1000);
     const lag = this.lag();
-    const base = { at: (now / 1000).toFixed(3), instance: this.instance, events_per_s: rate, latency_p50_ms: q(0.5), latency_p95_ms: q(0.95), latency_p99_ms: q(0.99) };
+    const base = { at: dt64(now), instance: this.instance, events_per_s: rate, latency_p50_ms: q(0.5), latency_p95_ms: q(0.95), latency_p99_ms: q(0.99) };
     const values = lag.size ? [...lag].map(([p, l]) => ({ ...base, kafka_partition: p, lag: l })) : [{ ...base, kafka_partition: -1, lag: 0 }];
     this.latencies = [];
     this.counted = 0;

@@ -8,14 +8,13 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import type { PipelineEvent } from '../common/contract.js';
 import type { HotSet } from './dedup.js';
 import type { ChunkResult } from './pipeline.js';
+import { dt64 } from '../clickhouse/schema.js';
 
 export interface ChunkRange {
   start: bigint;
   end: bigint;
 }
 
-/** DateTime64(3) in JSONEachRow: seconds with a fraction. */
-const dt64 = (ms: number) => (ms / 1000).toFixed(3);
 
 export class ProcessorStore {
   constructor(

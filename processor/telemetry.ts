@@ -5,7 +5,7 @@ import type { Processor } from './processor.js';
 import type { ChunkWriter } from './writer.js';
 
 /** Metrics of chunk writing, common to the Kafka consumer and the single-node hand-off. */
-export function instrumentWriter(w: Processor | ChunkWriter, registry: Registry, log: Logger): void {
+export function instrumentWriter(w: ChunkWriter, registry: Registry, log: Logger): void {
   const r = [registry];
   const counted = new Counter({ name: 'vcam_processor_events_counted_total', help: 'Distinct events written to ClickHouse', registers: r });
   const duplicates = new Counter({ name: 'vcam_processor_duplicates_dropped_total', help: 'Events dropped as duplicates of an eventId already counted', registers: r });
@@ -35,7 +35,7 @@ export function instrumentWriter(w: Processor | ChunkWriter, registry: Registry,
 }
 
 export function instrumentProcessor(p: Processor, registry: Registry, log: Logger): void {
-  instrumentWriter(p, registry, log);
+  instrumentWriter(p.writer, registry, log);
   const r = [registry];
   const gaps = new Counter({ name: 'vcam_processor_offset_gaps_total', help: 'Times Kafka no longer held the offsets to be processed (data loss)', registers: r });
   const lost = new Counter({ name: 'vcam_processor_offsets_lost_total', help: 'Offsets skipped because Kafka no longer held them', registers: r });
@@ -47,7 +47,7 @@ export function instrumentProcessor(p: Processor, registry: Registry, log: Logge
     registers: r,
     collect() {
       this.reset();
-      for (const [partition, pos] of p.positions) this.set({ partition: String(partition) }, Number(pos.highWatermark - pos.next));
+      for (const [partition, lag] of p.lag()) this.set({ partition: String(partition) }, lag);
     },
   });
 

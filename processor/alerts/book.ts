@@ -6,6 +6,7 @@
  * on the next evaluation, so an outage is itself recorded once ClickHouse is back.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
+import { dt64 } from '../../clickhouse/schema.js';
 
 export type Severity = 'info' | 'warning' | 'critical';
 
@@ -43,7 +44,6 @@ export interface AlertRow {
   updated_at: number;
 }
 
-const dt64 = (ms: number) => (ms / 1000).toFixed(3);
 
 export class AlertBook {
   private readonly open = new Map<string, AlertRow>();
