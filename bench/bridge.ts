@@ -11,7 +11,7 @@ import { addAgent } from '../bridge/agents.js';
 import { agentTopic } from '../common/contract.js';
 import { freePort, startMosquitto, waitFor } from '../test/helpers/brokers.js';
 import { vcam, waitHealthy } from '../test/helpers/processes.js';
-import { startKafkaPeer } from '../test/kafka-peer/index.js';
+import { startKafkaPeer } from '../simulator/kafka-peer/index.js';
 import { ratio, timed } from './measure.js';
 
 const AGENTS = 4;

@@ -13,7 +13,7 @@ import { TOPICS } from '../common/kafka.js';
 import { silentLogger } from '../common/log.js';
 import { waitFor } from '../test/helpers/brokers.js';
 import { consumeAll } from '../test/helpers/kafka.js';
-import { startKafkaPeer, type KafkaPeer } from '../test/kafka-peer/index.js';
+import { startKafkaPeer, type KafkaPeer } from '../simulator/kafka-peer/index.js';
 import { addAgent, KafkaDownstream, startBridgeService, type BridgeService } from './index.js';
 
 let peer: KafkaPeer;

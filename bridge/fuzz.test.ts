@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TOPICS } from '../common/kafka.js';
 import { silentLogger } from '../common/log.js';
 import { consumeAll } from '../test/helpers/kafka.js';
-import { startKafkaPeer, type KafkaPeer } from '../test/kafka-peer/index.js';
+import { startKafkaPeer, type KafkaPeer } from '../simulator/kafka-peer/index.js';
 import { addAgent, KafkaDownstream, startBridgeService, type BridgeService } from './index.js';
 
 const PAYLOADS = 10_000;

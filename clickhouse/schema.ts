@@ -84,6 +84,14 @@ export const MIGRATIONS: Migration[] = [
       ) ENGINE = MergeTree ORDER BY chunk_start TTL toDateTime(written_at) + INTERVAL 2 DAY SETTINGS ${DEDUP}`,
     ],
   },
+  {
+    version: 3,
+    name: 'dead letters name the Kafka topic they were copied from',
+    statements: () => [
+      // '' for the processor's own dead letters; the DLQ topic for the bridge's (processor/dlq.ts).
+      "ALTER TABLE vcam.dlq ADD COLUMN IF NOT EXISTS topic LowCardinality(String) DEFAULT ''",
+    ],
+  },
 ];
 
 /** Applies the migrations not yet recorded; returns the versions applied now. */

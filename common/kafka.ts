@@ -1,6 +1,6 @@
 /** Kafka client construction shared by the bridge and the processor: one place for logs and TLS/SASL. */
 import { readFileSync } from 'node:fs';
-import { Kafka, logLevel, type KafkaConfig, type LogEntry, type SASLOptions } from 'kafkajs';
+import { Kafka, logLevel, type Consumer, type KafkaConfig, type LogEntry, type SASLOptions } from 'kafkajs';
 import type { Logger } from './log.js';
 
 export const TOPICS = { events: 'vcam.events', dlq: 'vcam.events.dlq' } as const;
@@ -48,5 +48,16 @@ export function createKafka(o: KafkaClientOptions): Kafka {
         const lvl = level === logLevel.INFO ? 'debug' : (LEVELS[level] ?? 'debug');
         log[lvl](rest, message);
       },
+  });
+}
+
+/** A consumer-group member with vcam's settings: heartbeat at a sixth of the session, retries restart it. */
+export function createGroupConsumer(o: KafkaClientOptions, g: { groupId: string; sessionTimeoutMs: number; maxWaitTimeInMs: number }): Consumer {
+  return createKafka(o).consumer({
+    groupId: g.groupId,
+    sessionTimeout: g.sessionTimeoutMs,
+    heartbeatInterval: Math.max(500, Math.floor(g.sessionTimeoutMs / 6)),
+    maxWaitTimeInMs: g.maxWaitTimeInMs,
+    retry: { retries: 10, restartOnFailure: async () => true },
   });
 }

@@ -17,6 +17,7 @@ export interface CreateProcessorOptions {
   clickhousePassword?: string;
   retention?: Retention;
   hotHorizonMs?: number;
+  dedup?: boolean;
   lateAfterMs?: number;
   logger?: Logger;
   registry?: Registry;
@@ -28,6 +29,7 @@ export function createProcessor(o: CreateProcessorOptions): LocalProcessor & { r
   const local = new LocalProcessor({
     clickhouse,
     hotHorizonMs: o.hotHorizonMs ?? PROCESSOR_DEFAULTS.hotHorizonMs,
+    dedup: o.dedup,
     lateAfterMs: o.lateAfterMs ?? PROCESSOR_DEFAULTS.lateAfterMs,
     rawRetentionDays: retention.rawDays,
     geoRefreshMs: PROCESSOR_DEFAULTS.geoRefreshMs,

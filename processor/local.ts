@@ -34,6 +34,7 @@ export interface HandoffBatch {
 export interface LocalProcessorOptions {
   clickhouse: ClickHouseClient;
   hotHorizonMs: number;
+  dedup?: boolean;
   lateAfterMs: number;
   rawRetentionDays: number;
   geoRefreshMs: number;
@@ -58,7 +59,7 @@ export class LocalProcessor {
   constructor(private readonly o: LocalProcessorOptions) {
     this.store = new ProcessorStore(o.clickhouse, LOCAL_TOPIC);
     this.geo = new GeoTable(o.clickhouse);
-    this.writer = new ChunkWriter(this.store, this.geo, pipelineOptions(o), o.hotHorizonMs);
+    this.writer = new ChunkWriter(this.store, this.geo, pipelineOptions(o), o.hotHorizonMs, o.dedup);
     this.chunks = new Coalescer((batches) => this.writeChunk(batches), (b) => b.events.length, o.maxChunkEvents ?? 20_000);
   }
 

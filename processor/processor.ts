@@ -15,7 +15,7 @@
 import { EventEmitter } from 'node:events';
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { Consumer, EachBatchPayload } from 'kafkajs';
-import { createKafka, TOPICS, type KafkaClientOptions } from '../common/kafka.js';
+import { createGroupConsumer, TOPICS, type KafkaClientOptions } from '../common/kafka.js';
 import type { HotSet } from './dedup.js';
 import { GeoTable } from './geo.js';
 import type { ChunkMessage, PipelineOptions } from './pipeline.js';
@@ -28,6 +28,8 @@ export interface ProcessorOptions extends KafkaClientOptions {
   topic?: string;
   /** Event-time span of the in-memory dedup tier; older duplicates are found in ClickHouse. */
   hotHorizonMs: number;
+  /** Default on; see ChunkWriter. */
+  dedup?: boolean;
   lateAfterMs: number;
   rawRetentionDays: number;
   sessionTimeoutMs: number;
@@ -81,7 +83,7 @@ export class Processor extends EventEmitter<ProcessorEvents> {
     this.topic = o.topic ?? TOPICS.events;
     this.store = new ProcessorStore(o.clickhouse, this.topic);
     this.geo = new GeoTable(o.clickhouse);
-    this.writer = new ChunkWriter(this.store, this.geo, pipelineOptions(o), o.hotHorizonMs);
+    this.writer = new ChunkWriter(this.store, this.geo, pipelineOptions(o), o.hotHorizonMs, o.dedup);
     this.consumer = this.createConsumer();
   }
 
@@ -102,13 +104,7 @@ export class Processor extends EventEmitter<ProcessorEvents> {
   }
 
   private createConsumer(): Consumer {
-    const consumer = createKafka(this.o).consumer({
-      groupId: this.o.group,
-      sessionTimeout: this.o.sessionTimeoutMs,
-      heartbeatInterval: Math.max(500, Math.floor(this.o.sessionTimeoutMs / 6)),
-      maxWaitTimeInMs: this.o.maxWaitTimeInMs,
-      retry: { retries: 10, restartOnFailure: async () => true },
-    });
+    const consumer = createGroupConsumer(this.o, { groupId: this.o.group, sessionTimeoutMs: this.o.sessionTimeoutMs, maxWaitTimeInMs: this.o.maxWaitTimeInMs });
     consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
       const mine = new Set(payload.memberAssignment[this.topic] ?? []);
       this.assigned = [...mine].sort((a, b) => a - b);

@@ -6,6 +6,7 @@ import { listen, opsRoutes, type RunningServer } from '../common/http.js';
 import type { KafkaClientOptions } from '../common/kafka.js';
 import { silentLogger } from '../common/log.js';
 import { createRegistry, type Registry } from '../common/metrics.js';
+import { DlqConsumer } from './dlq.js';
 import { Processor, type ProcessorOptions } from './processor.js';
 import { startMonitor } from './monitor.js';
 import { instrumentProcessor } from './telemetry.js';
@@ -18,6 +19,8 @@ export interface ProcessorServiceOptions extends KafkaClientOptions, Partial<Omi
   httpPort?: number;
   httpHost?: string;
   registry?: Registry;
+  /** Copy the bridge's dead-letter topic into `vcam.dlq` (default on; one copier per group is enough). */
+  copyDlq?: boolean;
 }
 
 export interface ProcessorService {
@@ -50,11 +53,14 @@ export async function startProcessorService(o: ProcessorServiceOptions): Promise
   const monitor = await startMonitor({ client: clickhouse, source: processor.writer, lag: () => processor.lag(), log, registry, lateAfterMs: o.lateAfterMs ?? PROCESSOR_DEFAULTS.lateAfterMs });
   processor.on('offsetGap', (p, expected, got) => monitor.tracker.offsetGap(p, Number(got - expected)));
   await processor.start();
+  const group = o.group ?? PROCESSOR_DEFAULTS.group;
+  const dlq = o.copyDlq === false ? undefined : new DlqConsumer({ ...o, clickhouse, group: `${group}.dlq`, sessionTimeoutMs: o.sessionTimeoutMs ?? PROCESSOR_DEFAULTS.sessionTimeoutMs, maxWaitTimeInMs: o.maxWaitTimeInMs ?? PROCESSOR_DEFAULTS.maxWaitTimeInMs });
+  await dlq?.start();
   let http: RunningServer | undefined;
   if (o.httpPort !== undefined) {
     http = await listen(opsRoutes(registry, () => ({ ok: true, partitions: processor.assignedPartitions, hotIds: processor.hotIds() })), o.httpPort, o.httpHost ?? '127.0.0.1');
   }
-  log.info({ group: o.group ?? PROCESSOR_DEFAULTS.group, clickhouse: o.clickhouseUrl, httpPort: http?.port }, 'processor started');
+  log.info({ group, clickhouse: o.clickhouseUrl, httpPort: http?.port }, 'processor started');
   let closing: Promise<void> | undefined;
   return {
     processor,
@@ -63,6 +69,7 @@ export async function startProcessorService(o: ProcessorServiceOptions): Promise
     close() {
       closing ??= (async () => {
         monitor.stop();
+        await dlq?.stop();
         await processor.stop();
         await http?.close();
         await clickhouse.close();

@@ -25,6 +25,8 @@ export class ChunkWriter extends EventEmitter<WriterEvents> {
     private readonly geo: GeoTable,
     private readonly pipeline: PipelineOptions,
     private readonly hotHorizonMs: number,
+    /** Off only to break the pipeline on purpose (`vcam verify --break dedup`): every chunk forgets what came before. */
+    private readonly dedup = true,
   ) {
     super();
   }
@@ -51,8 +53,9 @@ export class ChunkWriter extends EventEmitter<WriterEvents> {
         // A refused heartbeat means the group is rebalancing or has dropped us: not ours any more.
         if (o.heartbeat) await o.heartbeat().catch(() => Promise.reject(STALE));
         const decoded = decodeChunk(chunk, this.pipeline);
-        const cold = await this.store.coldSeen(partition, range.start, coldCandidates(decoded, hot));
-        const r = processChunk(partition, decoded, hot, cold, this.geo.current, this.pipeline);
+        const known = this.dedup ? hot : new HotSet(Infinity);
+        const cold = await this.store.coldSeen(partition, range.start, coldCandidates(decoded, known));
+        const r = processChunk(partition, decoded, known, cold, this.geo.current, this.pipeline);
         if (o.dead) r.dead.push(...o.dead);
         if (!o.owned()) throw STALE;
         await this.store.recordChunk(partition, range);

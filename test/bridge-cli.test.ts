@@ -11,7 +11,7 @@ import { TOPICS } from '../common/kafka.js';
 import { freePort } from './helpers/brokers.js';
 import { consumeAll } from './helpers/kafka.js';
 import { VCAM_BIN, vcam, waitHealthy } from './helpers/processes.js';
-import { startKafkaPeer, type KafkaPeer } from './kafka-peer/index.js';
+import { startKafkaPeer, type KafkaPeer } from '../simulator/kafka-peer/index.js';
 
 let peer: KafkaPeer;
 beforeAll(async () => {

@@ -11,7 +11,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { freePort, waitFor } from './helpers/brokers.js';
 import { countPerGeoMinute, pipelineEvents, produceEvents, withDuplicates } from './helpers/events.js';
 import { vcam, waitHealthy, type Proc } from './helpers/processes.js';
-import { startKafkaPeer, type KafkaPeer } from './kafka-peer/index.js';
+import { startKafkaPeer, type KafkaPeer } from '../simulator/kafka-peer/index.js';
 
 // One Kafka peer per test: each test's consumer group reads its topic from the beginning.
 let peer: KafkaPeer;

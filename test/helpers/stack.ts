@@ -1,6 +1,6 @@
 /** A Kafka test peer and an embedded ClickHouse for one test file, started and stopped by its hooks. */
 import { afterAll, beforeAll } from 'vitest';
-import { startKafkaPeer, type KafkaPeer } from '../kafka-peer/index.js';
+import { startKafkaPeer, type KafkaPeer } from '../../simulator/kafka-peer/index.js';
 import { startClickHouse } from './clickhouse.js';
 
 export function useKafkaAndClickHouse(partitions = 16): { peer: KafkaPeer; ch: Awaited<ReturnType<typeof startClickHouse>> } {

@@ -2,7 +2,7 @@
  * Measures kafkajs 2.2.4 against the Kafka test peer (librdkafka 2.0.2 mock
  * cluster) and prints the numbers quoted in docs/testing.md.
  *
- *   node --import tsx test/kafka-peer/measure.ts [section...]
+ *   node --import tsx simulator/kafka-peer/measure.ts [section...]
  *
  * Sections: produce consume retention idempotent group outage gzip (default: all).
  * Results are printed as they come and as one JSON object at the end.
