@@ -1,0 +1,195 @@
+/**
+ * The running simulation: real agents (the agent library, real SQLite outboxes) fed by the
+ * generator at the scenario's rate, plus one "legacy" MQTT client that publishes malformed
+ * payloads straight to the bridge, as an out-of-date agent would.
+ */
+import { EventEmitter } from 'node:events';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import mqtt, { type MqttClient } from 'mqtt';
+import { createAgent, type Agent } from '../agent/index.js';
+import { addAgent } from '../bridge/index.js';
+import { agentTopic } from '../common/contract.js';
+import { retry, sleep } from '../common/retry.js';
+import { Generator, type Send } from './generator.js';
+import { simGeos, type SimGeo } from './geos.js';
+import { Ledger } from './ledger.js';
+import { planBursts, rateAt, type Burst, type Scenario } from './scenario.js';
+
+export interface SimulationOptions {
+  scenario: Scenario;
+  mqttUrl: string;
+  /** Agents' outboxes and the secrets file live here. */
+  dataDir: string;
+  /** Registers the simulated agents in this agents file (the bridge re-reads it); without it they connect without a password. */
+  agentsFile?: string;
+  idPrefix?: string;
+}
+
+export interface Progress {
+  elapsedS: number;
+  /** Sends per second over the run so far. */
+  rateAchieved: number;
+  sent: number;
+  /** Events the bridge acknowledged (PUBACK) to the agents. */
+  acknowledged: number;
+  backlog: number;
+  rejectedByAgents: number;
+  connectedAgents: number;
+}
+
+export interface SimulationEvents {
+  progress: [p: Progress];
+}
+
+const TICK_MS = 20;
+
+export class Simulation extends EventEmitter<SimulationEvents> {
+  readonly ledger: Ledger;
+  readonly geos: SimGeo[];
+  readonly agentIds: string[];
+  readonly legacyAgentId: string;
+  readonly bursts: Burst[] = [];
+  private readonly generator: Generator;
+  private agents: Agent[] = [];
+  private legacy?: MqttClient;
+  private legacyInFlight = 0;
+  private acknowledged = 0;
+  private rejectedByAgents = 0;
+  private startedAt = 0;
+  private stopped = false;
+  private readonly abort = new AbortController();
+
+  constructor(private readonly o: SimulationOptions) {
+    super();
+    const s = o.scenario;
+    const prefix = o.idPrefix ?? 'sim';
+    this.agentIds = Array.from({ length: s.agents }, (_, i) => `${prefix}-${i + 1}`);
+    this.legacyAgentId = `${prefix}-legacy`;
+    this.geos = simGeos(s.geos, s.seed);
+    this.ledger = new Ledger(s.seed);
+    this.generator = new Generator(s, this.geos, this.agentIds, this.legacyAgentId, this.ledger);
+  }
+
+  /** Secrets made once per data directory, so a restarted simulation (vcam up) keeps its identities. */
+  private async credentials(): Promise<Map<string, string | undefined>> {
+    const ids = [...this.agentIds, this.legacyAgentId];
+    if (!this.o.agentsFile) return new Map(ids.map((id) => [id, undefined]));
+    const file = join(this.o.dataDir, 'agent-secrets.json');
+    const known: Record<string, string> = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : {};
+    const registered = existsSync(this.o.agentsFile) ? readFileSync(this.o.agentsFile, 'utf8') : '';
+    for (const id of ids) if (!known[id] || !registered.includes(`"${id}"`)) known[id] = await addAgent(this.o.agentsFile, id);
+    writeFileSync(file, JSON.stringify(known), { mode: 0o600 });
+    return new Map(ids.map((id) => [id, known[id]]));
+  }
+
+  async start(): Promise<void> {
+    const secrets = await this.credentials();
+    this.agents = this.agentIds.map((id) => {
+      const agent = createAgent({ id, dataDir: join(this.o.dataDir, id), mqttUrl: this.o.mqttUrl, mqttUsername: id, mqttPassword: secrets.get(id), outboxSync: 'normal', reconnect: { initialMs: 100, maxMs: 2_000 } });
+      agent.on('published', (b) => (this.acknowledged += b.events));
+      agent.on('rejected', (_reason, n) => (this.rejectedByAgents += n));
+      return agent.start();
+    });
+    this.legacy = mqtt.connect(this.o.mqttUrl, { clientId: this.legacyAgentId, username: this.legacyAgentId, password: secrets.get(this.legacyAgentId), reconnectPeriod: 500 });
+  }
+
+  /** Generates for the scenario's duration (or until stop()); resolves when generation ends. */
+  async run(): Promise<void> {
+    const s = this.o.scenario;
+    this.startedAt = this.ledger.startedAt = Date.now();
+    // A run without end still plans a day of bursts.
+    this.bursts.push(...planBursts({ ...s, durationMs: Math.min(s.durationMs, 86_400_000) }, this.startedAt, this.generator.busiestGeoIds(3)));
+    this.ledger.bursts = this.bursts;
+    const burstWeight = new Map(this.bursts.map((b) => [b.geoId, this.generator.geoWeight(b.geoId)]));
+    let due = 0;
+    let burstDue = 0;
+    let last = this.startedAt;
+    let lastProgress = this.startedAt;
+    while (!this.stopped) {
+      const now = Date.now();
+      const elapsed = now - this.startedAt;
+      if (elapsed >= s.durationMs) break;
+      const dt = (now - last) / 1000;
+      last = now;
+      const rate = rateAt(s, elapsed, now);
+      due += rate * dt;
+      const sends = this.generator.next(now, Math.floor(due));
+      due -= Math.floor(due);
+      const burst = this.bursts.find((b) => now >= b.fromMs && now < b.toMs);
+      if (burst) {
+        burstDue += rate * burstWeight.get(burst.geoId)! * (burst.factor - 1) * dt;
+        sends.push(...this.generator.burst(now, burst.geoId, Math.floor(burstDue)));
+        burstDue -= Math.floor(burstDue);
+      }
+      await this.dispatch(sends);
+      if (now - lastProgress >= 1_000) {
+        lastProgress = now;
+        this.emit('progress', this.progress());
+      }
+      await sleep(Math.max(0, TICK_MS - (Date.now() - now)));
+    }
+    this.ledger.endedAt = Date.now();
+  }
+
+  private async dispatch(sends: Send[]): Promise<void> {
+    const perAgent = new Map<number, unknown[]>();
+    const publishes: Promise<unknown>[] = [];
+    for (const send of sends) {
+      if (send.kind === 'bad-publish') publishes.push(this.publishLegacy(send.payload));
+      else {
+        const list = perAgent.get(send.agent) ?? [];
+        list.push(send.event);
+        perAgent.set(send.agent, list);
+      }
+    }
+    // A camera whose agent refuses (outbox full, restarting) retries until it is taken.
+    const records = [...perAgent].map(([a, events]) => retry(() => this.agents[a]!.record(events), { initialMs: 100, maxMs: 2_000, signal: this.abort.signal }));
+    await Promise.all(records);
+    void Promise.all(publishes);
+  }
+
+  private async publishLegacy(payload: string): Promise<void> {
+    this.legacyInFlight++;
+    try {
+      await this.legacy!.publishAsync(agentTopic(this.legacyAgentId), payload, { qos: 1 });
+    } finally {
+      this.legacyInFlight--;
+    }
+  }
+
+  progress(): Progress {
+    const elapsedS = this.startedAt ? (Date.now() - this.startedAt) / 1000 : 0;
+    const backlog = this.agents.reduce((n, a) => n + a.stats().backlogEvents, 0) + this.legacyInFlight;
+    return {
+      elapsedS: Math.round(elapsedS * 10) / 10,
+      rateAchieved: Math.round(this.ledger.sent.total / Math.max(elapsedS, 0.001)),
+      sent: this.ledger.sent.total,
+      acknowledged: this.acknowledged,
+      backlog,
+      rejectedByAgents: this.rejectedByAgents,
+      connectedAgents: this.agents.filter((a) => a.connected).length,
+    };
+  }
+
+  /** Waits until every agent's outbox is empty and every legacy publish acknowledged; false on timeout. */
+  async drain(timeoutMs: number): Promise<boolean> {
+    const until = Date.now() + timeoutMs;
+    while (Date.now() < until) {
+      if (this.progress().backlog === 0) return true;
+      await sleep(100);
+    }
+    return this.progress().backlog === 0;
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  async close(): Promise<void> {
+    this.stopped = true;
+    this.abort.abort();
+    await Promise.all(this.agents.map((a) => a.close(1_000)));
+    await this.legacy?.endAsync();
+  }
+}
