@@ -32,6 +32,7 @@ export const bridgeCommand = defineCommand({
     clickhouseUrl: { type: 'string', default: 'http://127.0.0.1:8123', description: 'single-node mode: ClickHouse HTTP URL the in-process processor writes to' },
     clickhouseUser: { type: 'string', description: 'single-node mode: ClickHouse user' },
     clickhousePassword: { type: 'string', secret: true, description: 'single-node mode: ClickHouse password' },
+    alertBaseline: { type: 'duration', default: '10m', description: 'single-node mode: a geo spike or drop is a minute compared with the mean of this many minutes before it' },
     dedup: { type: 'boolean', default: true, description: 'single-node mode: deduplicate by eventId; --no-dedup breaks the no-double-counting promise on purpose (vcam verify --break dedup)' },
     kafkaClientId: { type: 'string', default: 'vcam-bridge', description: 'Kafka client id' },
     kafkaIdempotent: { type: 'boolean', default: true, description: 'idempotent producer (needs broker support)' },
@@ -74,7 +75,7 @@ export async function main(argv: string[]): Promise<number> {
     const logger = createLogger('bridge', c.logLevel);
     const registry = createRegistry({ component: 'bridge' }, true);
     if (!c.kafkaBrokers?.length) {
-      const downstream = createProcessor({ clickhouseUrl: c.clickhouseUrl, clickhouseUser: c.clickhouseUser, clickhousePassword: c.clickhousePassword, dedup: c.dedup, logger: logger.child({ component: 'processor' }), registry });
+      const downstream = createProcessor({ clickhouseUrl: c.clickhouseUrl, clickhouseUser: c.clickhouseUser, clickhousePassword: c.clickhousePassword, dedup: c.dedup, alerts: { baselineMinutes: Math.max(1, Math.round(c.alertBaseline / 60_000)) }, logger: logger.child({ component: 'processor' }), registry });
       return startBridgeService({ ...c, downstream, drainMs: c.drainTimeout, logger, registry });
     }
     const downstream = new KafkaDownstream({

@@ -1,23 +1,25 @@
 /**
  * `vcam up` (what `npm start` runs): the product on one machine with embedded defaults —
- * embedded ClickHouse, the bridge in single-node mode with the processor in its process, and
- * one local agent — plus a live per-geo summary until vconsole (issue 7) takes that place.
- * `--clickhouse-url` points at a real ClickHouse instead; `--kafka-brokers` runs the bridge
- * against Kafka (then run `vcam processor` next to it).
+ * embedded ClickHouse, the bridge in single-node mode with the processor in its process, one
+ * local agent for real cameras, and the simulator at a modest rate — plus a live per-geo
+ * summary until vconsole (issue 7) takes that place. `--clickhouse-url` points at a real
+ * ClickHouse instead; `--kafka-brokers` runs the bridge against Kafka (then run `vcam processor`
+ * next to it); `--no-sim` leaves the fleet to real agents.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createClient } from '@clickhouse/client';
 import { startAgentService } from '../agent/index.js';
 import { addAgent, KafkaDownstream, startBridgeService } from '../bridge/index.js';
-import { ClickHouseServer, migrate } from '../clickhouse/index.js';
+import { ClickHouseServer, loadGeo, migrate, parseGeoCsv } from '../clickhouse/index.js';
 import { runService } from '../common/cli.js';
 import { defineCommand } from '../common/config.js';
 import { createLogger, LOG_LEVELS } from '../common/log.js';
 import { createRegistry } from '../common/metrics.js';
 import { createProcessor } from '../processor/index.js';
+import { geoCsv, SCENARIO_DEFAULTS, Simulation, type Progress, type Scenario } from '../simulator/index.js';
 
-const MISSING = ['simulator and verify: issue 6 (until then, post events yourself, below)', 'vconsole: issue 7 (until then, the summary below)'];
+const MISSING = ['vconsole: issue 7 (until then, the summary below)'];
 
 export const upCommand = defineCommand({
   name: 'vcam up',
@@ -29,6 +31,11 @@ export const upCommand = defineCommand({
     clickhousePort: { type: 'int', default: 8123, description: 'the embedded ClickHouse HTTP port' },
     clickhouseUrl: { type: 'string', description: 'use this ClickHouse instead of the embedded one' },
     kafkaBrokers: { type: 'list', description: 'run the bridge against Kafka instead of single-node mode (start `vcam processor` separately)' },
+    sim: { type: 'boolean', default: true, description: 'run the simulator (--no-sim: only real agents)' },
+    simRate: { type: 'int', default: 200, description: 'simulator: camera sends per second' },
+    simGeos: { type: 'int', default: 20, description: 'simulator: geos (their names are loaded into the geo table)' },
+    simCameras: { type: 'int', default: 200, description: 'simulator: cameras' },
+    simSeed: { type: 'int', default: 1, description: 'simulator: random seed' },
     summaryEvery: { type: 'duration', default: '5s', description: 'how often to print the live summary (0 = never)' },
     logLevel: { type: 'string', choices: LOG_LEVELS, default: 'warn', description: 'log level' },
   },
@@ -72,12 +79,26 @@ export function main(argv: string[]): Promise<number> {
     const agent = await startAgentService({ id: 'local', dataDir: join(dataDir, 'agent-local'), httpPort: c.httpPort, mqttUrl: `mqtt://127.0.0.1:${bridge.mqttPort}`, mqttUsername: 'local', mqttPassword: secret, logger: log('agent') });
     closers.push(() => agent.close());
     out.write(`  agent "local"     http://127.0.0.1:${agent.port}/v1/events  (/healthz, /metrics)\n`);
+    let simulation: Simulation | undefined;
+    if (c.sim) {
+      const scenario: Scenario = { ...SCENARIO_DEFAULTS, rate: c.simRate, geos: c.simGeos, cameras: Math.max(c.simCameras, c.simGeos), agents: 2, seed: c.simSeed, durationMs: Infinity, burstWarmupMs: 12 * 60_000, burstEveryMs: 15 * 60_000 };
+      const sim = new Simulation({ scenario, mqttUrl: `mqtt://127.0.0.1:${bridge.mqttPort}`, dataDir: join(dataDir, 'sim'), agentsFile });
+      const csv = join(dataDir, 'sim', 'geos.csv');
+      await sim.register();
+      writeFileSync(csv, geoCsv(sim.geos));
+      await loadGeo(ch, parseGeoCsv(geoCsv(sim.geos), csv));
+      await sim.start();
+      void sim.run();
+      closers.push(() => sim.close());
+      simulation = sim;
+      out.write(`  simulator         ${c.simRate} events/s from ${scenario.cameras} cameras in ${scenario.geos} geos (geo names from ${csv}); --no-sim to turn off\n`);
+    }
     out.write(`Not part of this build yet:\n${MISSING.map((m) => `  - ${m}`).join('\n')}\n`);
     out.write(`Try:  curl -s localhost:${agent.port}/v1/events -d '{"deviceId":"cam-1","geoId":7,"ts":'$(date +%s000)',"type":"person"}'\nCtrl-C to stop.\n`);
 
     let timer: NodeJS.Timeout | undefined;
     if (c.summaryEvery > 0) {
-      timer = setInterval(() => void summary(ch, agent.agent.stats()).then((s) => out.write(s), (err) => out.write(`summary: ClickHouse unreachable (${(err as Error).message})\n`)), c.summaryEvery);
+      timer = setInterval(() => void summary(ch, agent.agent.stats(), simulation?.progress()).then((s) => out.write(s), (err) => out.write(`summary: ClickHouse unreachable (${(err as Error).message})\n`)), c.summaryEvery);
       timer.unref();
     }
     return {
@@ -91,7 +112,7 @@ export function main(argv: string[]): Promise<number> {
 }
 
 /** Per-geo counts over the last minute and 5 minutes of event time, busiest first. */
-async function summary(ch: ReturnType<typeof createClient>, agent: { backlogEvents: number; connected: boolean }): Promise<string> {
+async function summary(ch: ReturnType<typeof createClient>, agent: { backlogEvents: number; connected: boolean }, sim?: Progress): Promise<string> {
   const rows = await (
     await ch.query({
       query: `SELECT geo_id, any(g.geo_name) AS name,
@@ -102,5 +123,6 @@ async function summary(ch: ReturnType<typeof createClient>, agent: { backlogEven
     })
   ).json<{ geo_id: number; name: string; m1: number; m5: number }>();
   const lines = rows.map((r) => `  geo ${String(r.geo_id).padEnd(6)} ${(r.name || '(unknown)').padEnd(20)} 1m ${String(r.m1).padStart(7)}   5m ${String(r.m5).padStart(8)}`);
-  return `${new Date().toISOString()}  agent ${agent.connected ? 'connected' : 'NOT CONNECTED'}, backlog ${agent.backlogEvents}\n${lines.join('\n') || '  no events in the last 5 minutes'}\n`;
+  const simLine = sim ? `, simulator ${sim.rateAchieved}/s (sent ${sim.sent}, backlog ${sim.backlog})` : '';
+  return `${new Date().toISOString()}  agent ${agent.connected ? 'connected' : 'NOT CONNECTED'}, backlog ${agent.backlogEvents}${simLine}\n${lines.join('\n') || '  no events in the last 5 minutes'}\n`;
 }

@@ -21,9 +21,9 @@ export const COMMANDS: Record<string, Entry> = {
   clickhouse: { summary: 'embedded ClickHouse (chDB) served over HTTP', load: async () => (await import('../clickhouse/cli.js')).serverMain },
   migrate: { summary: 'create or upgrade the vcam database in ClickHouse', load: async () => (await import('../clickhouse/cli.js')).migrateMain },
   geo: { summary: 'geo reference table: `vcam geo load FILE.csv`', load: async () => (await import('../clickhouse/cli.js')).geoMain },
-  sim: { summary: 'load simulator with ground truth', pending: 'the simulator (issue 6)' },
+  sim: { summary: 'camera-fleet simulator writing a ground-truth ledger', load: async () => (await import('../simulator/cli.js')).simMain },
   up: { summary: 'the whole product on one machine (what `npm start` runs)', load: async () => (await import('./up.js')).main },
-  verify: { summary: 'end-to-end run checked against the simulator\'s ground truth', pending: 'verify (issue 6)' },
+  verify: { summary: 'a whole stack on loopback, driven by the simulator, checked against its ground truth', load: async () => (await import('../simulator/cli.js')).verifyMain },
 };
 
 export function usage(): string {

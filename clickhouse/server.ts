@@ -72,7 +72,8 @@ export class ClickHouseServer {
   }
 
   async start(): Promise<void> {
-    this.server = createServer((req, res) => {
+    // Query parameters travel in the URL: allow what ClickHouse allows (http_max_uri_size, 1 MiB), not Node's 16 KiB.
+    this.server = createServer({ maxHeaderSize: 1024 * 1024 }, (req, res) => {
       this.handle(req, res).catch((err: unknown) => {
         this.log.error({ err }, 'request failed');
         if (!res.headersSent) res.writeHead(500);

@@ -93,3 +93,12 @@ export async function listen(handler: Handler, port: number, host = '127.0.0.1')
       }),
   };
 }
+
+/** A port nothing listens on right now (for starting children on loopback). */
+export async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as AddressInfo).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}

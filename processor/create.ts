@@ -8,6 +8,7 @@ import { silentLogger, type Logger } from '../common/log.js';
 import { createRegistry, type Registry } from '../common/metrics.js';
 import { LocalProcessor } from './local.js';
 import { PROCESSOR_DEFAULTS } from './service.js';
+import type { AlertOptions } from './alerts/index.js';
 import { startMonitor, type Monitor } from './monitor.js';
 import { instrumentWriter } from './telemetry.js';
 
@@ -18,6 +19,7 @@ export interface CreateProcessorOptions {
   retention?: Retention;
   hotHorizonMs?: number;
   dedup?: boolean;
+  alerts?: Partial<AlertOptions>;
   lateAfterMs?: number;
   logger?: Logger;
   registry?: Registry;
@@ -44,7 +46,7 @@ export function createProcessor(o: CreateProcessorOptions): LocalProcessor & { r
     async start() {
       await migrate(clickhouse, retention);
       await start();
-      monitor = await startMonitor({ client: clickhouse, source: local.writer, lag: () => new Map(), log: o.logger ?? silentLogger, registry, lateAfterMs: o.lateAfterMs ?? PROCESSOR_DEFAULTS.lateAfterMs });
+      monitor = await startMonitor({ client: clickhouse, source: local.writer, lag: () => new Map(), log: o.logger ?? silentLogger, registry, lateAfterMs: o.lateAfterMs ?? PROCESSOR_DEFAULTS.lateAfterMs, alerts: o.alerts });
     },
     async close() {
       monitor?.stop();

@@ -8,6 +8,7 @@ import { silentLogger } from '../common/log.js';
 import { createRegistry, type Registry } from '../common/metrics.js';
 import { DlqConsumer } from './dlq.js';
 import { Processor, type ProcessorOptions } from './processor.js';
+import type { AlertOptions } from './alerts/index.js';
 import { startMonitor } from './monitor.js';
 import { instrumentProcessor } from './telemetry.js';
 
@@ -21,6 +22,7 @@ export interface ProcessorServiceOptions extends KafkaClientOptions, Partial<Omi
   registry?: Registry;
   /** Copy the bridge's dead-letter topic into `vcam.dlq` (default on; one copier per group is enough). */
   copyDlq?: boolean;
+  alerts?: Partial<AlertOptions>;
 }
 
 export interface ProcessorService {
@@ -50,7 +52,7 @@ export async function startProcessorService(o: ProcessorServiceOptions): Promise
   const registry = o.registry ?? createRegistry({ component: 'processor' });
   const processor = new Processor({ ...PROCESSOR_DEFAULTS, ...definedOnly(o), clickhouse, rawRetentionDays: retention.rawDays, logger: log });
   instrumentProcessor(processor, registry, log);
-  const monitor = await startMonitor({ client: clickhouse, source: processor.writer, lag: () => processor.lag(), log, registry, lateAfterMs: o.lateAfterMs ?? PROCESSOR_DEFAULTS.lateAfterMs });
+  const monitor = await startMonitor({ client: clickhouse, source: processor.writer, lag: () => processor.lag(), log, registry, lateAfterMs: o.lateAfterMs ?? PROCESSOR_DEFAULTS.lateAfterMs, alerts: o.alerts });
   processor.on('offsetGap', (p, expected, got) => monitor.tracker.offsetGap(p, Number(got - expected)));
   await processor.start();
   const group = o.group ?? PROCESSOR_DEFAULTS.group;

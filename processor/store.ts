@@ -10,6 +10,9 @@ import type { HotSet } from './dedup.js';
 import type { ChunkResult } from './pipeline.js';
 import { dt64 } from '../clickhouse/schema.js';
 
+/** Events per cold look-up: about 100 KB of URL, far below ClickHouse's 1 MiB limit. */
+const COLD_SLICE = 1_000;
+
 export interface ChunkRange {
   start: bigint;
   end: bigint;
@@ -65,9 +68,17 @@ export class ProcessorStore {
     hot.observe(Number(top.m));
   }
 
-  /** Which of these events this partition already counted before `before` (the cold tier). */
+  /**
+   * Which of these events this partition already counted before `before` (the cold tier). The
+   * ids travel as query parameters in the URL, so a long list is asked in slices.
+   */
   async coldSeen(partition: number, before: bigint, events: PipelineEvent[]): Promise<Set<string>> {
-    if (events.length === 0) return new Set();
+    const seen = new Set<string>();
+    for (let i = 0; i < events.length; i += COLD_SLICE) for (const id of await this.coldSlice(partition, before, events.slice(i, i + COLD_SLICE))) seen.add(id);
+    return seen;
+  }
+
+  private async coldSlice(partition: number, before: bigint, events: PipelineEvent[]): Promise<string[]> {
     const rows = await (
       await this.client.query({
         query: `SELECT DISTINCT event_id FROM vcam.events
@@ -77,7 +88,7 @@ export class ProcessorStore {
         format: 'JSONEachRow',
       })
     ).json<{ event_id: string }>();
-    return new Set(rows.map((r) => r.event_id));
+    return rows.map((r) => r.event_id);
   }
 
   /** Records the chunk's range before any of its data, so a restart knows exactly what to redo. */

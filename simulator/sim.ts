@@ -4,7 +4,7 @@
  * payloads straight to the bridge, as an out-of-date agent would.
  */
 import { EventEmitter } from 'node:events';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { createAgent, type Agent } from '../agent/index.js';
@@ -18,6 +18,7 @@ import { planBursts, rateAt, type Burst, type Scenario } from './scenario.js';
 
 export interface SimulationOptions {
   scenario: Scenario;
+  /** Where the bridge listens; may be set after register() (verify starts the bridge in between). */
   mqttUrl: string;
   /** Agents' outboxes and the secrets file live here. */
   dataDir: string;
@@ -59,8 +60,9 @@ export class Simulation extends EventEmitter<SimulationEvents> {
   private startedAt = 0;
   private stopped = false;
   private readonly abort = new AbortController();
+  private secrets?: Map<string, string | undefined>;
 
-  constructor(private readonly o: SimulationOptions) {
+  constructor(readonly o: SimulationOptions) {
     super();
     const s = o.scenario;
     const prefix = o.idPrefix ?? 'sim';
@@ -71,20 +73,25 @@ export class Simulation extends EventEmitter<SimulationEvents> {
     this.generator = new Generator(s, this.geos, this.agentIds, this.legacyAgentId, this.ledger);
   }
 
-  /** Secrets made once per data directory, so a restarted simulation (vcam up) keeps its identities. */
-  private async credentials(): Promise<Map<string, string | undefined>> {
+  /**
+   * Registers the simulated agents in the agents file (before the bridge starts, if it must find
+   * them there). Secrets are made once per data directory, so a restarted simulation keeps its identities.
+   */
+  async register(): Promise<Map<string, string | undefined>> {
+    if (this.secrets) return this.secrets;
     const ids = [...this.agentIds, this.legacyAgentId];
-    if (!this.o.agentsFile) return new Map(ids.map((id) => [id, undefined]));
+    if (!this.o.agentsFile) return (this.secrets = new Map(ids.map((id) => [id, undefined])));
+    mkdirSync(this.o.dataDir, { recursive: true });
     const file = join(this.o.dataDir, 'agent-secrets.json');
     const known: Record<string, string> = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : {};
     const registered = existsSync(this.o.agentsFile) ? readFileSync(this.o.agentsFile, 'utf8') : '';
     for (const id of ids) if (!known[id] || !registered.includes(`"${id}"`)) known[id] = await addAgent(this.o.agentsFile, id);
     writeFileSync(file, JSON.stringify(known), { mode: 0o600 });
-    return new Map(ids.map((id) => [id, known[id]]));
+    return (this.secrets = new Map(ids.map((id) => [id, known[id]])));
   }
 
   async start(): Promise<void> {
-    const secrets = await this.credentials();
+    const secrets = await this.register();
     this.agents = this.agentIds.map((id) => {
       const agent = createAgent({ id, dataDir: join(this.o.dataDir, id), mqttUrl: this.o.mqttUrl, mqttUsername: id, mqttPassword: secrets.get(id), outboxSync: 'normal', reconnect: { initialMs: 100, maxMs: 2_000 } });
       agent.on('published', (b) => (this.acknowledged += b.events));

@@ -7,10 +7,10 @@ import { freePort, waitFor } from './helpers/brokers.js';
 import { vcam, waitHealthy } from './helpers/processes.js';
 
 describe('vcam up', () => {
-  it('runs ClickHouse, bridge, processor and agent; posted events show in the per-geo summary; Ctrl-C exits 0', async () => {
+  it('--no-sim: runs ClickHouse, bridge, processor and agent; posted events show in the per-geo summary; Ctrl-C exits 0', async () => {
     const [http, mqtt, ch] = [await freePort(), await freePort(), await freePort()];
     const dataDir = mkdtempSync(join(tmpdir(), 'vcam-up-'));
-    const up = vcam(['up', '--data-dir', dataDir, '--http-port', String(http), '--mqtt-port', String(mqtt), '--clickhouse-port', String(ch), '--summary-every', '500ms']);
+    const up = vcam(['up', '--no-sim', '--data-dir', dataDir, '--http-port', String(http), '--mqtt-port', String(mqtt), '--clickhouse-port', String(ch), '--summary-every', '500ms']);
     let out = '';
     up.child.stdout!.on('data', (d) => (out += d));
     await waitHealthy(http, up, 60_000);
@@ -19,6 +19,27 @@ describe('vcam up', () => {
     expect((await fetch(`http://127.0.0.1:${http}/v1/events`, { method: 'POST', body: JSON.stringify(body) })).status).toBe(202);
     await waitFor(() => /geo 42 .* 1m +3 /.test(out), 30_000, 'geo 42 with 3 events in the summary');
     expect(out).toContain(`data in ${dataDir}`);
+    up.child.kill('SIGINT');
+    expect(await up.exited).toBe(0);
+  });
+
+  it('by default the simulator feeds it: named geos with growing counts within 60 s, data kept in the directory it names', async () => {
+    const [http, mqtt, ch] = [await freePort(), await freePort(), await freePort()];
+    const dataDir = mkdtempSync(join(tmpdir(), 'vcam-up-sim-'));
+    const started = Date.now();
+    const up = vcam(['up', '--data-dir', dataDir, '--http-port', String(http), '--mqtt-port', String(mqtt), '--clickhouse-port', String(ch), '--summary-every', '1s']);
+    let out = '';
+    up.child.stdout!.on('data', (d) => (out += d));
+    // The busiest simulated geo (id 100) with its name from the simulator's CSV, counting.
+    const line = /geo 100 +(\S[^\n]*?) +1m +(\d+) /g;
+    const counts = () => [...out.matchAll(line)].map((m) => ({ name: m[1]!, n: Number(m[2]) }));
+    await waitFor(() => counts().some((c) => c.n > 0), 60_000, 'geo 100 counting in the summary');
+    expect(Date.now() - started).toBeLessThan(60_000);
+    const first = counts().at(-1)!;
+    expect(first.name).not.toBe('(unknown)');
+    await waitFor(() => counts().at(-1)!.n > first.n, 20_000, 'the count of geo 100 growing');
+    expect(out).toContain(`data in ${dataDir}`);
+    expect(out).toMatch(/simulator +200 events\/s/);
     up.child.kill('SIGINT');
     expect(await up.exited).toBe(0);
   });

@@ -1,6 +1,7 @@
 /** Alert rules against the real ClickHouse engine (embedded server over HTTP), with a controlled clock. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startClickHouse } from '../../test/helpers/clickhouse.js';
+import { geoVolumeRule } from './geo-volume.js';
 import { AlertEvaluator, ALERT_DEFAULTS, type HealthSnapshot } from './index.js';
 
 let ch: Awaited<ReturnType<typeof startClickHouse>>;
@@ -111,5 +112,17 @@ describe('alerts', () => {
     again.stop();
     // data_loss stays open until a person resolves it; the geo 9 spike is still open; the rest resolved above.
     expect(again.book.openAlerts().map((a) => a.kind).sort()).toEqual(['data_loss', 'geo_spike']);
+  });
+
+  it('a pipeline with less history than the baseline calls nothing a spike, and then does', async () => {
+    const rule = geoVolumeRule(ch.client, { ...ALERT_DEFAULTS, baselineMinutes: 3, lateAfterMs: 30_000 });
+    const t1 = t0 - 24 * 60 * MIN;
+    await minuteOfGeo(9, t1 + 1 * MIN, 20);
+    await minuteOfGeo(9, t1 + 2 * MIN, 20);
+    await minuteOfGeo(9, t1 + 3 * MIN, 200);
+    // Minute 0 of the baseline has no data at all: still warming up.
+    expect(await rule.evaluate(at(t1 + 4 * MIN))).toEqual([]);
+    await minuteOfGeo(9, t1, 20);
+    expect(await rule.evaluate(at(t1 + 4 * MIN))).toEqual([expect.objectContaining({ kind: 'geo_spike', subject: 'geo:9', since: t1 + 3 * MIN })]);
   });
 });

@@ -3,6 +3,9 @@
  * has passed) against the mean of the minutes before it. Fires a spike when the minute holds at
  * least `minVolume` events and more than `ratio` × the baseline; a drop when the baseline holds
  * at least `minVolume` and the minute less than baseline ÷ `ratio`.
+ *
+ * Nothing fires until the fleet has data for the whole baseline: otherwise a freshly started
+ * pipeline would compare its first minutes with emptiness and call every geo a spike.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { Finding, Rule } from './book.js';
@@ -23,14 +26,16 @@ export function geoVolumeRule(client: ClickHouseClient, o: GeoVolumeOptions): Ru
         await client.query({
           query: `SELECT geo_id,
                     sumIf(events, bucket = toDateTime({m:UInt32})) AS current,
-                    sumIf(events, bucket < toDateTime({m:UInt32})) / {n:UInt32} AS baseline
+                    sumIf(events, bucket < toDateTime({m:UInt32})) / {n:UInt32} AS baseline,
+                    (SELECT count() FROM vcam.geo_type_1m WHERE bucket = toDateTime({from:UInt32})) AS warm
                   FROM vcam.geo_type_1m
                   WHERE bucket >= toDateTime({from:UInt32}) AND bucket <= toDateTime({m:UInt32})
                   GROUP BY geo_id`,
           query_params: { m: minute, n: o.baselineMinutes, from: minute - o.baselineMinutes * 60 },
           format: 'JSONEachRow',
         })
-      ).json<{ geo_id: number; current: number; baseline: number }>();
+      ).json<{ geo_id: number; current: number; baseline: number; warm: number }>();
+      if (!rows.some((r) => Number(r.warm) > 0)) return [];
       const at = new Date(minute * 1000).toISOString().slice(11, 16);
       const findings: Finding[] = [];
       for (const r of rows) {

@@ -8,6 +8,7 @@ import { pipelineHealthRule, type HealthSnapshot, type PipelineHealthOptions } f
 
 export type { AlertRow, Finding, Rule, Severity } from './book.js';
 export type { HealthSnapshot } from './pipeline-health.js';
+export type { GeoVolumeOptions } from './geo-volume.js';
 
 export interface AlertOptions extends GeoVolumeOptions, PipelineHealthOptions {
   silentAfterMs: number;

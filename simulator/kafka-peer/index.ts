@@ -11,27 +11,18 @@
  * The launcher binary is compiled on demand (needs `cc` and librdkafka-dev).
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { existsSync, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { PACKAGE_ROOT } from '../../common/paths.js';
 
 const execFileP = promisify(execFile);
 
 // The C source stays in the source tree (also when this module runs from dist/), and the
 // binary is built next to it.
-const HERE = path.join(packageRoot(path.dirname(fileURLToPath(import.meta.url))), 'simulator', 'kafka-peer');
+const HERE = path.join(PACKAGE_ROOT, 'simulator', 'kafka-peer');
 const SOURCE = path.join(HERE, 'kafka-peer.c');
 const BINARY = path.join(HERE, 'kafka-peer');
-
-function packageRoot(dir: string): string {
-  while (!existsSync(path.join(dir, 'package.json'))) {
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error('kafka-peer: cannot find the vcam package root');
-    dir = up;
-  }
-  return dir;
-}
 
 const INSTALL_HINT =
   'librdkafka-dev is not installed: run apt-get install librdkafka-dev';

@@ -17,13 +17,9 @@ export interface TestBroker {
   stop(): Promise<void>;
 }
 
-export async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
+import { freePort } from '../../common/http.js';
+
+export { freePort };
 
 /** aedes on a TCP port; `port` lets a test bring a broker back on the same address. */
 export async function startAedes(port = 0): Promise<TestBroker & { aedes: Aedes; server: Server }> {

@@ -1,0 +1,96 @@
+/**
+ * Ground truth against what ClickHouse shows. Every count is compared cell by cell (geo ×
+ * minute, device, raw rows), so a loss in one place cannot hide behind a duplicate in another.
+ */
+import type { ClickHouseClient } from '@clickhouse/client';
+import type { Ledger } from './ledger.js';
+
+export interface Observed {
+  /** Distinct events per geo-minute key `geoId@minuteEpochS`, from the 10 s aggregates. */
+  geoMinute: Map<string, number>;
+  perDevice: Map<string, number>;
+  rawRows: number;
+  rawDistinct: number;
+  dlq: number;
+  latencyMs: { p50: number; p95: number; p99: number };
+  /** From the first agent receive to the last processor write. */
+  spanMs: number;
+  spikeAlerts: { geoId: number; openedAt: number }[];
+}
+
+export interface Comparison {
+  unique: number;
+  counted: number;
+  lost: number;
+  doubleCounted: number;
+  /** Cells (geo-minutes, devices) where ClickHouse and the ledger disagree, a few for the report. */
+  mismatches: string[];
+  burstsInjected: number;
+  burstsAlerted: number;
+  /** Spike alerts where no burst was injected. */
+  otherSpikeAlerts: number;
+}
+
+async function rows<T>(client: ClickHouseClient, query: string): Promise<T[]> {
+  return (await client.query({ query, format: 'JSONEachRow' })).json<T>();
+}
+
+export async function observe(client: ClickHouseClient): Promise<Observed> {
+  const [geo, dev, raw, dlq, alerts] = await Promise.all([
+    rows<{ g: number; m: number; n: string }>(client, 'SELECT geo_id AS g, toUInt32(toStartOfMinute(bucket)) AS m, sum(events) AS n FROM vcam.geo_10s GROUP BY g, m'),
+    rows<{ d: string; n: string }>(client, 'SELECT device_id AS d, sum(events) AS n FROM vcam.device_1m GROUP BY d'),
+    rows<{ rows: string; distinct: string; q: number[]; first: string; last: string }>(
+      client,
+      `SELECT count() AS rows, uniqExact(event_id) AS distinct,
+         quantiles(0.5, 0.95, 0.99)(toUnixTimestamp64Milli(processed_at) - toUnixTimestamp64Milli(received_at)) AS q,
+         toString(min(toUnixTimestamp64Milli(received_at))) AS first, toString(max(toUnixTimestamp64Milli(processed_at))) AS last
+       FROM vcam.events`,
+    ),
+    rows<{ n: string }>(client, 'SELECT count() AS n FROM vcam.dlq'),
+    rows<{ subject: string; at: string }>(client, "SELECT subject, toString(toUnixTimestamp64Milli(opened_at)) AS at FROM vcam.alerts FINAL WHERE kind = 'geo_spike'"),
+  ]);
+  const r = raw[0]!;
+  const q = r.q.map((x) => Math.round(Number(x) || 0));
+  return {
+    geoMinute: new Map(geo.map((x) => [`${x.g}@${x.m}`, Number(x.n)])),
+    perDevice: new Map(dev.map((x) => [x.d, Number(x.n)])),
+    rawRows: Number(r.rows),
+    rawDistinct: Number(r.distinct),
+    dlq: Number(dlq[0]!.n),
+    latencyMs: { p50: q[0] ?? 0, p95: q[1] ?? 0, p99: q[2] ?? 0 },
+    spanMs: Number(r.rows) ? Number(r.last) - Number(r.first) : 0,
+    spikeAlerts: alerts.map((a) => ({ geoId: Number(a.subject.replace('geo:', '')), openedAt: Number(a.at) })),
+  };
+}
+
+export function compare(ledger: Ledger, seen: Observed): Comparison {
+  const expected = new Map<string, number>();
+  for (const [g, m] of ledger.perGeoMinute) for (const [minute, n] of m) expected.set(`${g}@${minute}`, n);
+  const mismatches: string[] = [];
+  const diff = (what: string, want: Map<string, number>, got: Map<string, number>) => {
+    let lost = 0;
+    let extra = 0;
+    for (const key of new Set([...want.keys(), ...got.keys()])) {
+      const d = (got.get(key) ?? 0) - (want.get(key) ?? 0);
+      if (d < 0) lost -= d;
+      if (d > 0) extra += d;
+      if (d !== 0 && mismatches.length < 10) mismatches.push(`${what} ${key}: expected ${want.get(key) ?? 0}, ClickHouse has ${got.get(key) ?? 0}`);
+    }
+    return { lost, extra };
+  };
+  const byGeo = diff('geo@minute', expected, seen.geoMinute);
+  const byDevice = diff('device', ledger.perDevice, seen.perDevice);
+  const counted = [...seen.geoMinute.values()].reduce((a, b) => a + b, 0);
+  const burstHits = ledger.bursts.filter((b) => seen.spikeAlerts.some((a) => a.geoId === b.geoId && a.openedAt === b.fromMs));
+  return {
+    unique: ledger.unique,
+    counted,
+    // Any view that shows a loss or a double count is one: the worst of them is reported.
+    lost: Math.max(byGeo.lost, byDevice.lost, ledger.unique - seen.rawDistinct, 0),
+    doubleCounted: Math.max(byGeo.extra, byDevice.extra, seen.rawRows - seen.rawDistinct, 0),
+    mismatches,
+    burstsInjected: ledger.bursts.length,
+    burstsAlerted: burstHits.length,
+    otherSpikeAlerts: seen.spikeAlerts.filter((a) => !ledger.bursts.some((b) => a.geoId === b.geoId && a.openedAt === b.fromMs)).length,
+  };
+}

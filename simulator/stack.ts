@@ -1,0 +1,137 @@
+/**
+ * A complete vcam stack on loopback for `vcam verify`: every component a real child process
+ * (`vcam clickhouse`, `vcam bridge`, `vcam processor`), plus the Kafka test peer in Kafka mode.
+ * Each child logs to `<dir>/logs/<name>.log`; stop() ends them in reverse order and kills
+ * whatever does not exit in time, so nothing is left behind.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { freePort } from '../common/http.js';
+import { VCAM_BIN } from '../common/paths.js';
+import { sleep } from '../common/retry.js';
+import { startKafkaPeer, type KafkaPeer } from './kafka-peer/index.js';
+
+export type Mode = 'single-node' | 'kafka';
+
+export interface StackOptions {
+  mode: Mode;
+  dir: string;
+  /** false only to break the pipeline on purpose (verify --break dedup). */
+  dedup: boolean;
+  alertBaselineMinutes: number;
+  logLevel: string;
+  partitions: number;
+}
+
+export class Child {
+  readonly child: ChildProcess;
+  readonly exited: Promise<number | string>;
+  readonly logFile: string;
+
+  constructor(
+    readonly name: string,
+    args: string[],
+    logDir: string,
+  ) {
+    this.logFile = join(logDir, `${name}.log`);
+    const log = createWriteStream(this.logFile, { flags: 'a' });
+    this.child = spawn(process.execPath, [VCAM_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
+    this.child.stdout!.pipe(log, { end: false });
+    this.child.stderr!.pipe(log, { end: false });
+    this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  logTail(lines = 20): string {
+    try {
+      return readFileSync(this.logFile, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+    } catch {
+      return '';
+    }
+  }
+
+  /** Waits until `url` answers 2xx; fails early, with the log's tail, if the child exits. */
+  async healthy(url: string, timeoutMs = 60_000): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    while (Date.now() < until) {
+      if (!this.running) throw new Error(`${this.name} exited during startup (${this.child.exitCode ?? this.child.signalCode}); its log:\n${this.logTail()}`);
+      if (await fetch(url).then((r) => r.ok, () => false)) return;
+      await sleep(200);
+    }
+    throw new Error(`${this.name} did not become healthy at ${url} within ${timeoutMs / 1000} s; its log:\n${this.logTail()}`);
+  }
+
+  async stop(timeoutMs = 30_000): Promise<number | string> {
+    if (this.running) this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
+    try {
+      return await this.exited;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+export class Stack {
+  readonly children: Child[] = [];
+  kafka?: KafkaPeer;
+  mqttUrl = '';
+  clickhouseUrl = '';
+  readonly agentsFile: string;
+  private readonly logDir: string;
+
+  constructor(readonly o: StackOptions) {
+    this.logDir = join(o.dir, 'logs');
+    mkdirSync(this.logDir, { recursive: true });
+    this.agentsFile = join(o.dir, 'agents.json');
+  }
+
+  private start(name: string, args: string[]): Child {
+    const c = new Child(name, [...args, '--log-level', this.o.logLevel], this.logDir);
+    this.children.push(c);
+    return c;
+  }
+
+  async up(): Promise<void> {
+    const o = this.o;
+    const chPort = await freePort();
+    const ch = this.start('clickhouse', ['clickhouse', '--data-dir', join(o.dir, 'clickhouse'), '--port', String(chPort)]);
+    this.clickhouseUrl = `http://127.0.0.1:${chPort}`;
+    await ch.healthy(`${this.clickhouseUrl}/ping`);
+    const alerts = ['--alert-baseline', `${o.alertBaselineMinutes}m`];
+    const dedup = o.dedup ? [] : ['--no-dedup'];
+    let downstream: string[];
+    if (o.mode === 'kafka') {
+      this.kafka = await startKafkaPeer({ partitions: o.partitions });
+      const brokers = this.kafka.bootstrap;
+      const httpPort = await freePort();
+      // Test-peer settings (docs/testing.md): a short session so a restarted member rejoins fast.
+      const processor = this.start('processor', ['processor', '--kafka-brokers', brokers, '--clickhouse-url', this.clickhouseUrl, '--http-port', String(httpPort), '--session-timeout', '6s', ...alerts, ...dedup]);
+      await processor.healthy(`http://127.0.0.1:${httpPort}/healthz`);
+      // The mock cluster's controller id 0 breaks the idempotent producer: off for the test peer only.
+      downstream = ['--kafka-brokers', brokers, '--no-kafka-idempotent'];
+    } else {
+      downstream = ['--clickhouse-url', this.clickhouseUrl, ...alerts, ...dedup];
+    }
+    const [mqttPort, httpPort] = [await freePort(), await freePort()];
+    // The bridge re-reads the agents file, so the simulator can register its agents after this.
+    const bridge = this.start('bridge', ['bridge', '--mqtt-port', String(mqttPort), '--http-port', String(httpPort), '--agents-file', this.agentsFile, ...downstream]);
+    await bridge.healthy(`http://127.0.0.1:${httpPort}/healthz`);
+    this.mqttUrl = `mqtt://127.0.0.1:${mqttPort}`;
+  }
+
+  /** Stops the components in reverse order of start: bridge (draining), processor, ClickHouse, Kafka. */
+  async stop(): Promise<void> {
+    for (const c of [...this.children].reverse()) await c.stop();
+    await this.kafka?.stop();
+  }
+
+  /** Last resort on exit: no child outlives verify. */
+  killAll(): void {
+    for (const c of this.children) if (c.running) c.child.kill('SIGKILL');
+  }
+}
