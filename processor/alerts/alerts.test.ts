@@ -1,6 +1,7 @@
 /** Alert rules against the real ClickHouse engine (embedded server over HTTP), with a controlled clock. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startClickHouse } from '../../test/helpers/clickhouse.js';
+import { dt64 } from '../../clickhouse/schema.js';
 import { geoVolumeRule } from './geo-volume.js';
 import { AlertEvaluator, ALERT_DEFAULTS, type HealthSnapshot } from './index.js';
 
@@ -14,6 +15,11 @@ const MIN = 60_000;
 const t0 = Math.floor(Date.now() / MIN) * MIN - 60 * MIN;
 const alerts = () => ch.query<{ kind: string; subject: string; state: string; message: string }>('SELECT kind, subject, state, message FROM vcam.alerts FINAL ORDER BY kind, subject');
 
+/** The spike rule only judges minutes a processor was running for (see geo-volume.ts). */
+async function processorRanAt(...times: number[]) {
+  await ch.client.insert({ table: 'vcam.pipeline_status', values: times.map((ms) => ({ at: dt64(ms), instance: 'test', kafka_partition: -1, lag: 0, events_per_s: 1, latency_p50_ms: 1, latency_p95_ms: 1, latency_p99_ms: 1 })), format: 'JSONEachRow' });
+}
+
 async function minuteOfGeo(geo: number, minuteStart: number, events: number) {
   await ch.client.insert({ table: 'vcam.geo_type_1m', values: [{ bucket: minuteStart / 1000, geo_id: geo, type: 'person', events, late: 0 }], format: 'JSONEachRow' });
 }
@@ -23,6 +29,8 @@ describe('alerts', () => {
   let evaluator: AlertEvaluator;
   beforeAll(async () => {
     evaluator = AlertEvaluator.standard(ch.client, () => health, { ...ALERT_DEFAULTS, lateAfterMs: 30_000 });
+    // The processor has been running (a status row a minute) since t0.
+    await processorRanAt(...Array.from({ length: 60 }, (_, m) => t0 + m * MIN));
     await evaluator.start(3_600_000);
   });
   afterAll(() => evaluator.stop());
@@ -114,15 +122,16 @@ describe('alerts', () => {
     expect(again.book.openAlerts().map((a) => a.kind).sort()).toEqual(['data_loss', 'geo_spike']);
   });
 
-  it('a pipeline with less history than the baseline calls nothing a spike, and then does', async () => {
+  it('minutes from before the processor ran are no baseline: no spike until it has run for the whole baseline', async () => {
     const rule = geoVolumeRule(ch.client, { ...ALERT_DEFAULTS, baselineMinutes: 3, lateAfterMs: 30_000 });
     const t1 = t0 - 24 * 60 * MIN;
-    await minuteOfGeo(9, t1 + 1 * MIN, 20);
-    await minuteOfGeo(9, t1 + 2 * MIN, 20);
+    // Late stragglers in the minutes before the start, then live traffic.
+    await minuteOfGeo(9, t1, 21);
+    await minuteOfGeo(9, t1 + 1 * MIN, 21);
+    await minuteOfGeo(9, t1 + 2 * MIN, 21);
     await minuteOfGeo(9, t1 + 3 * MIN, 200);
-    // Minute 0 of the baseline has no data at all: still warming up.
     expect(await rule.evaluate(at(t1 + 4 * MIN))).toEqual([]);
-    await minuteOfGeo(9, t1, 20);
+    await processorRanAt(t1 + 20_000);
     expect(await rule.evaluate(at(t1 + 4 * MIN))).toEqual([expect.objectContaining({ kind: 'geo_spike', subject: 'geo:9', since: t1 + 3 * MIN })]);
   });
 });

@@ -4,8 +4,9 @@
  * least `minVolume` events and more than `ratio` × the baseline; a drop when the baseline holds
  * at least `minVolume` and the minute less than baseline ÷ `ratio`.
  *
- * Nothing fires until the fleet has data for the whole baseline: otherwise a freshly started
- * pipeline would compare its first minutes with emptiness and call every geo a spike.
+ * Nothing fires unless a processor was running when the baseline began (a `pipeline_status`
+ * row near its first minute): otherwise a freshly started pipeline compares its first minutes
+ * with a past that holds only late stragglers, and calls every busy geo a spike.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { Finding, Rule } from './book.js';
@@ -27,7 +28,8 @@ export function geoVolumeRule(client: ClickHouseClient, o: GeoVolumeOptions): Ru
           query: `SELECT geo_id,
                     sumIf(events, bucket = toDateTime({m:UInt32})) AS current,
                     sumIf(events, bucket < toDateTime({m:UInt32})) / {n:UInt32} AS baseline,
-                    (SELECT count() FROM vcam.geo_type_1m WHERE bucket = toDateTime({from:UInt32})) AS warm
+                    (SELECT count() FROM vcam.pipeline_status
+                      WHERE at >= toDateTime({from:UInt32}) - INTERVAL 10 MINUTE AND at <= toDateTime({from:UInt32}) + INTERVAL 1 MINUTE) AS warm
                   FROM vcam.geo_type_1m
                   WHERE bucket >= toDateTime({from:UInt32}) AND bucket <= toDateTime({m:UInt32})
                   GROUP BY geo_id`,
