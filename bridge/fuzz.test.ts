@@ -12,27 +12,17 @@ import { TOPICS } from '../common/kafka.js';
 import { silentLogger } from '../common/log.js';
 import { consumeAll } from '../test/helpers/kafka.js';
 import { startKafkaPeer, type KafkaPeer } from '../simulator/kafka-peer/index.js';
+import { seededRng } from '../simulator/random.js';
 import { addAgent, KafkaDownstream, startBridgeService, type BridgeService } from './index.js';
 
 const PAYLOADS = 10_000;
 const SEED = Number(process.env.VCAM_FUZZ_SEED ?? 20261125);
 
-/** mulberry32: small, seedable, good enough to pick cases. */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Case = { payload: Buffer; valid: string[]; dlq: string[] };
 
 function generator(agentId: string, seed: number) {
-  const rand = rng(seed);
+  const rand = seededRng(seed);
   const int = (n: number) => Math.floor(rand() * n);
   const now = Date.now();
   let n = 0;

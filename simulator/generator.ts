@@ -10,20 +10,14 @@
  * Retries and re-sends repeat an earlier event object unchanged, so they get its id again.
  * The ledger test recounts generated events with the agent's own id function to prove this.
  */
+import type { CameraEvent } from '../common/contract.js';
 import type { SimGeo } from './geos.js';
 import type { Ledger } from './ledger.js';
 import { seededRng, Zipf, type Rng } from './random.js';
 import { LATE_MIN_MS, type Scenario } from './scenario.js';
 
-export interface SimEvent {
-  eventId?: string;
-  deviceId: string;
-  geoId: number;
-  ts: number | string;
-  type: string;
-  confidence?: number;
-  attrs?: Record<string, string>;
-}
+/** What a simulated camera sends: the contract's camera event. */
+export type SimEvent = CameraEvent;
 
 export type Send =
   | { kind: 'event'; agent: number; event: SimEvent }

@@ -7,23 +7,11 @@ import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import type { VerifyReport } from '../simulator/index.js';
 import { waitFor } from './helpers/brokers.js';
 import { vcam, type Proc } from './helpers/processes.js';
 
-interface Report {
-  ok: boolean;
-  mode: string;
-  unique: number;
-  counted: number;
-  lost: number;
-  doubleCounted: number;
-  dlqExpected: number;
-  dlqCounted: number;
-  agentRejectsExpected: number;
-  agentRejected: number;
-  latencyMs: { p50: number; p99: number };
-  problems: string[];
-}
+type Report = VerifyReport;
 
 async function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | string; report: Report; proc: Proc }> {
   const proc = vcam(['verify', '--json', '--rate', '1000', '--duration', '10s', '--log-level', 'warn', ...args], env);
