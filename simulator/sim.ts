@@ -37,6 +37,7 @@ export interface Progress {
   backlog: number;
   rejectedByAgents: number;
   connectedAgents: number;
+  legacyPublishesFailed: number;
 }
 
 export interface SimulationEvents {
@@ -55,6 +56,7 @@ export class Simulation extends EventEmitter<SimulationEvents> {
   private agents: Agent[] = [];
   private legacy?: MqttClient;
   private legacyInFlight = 0;
+  private legacyFailed = 0;
   private acknowledged = 0;
   private rejectedByAgents = 0;
   private startedAt = 0;
@@ -153,7 +155,9 @@ export class Simulation extends EventEmitter<SimulationEvents> {
     // A camera whose agent refuses (outbox full, restarting) retries until it is taken.
     const records = [...perAgent].map(([a, events]) => retry(() => this.agents[a]!.record(events), { initialMs: 100, maxMs: 2_000, signal: this.abort.signal }));
     await Promise.all(records);
-    void Promise.all(publishes);
+    // Legacy publishes are not awaited (their PUBACK waits for the dead-letter write); one that
+    // fails (bridge gone at shutdown) is counted, and shows in progress as never acknowledged.
+    for (const p of publishes) p.catch(() => this.legacyFailed++);
   }
 
   private async publishLegacy(payload: string): Promise<void> {
@@ -176,6 +180,7 @@ export class Simulation extends EventEmitter<SimulationEvents> {
       backlog,
       rejectedByAgents: this.rejectedByAgents,
       connectedAgents: this.agents.filter((a) => a.connected).length,
+      legacyPublishesFailed: this.legacyFailed,
     };
   }
 
