@@ -33,6 +33,7 @@ export const bridgeCommand = defineCommand({
     clickhouseUser: { type: 'string', description: 'single-node mode: ClickHouse user' },
     clickhousePassword: { type: 'string', secret: true, description: 'single-node mode: ClickHouse password' },
     alertBaseline: { type: 'duration', default: '10m', description: 'single-node mode: a geo spike or drop is a minute compared with the mean of this many minutes before it' },
+    hotHorizon: { type: 'duration', default: '10m', description: 'single-node mode: event-time span of the in-memory dedup tier (older duplicates are checked in ClickHouse)' },
     dedup: { type: 'boolean', default: true, description: 'single-node mode: deduplicate by eventId; --no-dedup breaks the no-double-counting promise on purpose (vcam verify --break dedup)' },
     kafkaClientId: { type: 'string', default: 'vcam-bridge', description: 'Kafka client id' },
     kafkaIdempotent: { type: 'boolean', default: true, description: 'idempotent producer (needs broker support)' },
@@ -75,7 +76,7 @@ export async function main(argv: string[]): Promise<number> {
     const logger = createLogger('bridge', c.logLevel);
     const registry = createRegistry({ component: 'bridge' }, true);
     if (!c.kafkaBrokers?.length) {
-      const downstream = createProcessor({ clickhouseUrl: c.clickhouseUrl, clickhouseUser: c.clickhouseUser, clickhousePassword: c.clickhousePassword, dedup: c.dedup, alerts: { baselineMinutes: Math.max(1, Math.round(c.alertBaseline / 60_000)) }, logger: logger.child({ component: 'processor' }), registry });
+      const downstream = createProcessor({ clickhouseUrl: c.clickhouseUrl, clickhouseUser: c.clickhouseUser, clickhousePassword: c.clickhousePassword, dedup: c.dedup, hotHorizonMs: c.hotHorizon, alerts: { baselineMinutes: Math.max(1, Math.round(c.alertBaseline / 60_000)) }, logger: logger.child({ component: 'processor' }), registry });
       return startBridgeService({ ...c, downstream, drainMs: c.drainTimeout, logger, registry });
     }
     const downstream = new KafkaDownstream({

@@ -11,7 +11,7 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import type { Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
 import { dt64 } from '../clickhouse/schema.js';
 import { createGroupConsumer, TOPICS, type KafkaClientOptions } from '../common/kafka.js';
-import { retry } from '../common/retry.js';
+import { backoffDelay, retry } from '../common/retry.js';
 
 export interface DlqConsumerOptions extends KafkaClientOptions {
   clickhouse: ClickHouseClient;
@@ -42,19 +42,24 @@ export class DlqConsumer {
     });
     // As in processor.ts: after a non-retriable crash kafkajs stays down; start a fresh member.
     consumer.on(consumer.events.CRASH, ({ payload }) => {
-      if (payload.restart || this.stopping) return;
-      setTimeout(() => {
-        void (async () => {
-          await this.consumer.disconnect().catch(() => undefined);
-          if (this.stopping) return;
-          this.generation++;
-          this.next.clear();
-          this.consumer = this.createConsumer();
-          await this.start().catch(() => undefined);
-        })();
-      }, 1_000);
+      if (!payload.restart) this.restart(payload.error, 0);
     });
     return consumer;
+  }
+
+  private restart(err: Error, attempt: number): void {
+    if (this.stopping) return;
+    this.o.logger.warn({ err: err.message, attempt }, 'dead-letter copier stopped; starting a new consumer');
+    setTimeout(() => {
+      void (async () => {
+        await this.consumer.disconnect().catch(() => undefined);
+        if (this.stopping) return;
+        this.generation++;
+        this.next.clear();
+        this.consumer = this.createConsumer();
+        await this.start().catch((e: Error) => this.restart(e, attempt + 1));
+      })();
+    }, backoffDelay(attempt, { initialMs: 1_000, maxMs: 30_000 }));
   }
 
   async start(): Promise<void> {
@@ -80,7 +85,7 @@ export class DlqConsumer {
     const generation = this.generation;
     await retry(
       async () => {
-        if (generation !== this.generation) throw GONE;
+        if (generation !== this.generation || this.stopping) throw GONE;
         await heartbeat().catch(() => Promise.reject(GONE));
         const next = this.next.get(p) ?? (await this.storedNext(p));
         const fresh = batch.messages.filter((m) => BigInt(m.offset) >= next);

@@ -12,16 +12,16 @@ beforeAll(async () => {
 afterAll(() => ch?.stop());
 
 describe('ProcessorStore.coldSeen', () => {
-  it('answers for 5,000 events at once (ids far beyond one URL\'s worth) with exactly those counted before the offset', async () => {
-    const events = pipelineEvents(5_000, { prefix: `a-long-camera-supplied-event-identifier-` });
+  it('answers for 20,000 events at once (1.5 MB of ids, beyond the 1 MiB a URL may hold) with exactly those counted before the offset', async () => {
+    const events = pipelineEvents(20_000, { prefix: `a-long-camera-supplied-event-identifier-` });
     // Every third event was counted earlier in this partition, one more at a later offset.
     const counted = events.filter((_, i) => i % 3 === 0);
     await ch.client.insert({
       table: 'vcam.events',
-      values: counted.map((e, i) => ({ event_id: e.eventId, device_id: e.deviceId, geo_id: e.geoId, ts: dt64(e.ts), type: e.type, agent_id: 'gw', received_at: dt64(e.receivedAt), processed_at: dt64(e.receivedAt), kafka_partition: 3, kafka_offset: i === 0 ? 9_999 : i })),
+      values: counted.map((e, i) => ({ event_id: e.eventId, device_id: e.deviceId, geo_id: e.geoId, ts: dt64(e.ts), type: e.type, agent_id: 'gw', received_at: dt64(e.receivedAt), processed_at: dt64(e.receivedAt), kafka_partition: 3, kafka_offset: i === 0 ? 99_999 : i })),
       format: 'JSONEachRow',
     });
-    const seen = await new ProcessorStore(ch.client, 'vcam.events').coldSeen(3, 5_000n, events);
+    const seen = await new ProcessorStore(ch.client, 'vcam.events').coldSeen(3, 20_000n, events);
     expect(seen.size).toBe(counted.length - 1);
     expect(seen.has(counted[1]!.eventId)).toBe(true);
     expect(seen.has(counted[0]!.eventId)).toBe(false);

@@ -34,7 +34,7 @@ export const SCENARIO_OPTIONS = {
   burstFactor: { type: 'number', default: D.burstFactor, description: "a burst multiplies its geo's rate by this for one minute" },
   burstWarmup: { type: 'duration', default: `${D.burstWarmupMs / 60_000}m`, description: 'ordinary traffic before the first burst' },
   burstEvery: { type: 'duration', default: `${D.burstEveryMs / 60_000}m`, description: 'time between bursts' },
-  hotHorizon: { type: 'duration', default: `${D.hotHorizonMs / 60_000}m`, description: "the processor's hot dedup horizon (what an old re-send must be older than)" },
+  hotHorizon: { type: 'duration', default: `${D.hotHorizonMs / 60_000}m`, description: "the processor's hot dedup horizon: old re-sends are older than this (verify also starts the processor with it)" },
   seed: { type: 'int', default: D.seed, description: 'random seed: the same seed gives the same traffic' },
 } as const;
 
@@ -81,6 +81,14 @@ export function scenarioFrom(c: ScenarioConfig): Scenario {
   if (s.lateMaxMs < 35_000) throw new ConfigError('--late-max must be at least 35s (late means more than the 30 s lateness bound)');
   if (s.burstFactor <= 1 && s.bursts !== 0) throw new ConfigError('--burst-factor must be above 1 (or --bursts 0)');
   return s;
+}
+
+/** The first SIGINT/SIGTERM winds down in order; a second one exits at once (children are killed on exit). */
+function onSignals(first: () => void): void {
+  let count = 0;
+  const handler = () => (++count === 1 ? first() : process.exit(130));
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
 }
 
 /** One line, rewritten in place on a terminal; JSON lines otherwise. */
@@ -131,9 +139,7 @@ export async function simMain(argv: string[]): Promise<number> {
     await loadGeo(client, parseGeoCsv(geoCsv(sim.geos), csv)).finally(() => client.close());
   }
   const show = progressPrinter(c.progress);
-  const stop = () => sim.stop();
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  onSignals(() => sim.stop());
   await sim.start();
   sim.on('progress', (p) => show('running', p));
   await sim.run();
@@ -174,9 +180,7 @@ export async function verifyMain(argv: string[]): Promise<number> {
   const scenario = scenarioFrom(c);
   const dir = mkdtempSync(join(tmpdir(), 'vcam-verify-'));
   const abort = new AbortController();
-  const interrupt = () => abort.abort();
-  process.once('SIGINT', interrupt);
-  process.once('SIGTERM', interrupt);
+  onSignals(() => abort.abort());
   const show = progressPrinter(!c.json && (process.stderr.isTTY ?? false));
   const r = await verify({
     mode: c.kafka ? 'kafka' : 'single-node',

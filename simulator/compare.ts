@@ -16,6 +16,8 @@ export interface Observed {
   /** From the first agent receive to the last processor write. */
   spanMs: number;
   spikeAlerts: { geoId: number; openedAt: number }[];
+  /** Table totals, for telling when the pipeline has stopped writing. */
+  totals: { geo: number; deviceEvents: number; deviceDuplicates: number };
 }
 
 export interface Comparison {
@@ -38,7 +40,7 @@ async function rows<T>(client: ClickHouseClient, query: string): Promise<T[]> {
 export async function observe(client: ClickHouseClient): Promise<Observed> {
   const [geo, dev, raw, dlq, alerts] = await Promise.all([
     rows<{ g: number; m: number; n: string }>(client, 'SELECT geo_id AS g, toUInt32(toStartOfMinute(bucket)) AS m, sum(events) AS n FROM vcam.geo_10s GROUP BY g, m'),
-    rows<{ d: string; n: string }>(client, 'SELECT device_id AS d, sum(events) AS n FROM vcam.device_1m GROUP BY d'),
+    rows<{ d: string; n: string; dup: string }>(client, 'SELECT device_id AS d, sum(events) AS n, sum(duplicates) AS dup FROM vcam.device_1m GROUP BY d'),
     rows<{ rows: string; distinct: string; q: number[]; first: string; last: string }>(
       client,
       `SELECT count() AS rows, uniqExact(event_id) AS distinct,
@@ -59,6 +61,11 @@ export async function observe(client: ClickHouseClient): Promise<Observed> {
     dlq: Number(dlq[0]!.n),
     latencyMs: { p50: q[0] ?? 0, p95: q[1] ?? 0, p99: q[2] ?? 0 },
     spanMs: Number(r.rows) ? Number(r.last) - Number(r.first) : 0,
+    totals: {
+      geo: geo.reduce((a, x) => a + Number(x.n), 0),
+      deviceEvents: dev.reduce((a, x) => a + Number(x.n), 0),
+      deviceDuplicates: dev.reduce((a, x) => a + Number(x.dup), 0),
+    },
     spikeAlerts: alerts.map((a) => ({ geoId: Number(a.subject.replace('geo:', '')), openedAt: Number(a.at) })),
   };
 }

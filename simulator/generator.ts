@@ -5,8 +5,9 @@
  * Why the ledger needs no set of ids: every new event's eventId is unique by construction.
  * - Events without a camera id get the agent's derived id (deviceId, geoId, ts, type). Per
  *   camera their ts strictly increases, so no two share one.
- * - Events with a camera id (`<camera>-e<n>`, a per-camera counter) cannot collide either; late
- *   and out-of-order events always carry one, because their ts goes backwards.
+ * - Events with a camera id (`<camera>-<run>-e<n>`, a per-camera counter within this run)
+ *   cannot collide either; late and out-of-order events always carry one, because their ts goes
+ *   backwards. The run tag keeps a second run against the same pipeline from reusing ids.
  * Retries and re-sends repeat an earlier event object unchanged, so they get its id again.
  * The ledger test recounts generated events with the agent's own id function to prove this.
  */
@@ -58,6 +59,8 @@ export class Generator {
     readonly agentIds: readonly string[],
     readonly legacyAgentId: string,
     private readonly ledger: Ledger,
+    /** Distinguishes this run's camera ids from any earlier run's (e.g. its start time in base 36). */
+    private readonly runTag: string,
   ) {
     if (s.cameras < geos.length) throw new Error(`need at least one camera per geo (${s.cameras} cameras, ${geos.length} geos)`);
     this.rng = seededRng(s.seed);
@@ -145,7 +148,7 @@ export class Generator {
       else cam.lastTs = ts;
     }
     const event: SimEvent = {
-      ...(withId ? { eventId: `${cam.deviceId}-e${++cam.ids}` } : {}),
+      ...(withId ? { eventId: `${cam.deviceId}-${this.runTag}-e${++cam.ids}` } : {}),
       deviceId: cam.deviceId,
       geoId: cam.geoId,
       // Cameras speak both time formats the contract allows.

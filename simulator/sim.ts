@@ -72,7 +72,7 @@ export class Simulation extends EventEmitter<SimulationEvents> {
     this.legacyAgentId = `${prefix}-legacy`;
     this.geos = simGeos(s.geos, s.seed);
     this.ledger = new Ledger(s.seed);
-    this.generator = new Generator(s, this.geos, this.agentIds, this.legacyAgentId, this.ledger);
+    this.generator = new Generator(s, this.geos, this.agentIds, this.legacyAgentId, this.ledger, Date.now().toString(36));
   }
 
   /**
@@ -185,11 +185,11 @@ export class Simulation extends EventEmitter<SimulationEvents> {
   }
 
   /** Waits until every agent's outbox is empty and every legacy publish acknowledged; false on timeout. */
-  async drain(timeoutMs: number): Promise<boolean> {
+  async drain(timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
     const until = Date.now() + timeoutMs;
-    while (Date.now() < until) {
+    while (Date.now() < until && !signal?.aborted) {
       if (this.progress().backlog === 0) return true;
-      await sleep(100);
+      await sleep(100, signal);
     }
     return this.progress().backlog === 0;
   }
@@ -202,6 +202,7 @@ export class Simulation extends EventEmitter<SimulationEvents> {
     this.stopped = true;
     this.abort.abort();
     await Promise.all(this.agents.map((a) => a.close(1_000)));
-    await this.legacy?.endAsync();
+    // Forced: an in-flight publish to a bridge that is already gone must not hold the exit.
+    await this.legacy?.endAsync(true);
   }
 }

@@ -20,8 +20,17 @@ export interface StackOptions {
   /** false only to break the pipeline on purpose (verify --break dedup). */
   dedup: boolean;
   alertBaselineMinutes: number;
+  hotHorizonMs: number;
   logLevel: string;
   partitions: number;
+}
+
+/**
+ * The caller's VCAM_* settings must not configure the stack under test (a VCAM_KAFKA_BROKERS
+ * meant for production would send simulated events there): children get flags only.
+ */
+function childEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VCAM_') || k === 'VCAM_FROM_SOURCE'));
 }
 
 export class Child {
@@ -36,7 +45,7 @@ export class Child {
   ) {
     this.logFile = join(logDir, `${name}.log`);
     const log = createWriteStream(this.logFile, { flags: 'a' });
-    this.child = spawn(process.execPath, [VCAM_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
+    this.child = spawn(process.execPath, [VCAM_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() });
     this.child.stdout!.pipe(log, { end: false });
     this.child.stderr!.pipe(log, { end: false });
     this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
@@ -103,7 +112,7 @@ export class Stack {
     this.clickhouseUrl = `http://127.0.0.1:${chPort}`;
     await ch.healthy(`${this.clickhouseUrl}/ping`);
     const alerts = ['--alert-baseline', `${o.alertBaselineMinutes}m`];
-    const dedup = o.dedup ? [] : ['--no-dedup'];
+    const dedup = [...(o.dedup ? [] : ['--no-dedup']), '--hot-horizon', `${o.hotHorizonMs}ms`];
     let downstream: string[];
     if (o.mode === 'kafka') {
       this.kafka = await startKafkaPeer({ partitions: o.partitions });

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { loadGeo, parseGeoCsv } from '../clickhouse/index.js';
 import { sleep } from '../common/retry.js';
 import { compare, observe, type Observed } from './compare.js';
+import type { Ledger } from './ledger.js';
 import { geoCsv } from './geos.js';
 import type { Scenario } from './scenario.js';
 import { Simulation, type Progress } from './sim.js';
@@ -54,11 +55,18 @@ export interface VerifyReport {
   dir: string;
 }
 
-/** Lateness bound plus one evaluation interval: when a burst minute's alert can have been written. */
-const ALERT_DELAY_MS = 30_000 + 10_000 + 5_000;
+/**
+ * After a burst minute ends, the spike rule judges it from lateness bound (30 s) on, for a
+ * minute, every 10 s; a margin covers a lagging pipeline.
+ */
+const ALERT_DEADLINE_MS = 30_000 + 60_000 + 10_000 + 15_000;
+/** ClickHouse unchanged this long, with everything there, means the pipeline is done. */
+const QUIET_MS = 3_000;
+/** Unchanged this long with events still missing: nothing more is coming. */
+const STUCK_MS = 20_000;
 
 export async function verify(o: VerifyOptions): Promise<VerifyReport> {
-  const stack = new Stack({ mode: o.mode, dir: o.dir, dedup: !o.breakDedup, alertBaselineMinutes: o.alertBaselineMinutes, logLevel: o.logLevel, partitions: o.partitions });
+  const stack = new Stack({ mode: o.mode, dir: o.dir, dedup: !o.breakDedup, alertBaselineMinutes: o.alertBaselineMinutes, hotHorizonMs: o.scenario.hotHorizonMs, logLevel: o.logLevel, partitions: o.partitions });
   const sim = new Simulation({ scenario: o.scenario, mqttUrl: '', dataDir: join(o.dir, 'sim'), agentsFile: stack.agentsFile });
   const stopSim = () => sim.stop();
   o.signal?.addEventListener('abort', stopSim);
@@ -79,15 +87,14 @@ export async function verify(o: VerifyOptions): Promise<VerifyReport> {
       if (o.signal?.aborted) throw new Error('interrupted');
       o.onProgress?.('draining');
       const drainStart = Date.now();
-      const drained = await sim.drain(o.drainTimeoutMs);
-      const seen = await settle(client, sim.ledger.unique, sim.ledger.malformed.deadLetters, Math.max(5_000, o.drainTimeoutMs - (Date.now() - drainStart)), o.signal);
-      let final = seen;
+      const drained = await sim.drain(o.drainTimeoutMs, o.signal);
+      let final = await settle(client, sim.ledger.unique, sim.ledger.malformed.deadLetters, Math.max(5_000, o.drainTimeoutMs - (Date.now() - drainStart)), o.signal);
       const lastBurst = sim.bursts.at(-1);
-      if (lastBurst && Date.now() < lastBurst.toMs + ALERT_DELAY_MS) {
+      if (lastBurst) {
         o.onProgress?.('waiting for burst alerts');
-        await sleep(lastBurst.toMs + ALERT_DELAY_MS - Date.now(), o.signal);
-        final = await observe(client);
+        final = await awaitBurstAlerts(client, sim.ledger, final, lastBurst.toMs + ALERT_DEADLINE_MS, o.signal);
       }
+      if (o.signal?.aborted) throw new Error('interrupted');
       const drainS = Math.round((Date.now() - drainStart) / 100) / 10;
       return report(o, sim, final, drained, drainS, stack);
     } finally {
@@ -102,23 +109,34 @@ export async function verify(o: VerifyOptions): Promise<VerifyReport> {
   }
 }
 
-/** Polls ClickHouse until it holds every distinct event and dead letter, or stops changing. */
+/**
+ * Polls ClickHouse until every table verify reads has stopped changing: with everything there
+ * for QUIET_MS (in Kafka mode the agents' PUBACK says nothing about ClickHouse, and a chunk's
+ * aggregates land after its raw rows; re-sends may still be on their way), or with events
+ * missing for STUCK_MS.
+ */
 async function settle(client: ReturnType<typeof createClient>, unique: number, dead: number, timeoutMs: number, signal?: AbortSignal): Promise<Observed> {
   const until = Date.now() + timeoutMs;
   let last = '';
   let stableSince = Date.now();
   for (;;) {
     const seen = await observe(client);
-    if (seen.rawDistinct >= unique && seen.dlq >= dead) {
-      // Everything is there; one more look a moment later catches a late double write.
-      await sleep(1_000, signal);
-      return observe(client);
-    }
-    const now = `${seen.rawRows}/${seen.dlq}`;
+    const now = `${seen.rawRows}/${seen.totals.geo}/${seen.totals.deviceEvents}/${seen.totals.deviceDuplicates}/${seen.dlq}`;
     if (now !== last) [last, stableSince] = [now, Date.now()];
-    if (Date.now() > until || Date.now() - stableSince > 20_000 || signal?.aborted) return seen;
+    const quiet = Date.now() - stableSince;
+    const complete = seen.rawDistinct >= unique && seen.dlq >= dead;
+    if ((complete && quiet >= QUIET_MS) || quiet >= STUCK_MS || Date.now() > until || signal?.aborted) return seen;
     await sleep(500, signal);
   }
+}
+
+/** Polls the alerts until every burst has its spike alert, or the last one is past judging. */
+async function awaitBurstAlerts(client: ReturnType<typeof createClient>, ledger: Ledger, seen: Observed, deadline: number, signal?: AbortSignal): Promise<Observed> {
+  while (compare(ledger, seen).burstsAlerted < ledger.bursts.length && Date.now() < deadline && !signal?.aborted) {
+    await sleep(2_000, signal);
+    seen = await observe(client);
+  }
+  return seen;
 }
 
 function report(o: VerifyOptions, sim: Simulation, seen: Observed, drained: boolean, drainS: number, stack: Stack): VerifyReport {

@@ -69,6 +69,6 @@ describe('vcam bridge + vcam agent processes', () => {
     expect(run(['bridge', '--kafka-brokers', '127.0.0.1:1', '--mqtt-port', 'x'])).toMatchObject({ code: 2, stderr: expect.stringContaining('--mqtt-port: "x" is not an integer') });
     expect(run(['bridge', '--kafka-brokers', '127.0.0.1:1'])).toMatchObject({ code: 2, stderr: expect.stringContaining('--agents-file') });
     expect(run(['nope'])).toMatchObject({ code: 2, stderr: expect.stringContaining('unknown command "nope"') });
-    expect(run(['sim'])).toMatchObject({ code: 69, stderr: expect.stringContaining('not available yet') });
+    expect(run(['sim', '--rate', 'fast'])).toMatchObject({ code: 2, stderr: expect.stringContaining('--rate: "fast" is not an integer') });
   });
 });

@@ -5,7 +5,7 @@
  * at least `minVolume` and the minute less than baseline ÷ `ratio`.
  *
  * Nothing fires unless a processor was running when the baseline began (a `pipeline_status`
- * row near its first minute): otherwise a freshly started pipeline compares its first minutes
+ * row by 15 s into it; status rows come every 10 s): otherwise a freshly started pipeline compares its first minutes
  * with a past that holds only late stragglers, and calls every busy geo a spike.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
@@ -29,7 +29,7 @@ export function geoVolumeRule(client: ClickHouseClient, o: GeoVolumeOptions): Ru
                     sumIf(events, bucket = toDateTime({m:UInt32})) AS current,
                     sumIf(events, bucket < toDateTime({m:UInt32})) / {n:UInt32} AS baseline,
                     (SELECT count() FROM vcam.pipeline_status
-                      WHERE at >= toDateTime({from:UInt32}) - INTERVAL 10 MINUTE AND at <= toDateTime({from:UInt32}) + INTERVAL 1 MINUTE) AS warm
+                      WHERE at >= toDateTime({from:UInt32}) - INTERVAL 10 MINUTE AND at <= toDateTime({from:UInt32}) + INTERVAL 15 SECOND) AS warm
                   FROM vcam.geo_type_1m
                   WHERE bucket >= toDateTime({from:UInt32}) AND bucket <= toDateTime({m:UInt32})
                   GROUP BY geo_id`,
