@@ -92,6 +92,16 @@ export const MIGRATIONS: Migration[] = [
       "ALTER TABLE vcam.dlq ADD COLUMN IF NOT EXISTS topic LowCardinality(String) DEFAULT ''",
     ],
   },
+  {
+    version: 4,
+    name: 'alert acknowledgements',
+    statements: () => [
+      // Apart from vcam.alerts: processors rewrite alert rows, and must not erase an operator's ack.
+      `CREATE TABLE IF NOT EXISTS vcam.alert_acks (
+        alert_id String, acknowledged_at DateTime64(3, 'UTC'), acknowledged_by String
+      ) ENGINE = ReplacingMergeTree(acknowledged_at) ORDER BY alert_id`,
+    ],
+  },
 ];
 
 /** Applies the migrations not yet recorded; returns the versions applied now. */

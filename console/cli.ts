@@ -1,14 +1,69 @@
-/** `vconsole`: the operators' terminal console. Arrives with issue 7; until then it says so. */
-import { exitWith } from '../common/cli.js';
+/** `vconsole`: the operators' terminal console (Ink), or one JSON snapshot for scripts. */
+import { ClickHouseLogLevel, createClient } from '@clickhouse/client';
+import { createElement } from 'react';
+import { EXIT, exitWith, parseOrHelp } from '../common/cli.js';
+import { defineCommand } from '../common/config.js';
 import { VcamError } from '../common/errors.js';
+import { App } from './app.js';
+import { acknowledge, geoDetail, takeSnapshot } from './snapshot.js';
+
+export const consoleCommand = defineCommand({
+  name: 'vconsole',
+  summary:
+    "The operators' console: live per-geo counts, lag, agents' backlog, alerts. Keys: 1-5/tab views, ? help, q quit.\n" +
+    'With --once or --json, or when stdout is not a terminal, prints one JSON snapshot of what the views show and exits.',
+  options: {
+    clickhouseUrl: { type: 'string', default: 'http://127.0.0.1:8123', description: 'ClickHouse HTTP URL' },
+    clickhouseUser: { type: 'string', description: 'ClickHouse user' },
+    clickhousePassword: { type: 'string', secret: true, description: 'ClickHouse password' },
+    metrics: { type: 'list', description: "components' /metrics URLs (agents' backlog, bridges' connections), comma-separated" },
+    refresh: { type: 'duration', default: '1s', description: 'how often to refresh' },
+    once: { type: 'boolean', default: false, description: 'one snapshot as JSON, then exit' },
+    json: { type: 'boolean', default: false, description: 'JSON output (implies --once)' },
+    topWindow: { type: 'duration', default: '5m', description: 'the window of the top-X lists in the JSON snapshot' },
+    ackAs: { type: 'string', default: process.env.USER ?? 'operator', description: 'name recorded with an acknowledgement' },
+  },
+});
 
 export async function main(argv: string[]): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write('Usage: vconsole [--clickhouse-url URL] [--refresh 1s] [--once] [--json]\n\nThe operators\' terminal console. Not available yet: it arrives with issue 7.\n');
-    return 0;
+  const parsed = parseOrHelp(consoleCommand, argv);
+  if (typeof parsed === 'number') return parsed;
+  const c = parsed.config;
+  if (c.refresh < 100) throw new VcamError('USAGE', '--refresh must be at least 100ms');
+  const client = createClient({ url: c.clickhouseUrl, username: c.clickhouseUser, password: c.clickhousePassword, request_timeout: 10_000, log: { level: ClickHouseLogLevel.OFF } });
+  const interactive = !c.once && !c.json && process.stdout.isTTY && process.stdin.isTTY && typeof process.stdin.setRawMode === 'function';
+  try {
+    if (!interactive) {
+      let snapshot;
+      try {
+        snapshot = await takeSnapshot(client, c.clickhouseUrl, { topWindowS: Math.round(c.topWindow / 1000), metricsUrls: c.metrics });
+      } catch (err) {
+        process.stderr.write(`vconsole: cannot read ClickHouse at ${c.clickhouseUrl}: ${(err as Error).message || String(err)}\n`);
+        return EXIT.FAILURE;
+      }
+      process.stdout.write(`${JSON.stringify(snapshot)}\n`);
+      return EXIT.OK;
+    }
+    const { render } = await import('ink');
+    const app = render(
+      createElement(App, {
+        load: ({ topWindowS }) => takeSnapshot(client, c.clickhouseUrl, { topWindowS, metricsUrls: c.metrics }),
+        detail: (geoId) => geoDetail(client, geoId),
+        acknowledge: (id) => acknowledge(client, id, c.ackAs),
+        refreshMs: c.refresh,
+        color: !('NO_COLOR' in process.env),
+      }),
+      { exitOnCtrlC: true },
+    );
+    const stop = () => app.unmount();
+    process.once('SIGTERM', stop);
+    await app.waitUntilExit();
+    return EXIT.OK;
+  } finally {
+    await client.close();
   }
-  throw new VcamError('NOT_IMPLEMENTED', 'vconsole: not available yet; it arrives with the console (issue 7), after the processor writes to ClickHouse.');
 }
+
 
 export function run(): Promise<never> {
   return exitWith(() => main(process.argv.slice(2)));

@@ -1,0 +1,199 @@
+/**
+ * What the console shows, read in one go: ClickHouse (aggregates, alerts, pipeline status) and,
+ * where configured, components' /metrics. Every query takes its values as parameters; the
+ * console's filter text is applied to the rows here, never sent as SQL.
+ */
+import type { ClickHouseClient } from '@clickhouse/client';
+import { dt64 } from '../clickhouse/schema.js';
+import { scrape, type ComponentMetrics } from './metrics.js';
+
+export interface GeoRow {
+  geoId: number;
+  name: string;
+  region: string;
+  m1: number;
+  m5: number;
+  h1: number;
+  /** Events per minute over the last 15 minutes, oldest first. */
+  spark: number[];
+}
+
+export interface AlertView {
+  id: string;
+  kind: string;
+  subject: string;
+  severity: string;
+  state: 'open' | 'resolved';
+  openedAt: number;
+  resolvedAt: number | null;
+  message: string;
+  acknowledged: boolean;
+}
+
+export interface PartitionView {
+  instance: string;
+  partition: number;
+  lag: number;
+  eventsPerS: number;
+  ageS: number;
+}
+
+export interface Snapshot {
+  at: number;
+  clickhouseUrl: string;
+  overview: {
+    /** Events counted per second by the live processors (their latest status rows). */
+    eventsPerS: number;
+    /** Events per 10 s of event time over the last 5 minutes, oldest first. */
+    rateSpark: number[];
+    latencyMs: { p50: number; p99: number } | null;
+    lagEvents: number;
+    /** Over the last 5 minutes of event time. */
+    duplicateRate: number;
+    lateRate: number;
+    dlqPerS: number;
+    openAlerts: number;
+    /** Seconds since the newest pipeline status row: how old what the processors report is. */
+    statusAgeS: number | null;
+  };
+  geos: GeoRow[];
+  top: { windowS: number; geos: { key: string; events: number }[]; devices: { key: string; events: number }[]; types: { key: string; events: number }[] };
+  alerts: AlertView[];
+  pipeline: { partitions: PartitionView[]; processors: { instance: string; lastSeenS: number; alive: boolean }[]; components: ComponentMetrics[] };
+}
+
+/** A processor is alive while its status rows (every 10 s) keep coming. */
+const ALIVE_S = 30;
+export const TOP_WINDOWS_S = [300, 3600, 86400] as const;
+
+async function rows<T>(client: ClickHouseClient, query: string, params: Record<string, unknown>): Promise<T[]> {
+  return (await client.query({ query, query_params: params, format: 'JSONEachRow' })).json<T>();
+}
+
+export interface SnapshotOptions {
+  now?: number;
+  topWindowS?: number;
+  topN?: number;
+  metricsUrls?: string[];
+}
+
+export async function takeSnapshot(client: ClickHouseClient, clickhouseUrl: string, o: SnapshotOptions = {}): Promise<Snapshot> {
+  const now = o.now ?? Date.now();
+  const nowS = Math.floor(now / 1000);
+  const topWindowS = o.topWindowS ?? TOP_WINDOWS_S[0];
+  const n = o.topN ?? 10;
+  const p = { now: nowS, nowMs: dt64(now), top: topWindowS, n };
+  const [spark, geo, geoSpark, quality, dlq, status, top, alerts, components] = await Promise.all([
+    rows<{ b: number; e: string }>(client, 'SELECT toUInt32(bucket) AS b, sum(events) AS e FROM vcam.geo_10s WHERE bucket >= toDateTime({now:UInt32} - 300) AND bucket <= toDateTime({now:UInt32}) GROUP BY b', p),
+    rows<{ geo_id: number; name: string; region: string; m1: string; m5: string; h1: string }>(
+      client,
+      `SELECT a.geo_id AS geo_id, any(g.geo_name) AS name, any(g.region) AS region,
+         sumIf(events, bucket >= toDateTime({now:UInt32} - 60)) AS m1, sumIf(events, bucket >= toDateTime({now:UInt32} - 300)) AS m5, sum(events) AS h1
+       FROM vcam.geo_10s AS a LEFT JOIN (SELECT geo_id, geo_name, region FROM vcam.geo FINAL) AS g ON a.geo_id = g.geo_id
+       WHERE bucket >= toDateTime({now:UInt32} - 3600) AND bucket <= toDateTime({now:UInt32}) GROUP BY geo_id`,
+      p,
+    ),
+    rows<{ geo_id: number; m: number; e: string }>(client, 'SELECT geo_id, toUInt32(toStartOfMinute(bucket)) AS m, sum(events) AS e FROM vcam.geo_10s WHERE bucket >= toDateTime({now:UInt32} - 900) AND bucket <= toDateTime({now:UInt32}) GROUP BY geo_id, m', p),
+    rows<{ events: string; late: string; dups: string }>(
+      client,
+      `SELECT (SELECT sum(events) FROM vcam.geo_10s WHERE bucket >= toDateTime({now:UInt32} - 300)) AS events,
+              (SELECT sum(late) FROM vcam.geo_10s WHERE bucket >= toDateTime({now:UInt32} - 300)) AS late,
+              (SELECT sum(duplicates) FROM vcam.device_1m WHERE bucket >= toDateTime({now:UInt32} - 300)) AS dups`,
+      p,
+    ),
+    rows<{ n: string }>(client, 'SELECT count() AS n FROM vcam.dlq WHERE received_at >= {nowMs:DateTime64(3)} - INTERVAL 300 SECOND', p),
+    rows<{ instance: string; partition: number; lag: string; eps: number; p50: number; p99: number; last_at: string }>(
+      client,
+      `SELECT instance, kafka_partition AS partition, argMax(lag, at) AS lag, argMax(events_per_s, at) AS eps,
+         argMax(latency_p50_ms, at) AS p50, argMax(latency_p99_ms, at) AS p99, toString(toUnixTimestamp64Milli(max(at))) AS last_at
+       FROM vcam.pipeline_status WHERE at >= {nowMs:DateTime64(3)} - INTERVAL 1 HOUR GROUP BY instance, partition ORDER BY instance, partition`,
+      p,
+    ),
+    Promise.all([
+      rows<{ key: string; events: string }>(client, 'SELECT toString(geo_id) AS key, sum(events) AS events FROM vcam.geo_10s WHERE bucket >= toDateTime({now:UInt32} - {top:UInt32}) GROUP BY key ORDER BY events DESC LIMIT {n:UInt32}', p),
+      rows<{ key: string; events: string }>(client, 'SELECT device_id AS key, sum(events) AS events FROM vcam.device_1m WHERE bucket >= toDateTime({now:UInt32} - {top:UInt32}) GROUP BY key ORDER BY events DESC LIMIT {n:UInt32}', p),
+      rows<{ key: string; events: string }>(client, 'SELECT toString(type) AS key, sum(events) AS events FROM vcam.geo_type_1m WHERE bucket >= toDateTime({now:UInt32} - {top:UInt32}) GROUP BY key ORDER BY events DESC LIMIT {n:UInt32}', p),
+    ]),
+    rows<{ alert_id: string; kind: string; subject: string; severity: string; state: 'open' | 'resolved'; opened: string; resolved: string | null; message: string; acked: number }>(
+      client,
+      `SELECT a.alert_id AS alert_id, kind, subject, severity, toString(state) AS state, toString(toUnixTimestamp64Milli(opened_at)) AS opened,
+         if(isNull(resolved_at), NULL, toString(toUnixTimestamp64Milli(assumeNotNull(resolved_at)))) AS resolved, message, k.alert_id != '' AS acked
+       FROM (SELECT * FROM vcam.alerts FINAL WHERE state = 'open' OR updated_at >= {nowMs:DateTime64(3)} - INTERVAL 1 DAY) AS a
+       LEFT JOIN (SELECT alert_id FROM vcam.alert_acks FINAL) AS k ON a.alert_id = k.alert_id
+       ORDER BY state = 'open' DESC, multiIf(severity = 'critical', 0, severity = 'warning', 1, 2), opened_at DESC LIMIT 100`,
+      p,
+    ),
+    Promise.all((o.metricsUrls ?? []).map((url) => scrape(url))),
+  ]);
+
+  const sparkBy = new Map(spark.map((r) => [Number(r.b), Number(r.e)]));
+  const firstBucket = Math.floor((nowS - 290) / 10) * 10;
+  const rateSpark = Array.from({ length: 30 }, (_, i) => sparkBy.get(firstBucket + i * 10) ?? 0);
+  const minutes = new Map<number, Map<number, number>>();
+  for (const r of geoSpark) {
+    let m = minutes.get(r.geo_id);
+    if (!m) minutes.set(r.geo_id, (m = new Map()));
+    m.set(Number(r.m), Number(r.e));
+  }
+  const firstMinute = Math.floor(nowS / 60) * 60 - 14 * 60;
+  const live = status.filter((s) => nowS - Number(s.last_at) / 1000 <= ALIVE_S);
+  const processors = new Map<string, number>();
+  for (const s of status) processors.set(s.instance, Math.max(processors.get(s.instance) ?? 0, Number(s.last_at)));
+  const q = quality[0];
+  const events = Number(q?.events ?? 0);
+  const dups = Number(q?.dups ?? 0);
+  const newest = Math.max(0, ...status.map((s) => Number(s.last_at)));
+  return {
+    at: now,
+    clickhouseUrl,
+    overview: {
+      // Each processor writes its rate on every partition's row: one per processor.
+      eventsPerS: [...new Map(live.map((s) => [s.instance, Number(s.eps)])).values()].reduce((a, b) => a + b, 0),
+      rateSpark,
+      latencyMs: live.length ? { p50: Math.max(...live.map((s) => Number(s.p50))), p99: Math.max(...live.map((s) => Number(s.p99))) } : null,
+      lagEvents: live.reduce((a, s) => a + Number(s.lag), 0),
+      duplicateRate: events + dups > 0 ? dups / (events + dups) : 0,
+      lateRate: events > 0 ? Number(q?.late ?? 0) / events : 0,
+      dlqPerS: Number(dlq[0]?.n ?? 0) / 300,
+      openAlerts: alerts.filter((a) => a.state === 'open').length,
+      statusAgeS: newest ? Math.max(0, (now - newest) / 1000) : null,
+    },
+    geos: geo
+      .map((g) => ({
+        geoId: Number(g.geo_id),
+        name: g.name || '(unknown geo)',
+        region: g.region,
+        m1: Number(g.m1),
+        m5: Number(g.m5),
+        h1: Number(g.h1),
+        spark: Array.from({ length: 15 }, (_, i) => minutes.get(Number(g.geo_id))?.get(firstMinute + i * 60) ?? 0),
+      }))
+      .sort((a, b) => b.m5 - a.m5 || a.geoId - b.geoId),
+    top: {
+      windowS: topWindowS,
+      geos: top[0].map((r) => ({ key: r.key, events: Number(r.events) })),
+      devices: top[1].map((r) => ({ key: r.key, events: Number(r.events) })),
+      types: top[2].map((r) => ({ key: r.key, events: Number(r.events) })),
+    },
+    alerts: alerts.map((a) => ({ id: a.alert_id, kind: a.kind, subject: a.subject, severity: a.severity, state: a.state, openedAt: Number(a.opened), resolvedAt: a.resolved === null ? null : Number(a.resolved), message: a.message, acknowledged: Boolean(Number(a.acked)) })),
+    pipeline: {
+      partitions: status.map((s) => ({ instance: s.instance, partition: s.partition, lag: Number(s.lag), eventsPerS: Number(s.eps), ageS: (now - Number(s.last_at)) / 1000 })),
+      processors: [...processors].map(([instance, at]) => ({ instance, lastSeenS: (now - at) / 1000, alive: (now - at) / 1000 <= ALIVE_S })),
+      components,
+    },
+  };
+}
+
+/** One geo's devices and event types over the last hour (the Geos view's drill-down). */
+export async function geoDetail(client: ClickHouseClient, geoId: number, now = Date.now()): Promise<{ devices: { key: string; events: number; duplicates: number }[]; types: { key: string; events: number }[] }> {
+  const p = { geo: geoId, now: Math.floor(now / 1000) };
+  const [devices, types] = await Promise.all([
+    rows<{ key: string; events: string; duplicates: string }>(client, 'SELECT device_id AS key, sum(events) AS events, sum(duplicates) AS duplicates FROM vcam.device_1m WHERE geo_id = {geo:UInt32} AND bucket >= toDateTime({now:UInt32} - 3600) GROUP BY key ORDER BY events DESC LIMIT 20', p),
+    rows<{ key: string; events: string }>(client, 'SELECT toString(type) AS key, sum(events) AS events FROM vcam.geo_type_1m WHERE geo_id = {geo:UInt32} AND bucket >= toDateTime({now:UInt32} - 3600) GROUP BY key ORDER BY events DESC', p),
+  ]);
+  return { devices: devices.map((d) => ({ key: d.key, events: Number(d.events), duplicates: Number(d.duplicates) })), types: types.map((t) => ({ key: t.key, events: Number(t.events) })) };
+}
+
+export async function acknowledge(client: ClickHouseClient, alertId: string, by: string): Promise<void> {
+  await client.insert({ table: 'vcam.alert_acks', values: [{ alert_id: alertId, acknowledged_at: dt64(Date.now()), acknowledged_by: by }], format: 'JSONEachRow' });
+}
