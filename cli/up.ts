@@ -1,8 +1,8 @@
 /**
  * `vcam up` (what `npm start` runs): the product on one machine with embedded defaults —
  * embedded ClickHouse, the bridge in single-node mode with the processor in its process, one
- * local agent for real cameras, and the simulator at a modest rate — plus a live per-geo
- * summary until vconsole (issue 7) takes that place. `--clickhouse-url` points at a real
+ * local agent for real cameras, and the simulator at a modest rate — with vconsole in the
+ * foreground on a terminal (a live per-geo summary otherwise). `--clickhouse-url` points at a real
  * ClickHouse instead; `--kafka-brokers` runs the bridge against Kafka (then run `vcam processor`
  * next to it); `--no-sim` leaves the fleet to real agents.
  */
@@ -16,10 +16,10 @@ import { runService } from '../common/cli.js';
 import { defineCommand } from '../common/config.js';
 import { createLogger, LOG_LEVELS } from '../common/log.js';
 import { createRegistry } from '../common/metrics.js';
+import { hasTerminal, runConsole } from '../console/index.js';
 import { createProcessor } from '../processor/index.js';
 import { geoCsv, SCENARIO_DEFAULTS, Simulation, type Progress, type Scenario } from '../simulator/index.js';
 
-const MISSING = ['vconsole: issue 7 (until then, the summary below)'];
 
 export const upCommand = defineCommand({
   name: 'vcam up',
@@ -36,7 +36,8 @@ export const upCommand = defineCommand({
     simGeos: { type: 'int', default: 20, description: 'simulator: geos (their names are loaded into the geo table)' },
     simCameras: { type: 'int', default: 200, description: 'simulator: cameras' },
     simSeed: { type: 'int', default: 1, description: 'simulator: random seed' },
-    summaryEvery: { type: 'duration', default: '5s', description: 'how often to print the live summary (0 = never)' },
+    console: { type: 'boolean', default: true, description: 'on a terminal, show vconsole in the foreground (q quits and stops everything); logs then go to <data-dir>/vcam-up.log' },
+    summaryEvery: { type: 'duration', default: '5s', description: 'without the console: how often to print the live summary (0 = never)' },
     logLevel: { type: 'string', choices: LOG_LEVELS, default: 'warn', description: 'log level' },
   },
 });
@@ -45,7 +46,9 @@ export function main(argv: string[]): Promise<number> {
   return runService(upCommand, argv, async (c) => {
     const dataDir = resolve(c.dataDir);
     mkdirSync(dataDir, { recursive: true });
-    const log = (name: string) => createLogger(name, c.logLevel);
+    const foreground = c.console && hasTerminal();
+    const logFile = foreground ? join(dataDir, 'vcam-up.log') : undefined;
+    const log = (name: string) => createLogger(name, c.logLevel, logFile);
     const closers: (() => Promise<unknown>)[] = [];
     const out = process.stdout;
     out.write(`vcam up — data in ${dataDir}\n`);
@@ -93,9 +96,18 @@ export function main(argv: string[]): Promise<number> {
       simulation = sim;
       out.write(`  simulator         ${c.simRate} events/s from ${scenario.cameras} cameras in ${scenario.geos} geos (geo names from ${csv}); --no-sim to turn off\n`);
     }
-    out.write(`Not part of this build yet:\n${MISSING.map((m) => `  - ${m}`).join('\n')}\n`);
-    out.write(`Try:  curl -s localhost:${agent.port}/v1/events -d '{"deviceId":"cam-1","geoId":7,"ts":'$(date +%s000)',"type":"person"}'\nCtrl-C to stop.\n`);
+    out.write(`Try:  curl -s localhost:${agent.port}/v1/events -d '{"deviceId":"cam-1","geoId":7,"ts":'$(date +%s000)',"type":"person"}'\n`);
 
+    // Last started, first stopped: the simulator, the agent, the bridge (draining into ClickHouse), ClickHouse.
+    const closeAll = async () => {
+      for (const close of closers.reverse()) await close();
+    };
+    if (foreground) {
+      out.write(`Logs: ${logFile}. Starting vconsole (q quits and stops everything)…\n`);
+      const done = runConsole(ch, { clickhouseUrl, metricsUrls: [`http://127.0.0.1:${agent.port}/metrics`], refreshMs: 1_000, ackAs: process.env.USER ?? 'operator' });
+      return { done, close: closeAll };
+    }
+    out.write(`Live summary below (\`vconsole --clickhouse-url ${clickhouseUrl}\` shows more). Ctrl-C to stop.\n`);
     let timer: NodeJS.Timeout | undefined;
     if (c.summaryEvery > 0) {
       timer = setInterval(() => void summary(ch, agent.agent.stats(), simulation?.progress()).then((s) => out.write(s), (err) => out.write(`summary: ClickHouse unreachable (${(err as Error).message})\n`)), c.summaryEvery);
@@ -104,8 +116,7 @@ export function main(argv: string[]): Promise<number> {
     return {
       close: async () => {
         clearInterval(timer);
-        // Last started, first stopped: the agent, then the bridge (draining into ClickHouse), then ClickHouse.
-        for (const close of closers.reverse()) await close();
+        await closeAll();
       },
     };
   });

@@ -12,6 +12,8 @@ export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2, UNAVAILABLE: 69 } as const;
 export interface Service {
   /** Resolves when the service has drained and released everything. */
   close(): Promise<void>;
+  /** Resolves when the service ends by itself (an interactive screen the user quit). */
+  done?: Promise<void>;
 }
 
 /**
@@ -22,9 +24,10 @@ export async function runService<S extends Spec>(cmd: Command<S>, argv: string[]
   const loaded = parseOrHelp(cmd, argv);
   if (typeof loaded === 'number') return loaded;
   const service = await start(loaded.config, loaded.positionals);
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+  const signal = await new Promise<NodeJS.Signals | 'done'>((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'));
     process.once('SIGTERM', () => resolve('SIGTERM'));
+    void service.done?.then(() => resolve('done'));
   });
   const force = () => process.exit(signal === 'SIGINT' ? 130 : 143);
   process.once('SIGINT', force);

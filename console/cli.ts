@@ -1,5 +1,5 @@
 /** `vconsole`: the operators' terminal console (Ink), or one JSON snapshot for scripts. */
-import { ClickHouseLogLevel, createClient } from '@clickhouse/client';
+import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
 import { createElement } from 'react';
 import { EXIT, exitWith, parseOrHelp } from '../common/cli.js';
 import { defineCommand } from '../common/config.js';
@@ -31,7 +31,7 @@ export async function main(argv: string[]): Promise<number> {
   const c = parsed.config;
   if (c.refresh < 100) throw new VcamError('USAGE', '--refresh must be at least 100ms');
   const client = createClient({ url: c.clickhouseUrl, username: c.clickhouseUser, password: c.clickhousePassword, request_timeout: 10_000, log: { level: ClickHouseLogLevel.OFF } });
-  const interactive = !c.once && !c.json && process.stdout.isTTY && process.stdin.isTTY && typeof process.stdin.setRawMode === 'function';
+  const interactive = !c.once && !c.json && hasTerminal();
   try {
     if (!interactive) {
       let snapshot;
@@ -44,26 +44,37 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(`${JSON.stringify(snapshot)}\n`);
       return EXIT.OK;
     }
-    const { render } = await import('ink');
-    const app = render(
-      createElement(App, {
-        load: ({ topWindowS }) => takeSnapshot(client, c.clickhouseUrl, { topWindowS, metricsUrls: c.metrics }),
-        detail: (geoId) => geoDetail(client, geoId),
-        acknowledge: (id) => acknowledge(client, id, c.ackAs),
-        refreshMs: c.refresh,
-        color: !('NO_COLOR' in process.env),
-      }),
-      { exitOnCtrlC: true },
-    );
-    const stop = () => app.unmount();
-    process.once('SIGTERM', stop);
-    await app.waitUntilExit();
+    await runConsole(client, { clickhouseUrl: c.clickhouseUrl, metricsUrls: c.metrics, refreshMs: c.refresh, ackAs: c.ackAs });
     return EXIT.OK;
   } finally {
     await client.close();
   }
 }
 
+
+/** The interactive console on this terminal until q / Ctrl-C (also what `vcam up` shows in the foreground). */
+export async function runConsole(client: ClickHouseClient, o: { clickhouseUrl: string; metricsUrls?: string[]; refreshMs: number; ackAs: string }): Promise<void> {
+  const { render } = await import('ink');
+  const app = render(
+    createElement(App, {
+      load: ({ topWindowS }) => takeSnapshot(client, o.clickhouseUrl, { topWindowS, metricsUrls: o.metricsUrls }),
+      detail: (geoId) => geoDetail(client, geoId),
+      acknowledge: (id) => acknowledge(client, id, o.ackAs),
+      refreshMs: o.refreshMs,
+      color: !('NO_COLOR' in process.env),
+    }),
+    { exitOnCtrlC: true },
+  );
+  const stop = () => app.unmount();
+  process.once('SIGTERM', stop);
+  await app.waitUntilExit();
+  process.off('SIGTERM', stop);
+}
+
+/** Whether this process can run the interactive console. */
+export function hasTerminal(): boolean {
+  return Boolean(process.stdout.isTTY && process.stdin.isTTY && typeof process.stdin.setRawMode === 'function');
+}
 
 export function run(): Promise<never> {
   return exitWith(() => main(process.argv.slice(2)));
