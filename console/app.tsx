@@ -155,7 +155,7 @@ export function App({ load, detail, acknowledge, refreshMs, color, now = Date.no
   ) : snap ? (
     <Text>
       <C color="green">{SYMBOL.ok}</C>
-      {` ${snap.clickhouseUrl}  refreshed ${age((t - snap.at) / 1000)} ago  · processors reported ${age(snap.overview.statusAgeS)} ago · `}
+      {` ${snap.clickhouseUrl.replace(/^https?:\/\//, '')} · refreshed ${age((t - snap.at) / 1000)} ago · processors reported ${age(snap.overview.statusAgeS)} ago · `}
       <C color={snap.overview.openAlerts ? 'red' : 'green'}>{`${snap.overview.openAlerts} open alert${snap.overview.openAlerts === 1 ? '' : 's'}`}</C>
     </Text>
   ) : (

@@ -124,6 +124,8 @@ describe('vconsole in a terminal (tmux) against a running stack', () => {
     tmux('send-keys', '-t', session, '2');
     await waitFor(() => /100 +Dublin Harbour 1/.test(pane()) && pane().trimEnd().split('\n').length <= 24, 15_000, 'the Geos view at 80×24');
     expect(pane()).toContain('1 Overview');
+    // The status line fits on one line at 80 columns (a wrap would push the view down).
+    expect(pane().split('\n')[1]).toMatch(/refreshed \d+s ago .* open alerts?$/);
 
     tmux('send-keys', '-t', session, 'q');
     await waitFor(() => pane().includes('vconsole exited 0'), 15_000, 'vconsole to exit 0 on q');

@@ -16,7 +16,7 @@ export function Overview({ s, width }: { s: Snapshot; width: number }) {
   const procs = s.pipeline.processors;
   return (
     <Box flexDirection="column">
-      {row('events/s (processed)', <Text>{`${num(o.eventsPerS).padStart(8)}  ${sparkline(o.rateSpark, Math.max(10, Math.min(30, width - 40)))}  (5 min, event time)`}</Text>)}
+      {row('events/s (processed)', <Text>{`${num(o.eventsPerS).padStart(8)}  ${sparkline(o.rateSpark, Math.max(10, Math.min(30, width - 57)))}  (5 min, event time)`}</Text>)}
       {row('end-to-end latency', o.latencyMs ? `p50 ${ms(o.latencyMs.p50)}   p99 ${ms(o.latencyMs.p99)}` : 'no live processor')}
       {row('consumer lag', <C color={o.lagEvents > 100_000 ? 'red' : o.lagEvents > 10_000 ? 'yellow' : 'green'}>{`${num(o.lagEvents)} events`}</C>)}
       {row('duplicates', `${pct(o.duplicateRate)} of arrivals (5 min)`)}
