@@ -8,7 +8,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { createClient } from '@clickhouse/client';
+import { ClickHouseLogLevel, createClient } from '@clickhouse/client';
 import { startAgentService } from '../agent/index.js';
 import { addAgent, KafkaDownstream, startBridgeService } from '../bridge/index.js';
 import { ClickHouseServer, loadGeo, migrate, parseGeoCsv } from '../clickhouse/index.js';
@@ -16,7 +16,7 @@ import { runService } from '../common/cli.js';
 import { defineCommand } from '../common/config.js';
 import { createLogger, LOG_LEVELS } from '../common/log.js';
 import { createRegistry } from '../common/metrics.js';
-import { hasTerminal, runConsole } from '../console/index.js';
+import { hasTerminal, startConsole } from '../console/index.js';
 import { createProcessor } from '../processor/index.js';
 import { geoCsv, SCENARIO_DEFAULTS, Simulation, type Progress, type Scenario } from '../simulator/index.js';
 
@@ -60,7 +60,8 @@ export function main(argv: string[]): Promise<number> {
       closers.push(() => server.close());
       clickhouseUrl = `http://127.0.0.1:${server.port}`;
     }
-    const ch = createClient({ url: clickhouseUrl });
+    // The client's own console logging would draw over the screen; failures surface as errors here.
+    const ch = createClient({ url: clickhouseUrl, log: { level: ClickHouseLogLevel.OFF } });
     closers.push(() => ch.close());
     await migrate(ch);
     out.write(`  ClickHouse        ${clickhouseUrl}${c.clickhouseUrl ? '' : ' (embedded)'}\n`);
@@ -104,8 +105,16 @@ export function main(argv: string[]): Promise<number> {
     };
     if (foreground) {
       out.write(`Logs: ${logFile}. Starting vconsole (q quits and stops everything)…\n`);
-      const done = runConsole(ch, { clickhouseUrl, metricsUrls: [`http://127.0.0.1:${agent.port}/metrics`], refreshMs: 1_000, ackAs: process.env.USER ?? 'operator' });
-      return { done, close: closeAll };
+      const ui = await startConsole(ch, { clickhouseUrl, metricsUrls: [`http://127.0.0.1:${agent.port}/metrics`], refreshMs: 1_000, ackAs: process.env.USER ?? 'operator' });
+      // The screen goes first, so shutdown never draws over a closing stack; a crashed screen still shuts down.
+      const done = ui.done.catch((err: Error) => log('up').error({ err: err.message }, 'console failed'));
+      return {
+        done,
+        close: async () => {
+          ui.unmount();
+          await closeAll();
+        },
+      };
     }
     out.write(`Live summary below (\`vconsole --clickhouse-url ${clickhouseUrl}\` shows more). Ctrl-C to stop.\n`);
     let timer: NodeJS.Timeout | undefined;

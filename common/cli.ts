@@ -27,7 +27,10 @@ export async function runService<S extends Spec>(cmd: Command<S>, argv: string[]
   const signal = await new Promise<NodeJS.Signals | 'done'>((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'));
     process.once('SIGTERM', () => resolve('SIGTERM'));
-    void service.done?.then(() => resolve('done'));
+    void service.done?.then(
+      () => resolve('done'),
+      () => resolve('done'),
+    );
   });
   const force = () => process.exit(signal === 'SIGINT' ? 130 : 143);
   process.once('SIGINT', force);

@@ -46,6 +46,8 @@ describe('vconsole views', () => {
     expect(app.frame()).toMatch(/dead letters +0\.01\/s/);
     expect(app.frame()).toMatch(/open alerts +! 1/);
     expect(app.frame()).toMatch(/● processor proc-1 +last status \d+s ago/);
+    // One line short of the 24-line terminal, so Ink never clears the whole screen.
+    expect(app.frame().split('\n').length).toBe(23);
     app.unmount();
   });
 

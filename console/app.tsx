@@ -5,7 +5,7 @@
  */
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { Box, Text, useApp, useInput, useStdout } from 'ink';
-import { age } from './format.js';
+import { age, fit } from './format.js';
 import type { Snapshot } from './snapshot.js';
 import { TOP_WINDOWS_S } from './snapshot.js';
 import { Alerts } from './views/alerts.js';
@@ -40,11 +40,18 @@ export interface AppProps {
   now?: () => number;
 }
 
+/** Network failures mean "unreachable"; anything else is ClickHouse answering with an error. */
+function describeFailure(message: string): string {
+  return /ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND|EHOSTUNREACH|socket hang up|Timeout|timed out/i.test(message) ? 'ClickHouse unreachable' : 'ClickHouse query failed';
+}
+
 export function App({ load, detail, acknowledge, refreshMs, color, now = Date.now }: AppProps) {
   const { exit } = useApp();
   const { stdout } = useStdout();
   const width = Math.max(80, stdout?.columns ?? 80);
-  const height = Math.max(24, stdout?.rows ?? 24);
+  // One line short of the terminal: a frame as tall as the screen makes Ink clear the whole
+  // screen (and its scrollback) on every render, which flickers.
+  const height = Math.max(12, (stdout?.rows ?? 24) - 1);
   const [snap, setSnap] = useState<Snapshot>();
   const [failure, setFailure] = useState<{ message: string; since: number }>();
   const [view, setView] = useState(0);
@@ -52,7 +59,8 @@ export function App({ load, detail, acknowledge, refreshMs, color, now = Date.no
   const [filter, setFilter] = useState('');
   const [typing, setTyping] = useState(false);
   const [sort, setSort] = useState<GeoSort>('m5');
-  const [selected, setSelected] = useState(0);
+  /** The selected item by id, so a re-sorted or shorter list keeps (or clamps) the selection. */
+  const [selectedId, setSelectedId] = useState<string>();
   const [drill, setDrill] = useState<number>();
   const [drillData, setDrillData] = useState<Awaited<ReturnType<AppProps['detail']>>>();
   const [topWindow, setTopWindow] = useState(0);
@@ -70,45 +78,55 @@ export function App({ load, detail, acknowledge, refreshMs, color, now = Date.no
       setFailure((f) => ({ message: (err as Error).message || String(err), since: f?.since ?? now() }));
     } finally {
       loading.current = false;
-      setTick((t) => t + 1);
     }
   }, [load, topWindow, now]);
 
   useEffect(() => {
     void refresh();
     const timer = setInterval(() => void refresh(), refreshMs);
-    return () => clearInterval(timer);
+    // The clock moves on even while a query hangs, so ages on screen stay true.
+    const clock = setInterval(() => setTick((t) => t + 1), 1_000);
+    return () => {
+      clearInterval(timer);
+      clearInterval(clock);
+    };
   }, [refresh, refreshMs]);
 
   useEffect(() => {
-    if (drill === undefined) return setDrillData(undefined);
+    setDrillData(undefined);
+    if (drill === undefined) return;
     let live = true;
     detail(drill).then((d) => live && setDrillData(d), () => undefined);
     return () => {
       live = false;
     };
-  }, [drill, detail, snap?.at]);
+  }, [drill, detail]);
+
+  useEffect(() => {
+    if (!notice) return;
+    const timer = setTimeout(() => setNotice(''), 4_000);
+    return () => clearTimeout(timer);
+  }, [notice]);
 
   const geos = snap ? filterGeos(snap.geos, filter, sort) : [];
   const alerts = snap?.alerts ?? [];
-  const listLength = view === 1 ? geos.length : view === 3 ? alerts.length : 0;
+  const ids = view === 1 && drill === undefined ? geos.map((g) => String(g.geoId)) : view === 3 ? alerts.map((a) => a.id) : [];
+  const selected = Math.max(0, ids.indexOf(selectedId ?? ''));
 
   // The key handler reads the current state through a ref: Ink may still hold the handler of
   // an earlier render when a key arrives while refreshes keep re-rendering.
-  const live = useRef({ view, help, drill, typing, selected, geos, alerts, listLength });
-  live.current = { view, help, drill, typing, selected, geos, alerts, listLength };
+  const live = useRef({ view, help, drill, typing, selected, geos, alerts, ids });
+  live.current = { view, help, drill, typing, selected, geos, alerts, ids };
   useInput((input, key) => {
-    const { view, help, drill, typing, selected, geos, alerts, listLength } = live.current;
+    const { view, help, drill, typing, selected, geos, alerts, ids } = live.current;
     if (typing) {
       if (key.return) setTyping(false);
       else if (key.escape) {
         setTyping(false);
         setFilter('');
-      }
-      else if (key.backspace || key.delete) setFilter((f) => f.slice(0, -1));
+      } else if (key.backspace || key.delete) setFilter((f) => f.slice(0, -1));
       else if (input && !key.ctrl && !key.meta) setFilter((f) => f + input);
-      setSelected(0);
-      return;
+      return setSelectedId(undefined);
     }
     if (input === 'q' || (key.ctrl && input === 'c')) return exit();
     if (input === '?') return setHelp((h) => !h);
@@ -119,21 +137,22 @@ export function App({ load, detail, acknowledge, refreshMs, color, now = Date.no
     }
     const go = (v: number) => {
       setView(((v % VIEWS.length) + VIEWS.length) % VIEWS.length);
-      setSelected(0);
+      setSelectedId(undefined);
       setDrill(undefined);
       setHelp(false);
     };
     if (/^[1-5]$/.test(input)) return go(Number(input) - 1);
     if (key.tab) return go(view + (key.shift ? -1 : 1));
     if (input === 'r') return void refresh();
-    if (key.downArrow || input === 'j') return setSelected((s) => Math.min(Math.max(0, listLength - 1), s + 1));
-    if (key.upArrow || input === 'k') return setSelected((s) => Math.max(0, s - 1));
-    if (view === 1 && input === '/') {
-      setTyping(true);
-      return setDrill(undefined);
+    // Under the help or a drill-down, the hidden list does not move.
+    if (help) return;
+    if (key.downArrow || input === 'j') return setSelectedId(ids[Math.min(ids.length - 1, selected + 1)]);
+    if (key.upArrow || input === 'k') return setSelectedId(ids[Math.max(0, selected - 1)]);
+    if (view === 1 && drill === undefined) {
+      if (input === '/') return setTyping(true);
+      if (input === 's') return setSort((s) => GEO_SORTS[(GEO_SORTS.indexOf(s) + 1) % GEO_SORTS.length]!);
+      if (key.return && geos[selected]) return setDrill(geos[selected]!.geoId);
     }
-    if (view === 1 && input === 's') return setSort((s) => GEO_SORTS[(GEO_SORTS.indexOf(s) + 1) % GEO_SORTS.length]!);
-    if (view === 1 && key.return && geos[selected]) return setDrill(geos[selected]!.geoId);
     if (view === 2 && input === 'w') return setTopWindow((w) => (w + 1) % TOP_WINDOWS_S.length);
     if (view === 3 && input === 'a') {
       const a = alerts[selected];
@@ -148,14 +167,19 @@ export function App({ load, detail, acknowledge, refreshMs, color, now = Date.no
     }
   });
 
-  const bodyHeight = height - 5;
+  const bodyHeight = height - 4;
   const t = now();
+  const staleS = snap ? (t - snap.at) / 1000 : 0;
+  const stale = !failure && snap && staleS * 1000 > Math.max(3 * refreshMs, 3_000);
+  const host = snap?.clickhouseUrl.replace(/^https?:\/\//, '') ?? '';
   const status = failure ? (
-    <C color="red">{`${SYMBOL.bad} ClickHouse unreachable for ${age((t - failure.since) / 1000)} (${failure.message.slice(0, width - 60)})${snap ? ` — numbers below are ${age((t - snap.at) / 1000)} old` : ''}`}</C>
+    <C color="red">{fit(`${SYMBOL.bad} ${describeFailure(failure.message)} for ${age((t - failure.since) / 1000)} (${failure.message})${snap ? ` — numbers below are ${age(staleS)} old` : ''}`, width)}</C>
+  ) : stale ? (
+    <C color="yellow">{fit(`${SYMBOL.warn} ${host}: no answer for ${age(staleS)} — numbers below are ${age(staleS)} old`, width)}</C>
   ) : snap ? (
     <Text>
       <C color="green">{SYMBOL.ok}</C>
-      {` ${snap.clickhouseUrl.replace(/^https?:\/\//, '')} · refreshed ${age((t - snap.at) / 1000)} ago · processors reported ${age(snap.overview.statusAgeS)} ago · `}
+      {fit(` ${host} · refreshed ${age(staleS)} ago · processors reported ${age(snap.overview.statusAgeS)} ago · `, width - 18)}
       <C color={snap.overview.openAlerts ? 'red' : 'green'}>{`${snap.overview.openAlerts} open alert${snap.overview.openAlerts === 1 ? '' : 's'}`}</C>
     </Text>
   ) : (
@@ -184,7 +208,7 @@ export function App({ load, detail, acknowledge, refreshMs, color, now = Date.no
     ][view];
   }
 
-  const hints = ['', typing ? `filter: ${filter}▏ (enter keep, esc clear)` : `/ filter${filter ? ` "${filter}"` : ''}  s sort  enter drill`, 'w window', 'a acknowledge', ''][view];
+  const hints = ['', drill !== undefined ? 'esc back' : `/ filter${filter ? ` "${filter}"` : ''}  s sort  enter drill`, 'w window', 'a acknowledge', ''][view];
   return (
     <ColorContext.Provider value={color}>
       <Box flexDirection="column" width={width} height={height}>
@@ -199,7 +223,7 @@ export function App({ load, detail, acknowledge, refreshMs, color, now = Date.no
         <Box flexDirection="column" height={bodyHeight} overflow="hidden">
           {body}
         </Box>
-        <Text>{notice || hints}</Text>
+        <Text>{fit(typing ? `filter: ${filter}▏ (enter keeps it, esc clears)` : notice || hints || '', width)}</Text>
       </Box>
     </ColorContext.Provider>
   );

@@ -44,7 +44,9 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(`${JSON.stringify(snapshot)}\n`);
       return EXIT.OK;
     }
-    await runConsole(client, { clickhouseUrl: c.clickhouseUrl, metricsUrls: c.metrics, refreshMs: c.refresh, ackAs: c.ackAs });
+    const ui = await startConsole(client, { clickhouseUrl: c.clickhouseUrl, metricsUrls: c.metrics, refreshMs: c.refresh, ackAs: c.ackAs });
+    process.once('SIGTERM', () => ui.unmount());
+    await ui.done;
     return EXIT.OK;
   } finally {
     await client.close();
@@ -52,8 +54,11 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 
-/** The interactive console on this terminal until q / Ctrl-C (also what `vcam up` shows in the foreground). */
-export async function runConsole(client: ClickHouseClient, o: { clickhouseUrl: string; metricsUrls?: string[]; refreshMs: number; ackAs: string }): Promise<void> {
+/**
+ * The interactive console on this terminal (also what `vcam up` shows in the foreground):
+ * `done` settles when the user quits, `unmount()` ends it from outside and restores the terminal.
+ */
+export async function startConsole(client: ClickHouseClient, o: { clickhouseUrl: string; metricsUrls?: string[]; refreshMs: number; ackAs: string }): Promise<{ done: Promise<void>; unmount(): void }> {
   const { render } = await import('ink');
   const app = render(
     createElement(App, {
@@ -65,10 +70,7 @@ export async function runConsole(client: ClickHouseClient, o: { clickhouseUrl: s
     }),
     { exitOnCtrlC: true },
   );
-  const stop = () => app.unmount();
-  process.once('SIGTERM', stop);
-  await app.waitUntilExit();
-  process.off('SIGTERM', stop);
+  return { done: app.waitUntilExit().then(() => undefined), unmount: () => app.unmount() };
 }
 
 /** Whether this process can run the interactive console. */

@@ -46,8 +46,11 @@ export interface Snapshot {
     eventsPerS: number;
     /** Events per 10 s of event time over the last 5 minutes, oldest first. */
     rateSpark: number[];
+    /** The slowest live processor's, over its last interval; null when none counted anything. */
     latencyMs: { p50: number; p99: number } | null;
-    lagEvents: number;
+    /** null when it cannot be known (a partition without a live processor) or does not apply (single-node). */
+    lagEvents: number | null;
+    lagNote: string;
     /** Over the last 5 minutes of event time. */
     duplicateRate: number;
     lateRate: number;
@@ -79,29 +82,31 @@ export interface SnapshotOptions {
 
 export async function takeSnapshot(client: ClickHouseClient, clickhouseUrl: string, o: SnapshotOptions = {}): Promise<Snapshot> {
   const now = o.now ?? Date.now();
-  const nowS = Math.floor(now / 1000);
+  // Windows end at the last complete bucket, so a count does not swing while a bucket fills.
+  const end = Math.floor(now / 10_000) * 10;
+  const endMin = Math.floor(now / 60_000) * 60;
   const topWindowS = o.topWindowS ?? TOP_WINDOWS_S[0];
-  const n = o.topN ?? 10;
-  const p = { now: nowS, nowMs: dt64(now), top: topWindowS, n };
-  const [spark, geo, geoSpark, quality, dlq, status, top, alerts, components] = await Promise.all([
-    rows<{ b: number; e: string }>(client, 'SELECT toUInt32(bucket) AS b, sum(events) AS e FROM vcam.geo_10s WHERE bucket >= toDateTime({now:UInt32} - 300) AND bucket <= toDateTime({now:UInt32}) GROUP BY b', p),
+  const p = { end, endMin, nowMs: dt64(now), top: topWindowS, n: o.topN ?? 10 };
+  const [spark, geo, geoSpark, quality, dlq, status, top, alerts, openAlerts, components] = await Promise.all([
+    rows<{ b: number; e: string }>(client, 'SELECT toUInt32(bucket) AS b, sum(events) AS e FROM vcam.geo_10s WHERE bucket >= toDateTime({end:UInt32} - 300) AND bucket < toDateTime({end:UInt32}) GROUP BY b', p),
     rows<{ geo_id: number; name: string; region: string; m1: string; m5: string; h1: string }>(
       client,
       `SELECT a.geo_id AS geo_id, any(g.geo_name) AS name, any(g.region) AS region,
-         sumIf(events, bucket >= toDateTime({now:UInt32} - 60)) AS m1, sumIf(events, bucket >= toDateTime({now:UInt32} - 300)) AS m5, sum(events) AS h1
+         sumIf(events, bucket >= toDateTime({end:UInt32} - 60)) AS m1, sumIf(events, bucket >= toDateTime({end:UInt32} - 300)) AS m5, sum(events) AS h1
        FROM vcam.geo_10s AS a LEFT JOIN (SELECT geo_id, geo_name, region FROM vcam.geo FINAL) AS g ON a.geo_id = g.geo_id
-       WHERE bucket >= toDateTime({now:UInt32} - 3600) AND bucket <= toDateTime({now:UInt32}) GROUP BY geo_id`,
+       WHERE bucket >= toDateTime({end:UInt32} - 3600) AND bucket < toDateTime({end:UInt32}) GROUP BY geo_id`,
       p,
     ),
-    rows<{ geo_id: number; m: number; e: string }>(client, 'SELECT geo_id, toUInt32(toStartOfMinute(bucket)) AS m, sum(events) AS e FROM vcam.geo_10s WHERE bucket >= toDateTime({now:UInt32} - 900) AND bucket <= toDateTime({now:UInt32}) GROUP BY geo_id, m', p),
-    rows<{ events: string; late: string; dups: string }>(
+    rows<{ geo_id: number; m: number; e: string }>(client, 'SELECT geo_id, toUInt32(toStartOfMinute(bucket)) AS m, sum(events) AS e FROM vcam.geo_10s WHERE bucket >= toDateTime({endMin:UInt32} - 900) AND bucket < toDateTime({endMin:UInt32}) GROUP BY geo_id, m', p),
+    rows<{ events: string; late: string; devEvents: string; dups: string }>(
       client,
-      `SELECT (SELECT sum(events) FROM vcam.geo_10s WHERE bucket >= toDateTime({now:UInt32} - 300)) AS events,
-              (SELECT sum(late) FROM vcam.geo_10s WHERE bucket >= toDateTime({now:UInt32} - 300)) AS late,
-              (SELECT sum(duplicates) FROM vcam.device_1m WHERE bucket >= toDateTime({now:UInt32} - 300)) AS dups`,
+      `SELECT (SELECT sum(events) FROM vcam.geo_10s WHERE bucket >= toDateTime({end:UInt32} - 300) AND bucket < toDateTime({end:UInt32})) AS events,
+              (SELECT sum(late) FROM vcam.geo_10s WHERE bucket >= toDateTime({end:UInt32} - 300) AND bucket < toDateTime({end:UInt32})) AS late,
+              (SELECT sum(events) FROM vcam.device_1m WHERE bucket >= toDateTime({endMin:UInt32} - 300) AND bucket < toDateTime({endMin:UInt32})) AS devEvents,
+              (SELECT sum(duplicates) FROM vcam.device_1m WHERE bucket >= toDateTime({endMin:UInt32} - 300) AND bucket < toDateTime({endMin:UInt32})) AS dups`,
       p,
     ),
-    rows<{ n: string }>(client, 'SELECT count() AS n FROM vcam.dlq WHERE received_at >= {nowMs:DateTime64(3)} - INTERVAL 300 SECOND', p),
+    rows<{ n: string }>(client, 'SELECT count() AS n FROM vcam.dlq WHERE received_at >= {nowMs:DateTime64(3)} - INTERVAL 300 SECOND AND received_at < {nowMs:DateTime64(3)}', p),
     rows<{ instance: string; partition: number; lag: string; eps: number; p50: number; p99: number; last_at: string }>(
       client,
       `SELECT instance, kafka_partition AS partition, argMax(lag, at) AS lag, argMax(events_per_s, at) AS eps,
@@ -109,53 +114,57 @@ export async function takeSnapshot(client: ClickHouseClient, clickhouseUrl: stri
        FROM vcam.pipeline_status WHERE at >= {nowMs:DateTime64(3)} - INTERVAL 1 HOUR GROUP BY instance, partition ORDER BY instance, partition`,
       p,
     ),
-    Promise.all([
-      rows<{ key: string; events: string }>(client, 'SELECT toString(geo_id) AS key, sum(events) AS events FROM vcam.geo_10s WHERE bucket >= toDateTime({now:UInt32} - {top:UInt32}) GROUP BY key ORDER BY events DESC LIMIT {n:UInt32}', p),
-      rows<{ key: string; events: string }>(client, 'SELECT device_id AS key, sum(events) AS events FROM vcam.device_1m WHERE bucket >= toDateTime({now:UInt32} - {top:UInt32}) GROUP BY key ORDER BY events DESC LIMIT {n:UInt32}', p),
-      rows<{ key: string; events: string }>(client, 'SELECT toString(type) AS key, sum(events) AS events FROM vcam.geo_type_1m WHERE bucket >= toDateTime({now:UInt32} - {top:UInt32}) GROUP BY key ORDER BY events DESC LIMIT {n:UInt32}', p),
-    ]),
-    rows<{ alert_id: string; kind: string; subject: string; severity: string; state: 'open' | 'resolved'; opened: string; resolved: string | null; message: string; acked: number }>(
-      client,
-      `SELECT a.alert_id AS alert_id, kind, subject, severity, toString(state) AS state, toString(toUnixTimestamp64Milli(opened_at)) AS opened,
-         if(isNull(resolved_at), NULL, toString(toUnixTimestamp64Milli(assumeNotNull(resolved_at)))) AS resolved, message, k.alert_id != '' AS acked
-       FROM (SELECT * FROM vcam.alerts FINAL WHERE state = 'open' OR updated_at >= {nowMs:DateTime64(3)} - INTERVAL 1 DAY) AS a
-       LEFT JOIN (SELECT alert_id FROM vcam.alert_acks FINAL) AS k ON a.alert_id = k.alert_id
-       ORDER BY state = 'open' DESC, multiIf(severity = 'critical', 0, severity = 'warning', 1, 2), opened_at DESC LIMIT 100`,
-      p,
+    Promise.all(
+      [
+        'SELECT toString(geo_id) AS key, sum(events) AS events FROM vcam.geo_10s WHERE bucket >= toDateTime({end:UInt32} - {top:UInt32}) AND bucket < toDateTime({end:UInt32}) GROUP BY key ORDER BY events DESC LIMIT {n:UInt32}',
+        'SELECT device_id AS key, sum(events) AS events FROM vcam.device_1m WHERE bucket >= toDateTime({endMin:UInt32} - {top:UInt32}) AND bucket < toDateTime({endMin:UInt32}) GROUP BY key ORDER BY events DESC LIMIT {n:UInt32}',
+        'SELECT toString(type) AS key, sum(events) AS events FROM vcam.geo_type_1m WHERE bucket >= toDateTime({endMin:UInt32} - {top:UInt32}) AND bucket < toDateTime({endMin:UInt32}) GROUP BY key ORDER BY events DESC LIMIT {n:UInt32}',
+      ].map((q) => rows<{ key: string; events: string }>(client, q, p)),
     ),
+    alertRows(client, p),
+    rows<{ n: string }>(client, "SELECT count() AS n FROM vcam.alerts FINAL WHERE state = 'open'", p),
     Promise.all((o.metricsUrls ?? []).map((url) => scrape(url))),
   ]);
 
   const sparkBy = new Map(spark.map((r) => [Number(r.b), Number(r.e)]));
-  const firstBucket = Math.floor((nowS - 290) / 10) * 10;
-  const rateSpark = Array.from({ length: 30 }, (_, i) => sparkBy.get(firstBucket + i * 10) ?? 0);
+  const rateSpark = Array.from({ length: 30 }, (_, i) => sparkBy.get(end - 300 + i * 10) ?? 0);
   const minutes = new Map<number, Map<number, number>>();
   for (const r of geoSpark) {
     let m = minutes.get(r.geo_id);
     if (!m) minutes.set(r.geo_id, (m = new Map()));
     m.set(Number(r.m), Number(r.e));
   }
-  const firstMinute = Math.floor(nowS / 60) * 60 - 14 * 60;
-  const live = status.filter((s) => nowS - Number(s.last_at) / 1000 <= ALIVE_S);
-  const processors = new Map<string, number>();
-  for (const s of status) processors.set(s.instance, Math.max(processors.get(s.instance) ?? 0, Number(s.last_at)));
+  // A partition belongs to whichever instance wrote its newest row: a restarted or rebalanced
+  // processor's old rows must not count twice. Owners that reported lately are the live ones.
+  const owner = new Map<number, (typeof status)[number]>();
+  for (const s of status) if (!owner.has(s.partition) || Number(s.last_at) > Number(owner.get(s.partition)!.last_at)) owner.set(s.partition, s);
+  const alive = (s: { last_at: string }) => (now - Number(s.last_at)) / 1000 <= ALIVE_S;
+  const liveOwners = [...owner.values()].filter(alive);
+  const perInstance = new Map(liveOwners.map((s) => [s.instance, s]));
+  const busy = [...perInstance.values()].filter((s) => Number(s.eps) > 0);
+  const lastSeen = new Map<string, number>();
+  for (const s of status) lastSeen.set(s.instance, Math.max(lastSeen.get(s.instance) ?? 0, Number(s.last_at)));
   const q = quality[0];
   const events = Number(q?.events ?? 0);
+  const devEvents = Number(q?.devEvents ?? 0);
   const dups = Number(q?.dups ?? 0);
   const newest = Math.max(0, ...status.map((s) => Number(s.last_at)));
+  const singleNode = owner.size > 0 && [...owner.keys()].every((k) => k < 0);
   return {
     at: now,
     clickhouseUrl,
     overview: {
       // Each processor writes its rate on every partition's row: one per processor.
-      eventsPerS: [...new Map(live.map((s) => [s.instance, Number(s.eps)])).values()].reduce((a, b) => a + b, 0),
+      eventsPerS: [...perInstance.values()].reduce((a, s) => a + Number(s.eps), 0),
       rateSpark,
-      latencyMs: live.length ? { p50: Math.max(...live.map((s) => Number(s.p50))), p99: Math.max(...live.map((s) => Number(s.p99))) } : null,
-      lagEvents: live.reduce((a, s) => a + Number(s.lag), 0),
-      duplicateRate: events + dups > 0 ? dups / (events + dups) : 0,
+      // A processor with nothing to count reports 0 ms; that is no latency, not a good one.
+      latencyMs: busy.length ? { p50: Math.max(...busy.map((s) => Number(s.p50))), p99: Math.max(...busy.map((s) => Number(s.p99))) } : null,
+      lagEvents: singleNode ? null : owner.size && liveOwners.length === owner.size ? liveOwners.reduce((a, s) => a + Number(s.lag), 0) : null,
+      lagNote: singleNode ? 'single-node: no Kafka' : owner.size === 0 ? 'no processor has reported' : liveOwners.length < owner.size ? `${owner.size - liveOwners.length} partition(s) without a live processor` : '',
+      duplicateRate: devEvents + dups > 0 ? dups / (devEvents + dups) : 0,
       lateRate: events > 0 ? Number(q?.late ?? 0) / events : 0,
       dlqPerS: Number(dlq[0]?.n ?? 0) / 300,
-      openAlerts: alerts.filter((a) => a.state === 'open').length,
+      openAlerts: Number(openAlerts[0]?.n ?? 0),
       statusAgeS: newest ? Math.max(0, (now - newest) / 1000) : null,
     },
     geos: geo
@@ -166,22 +175,39 @@ export async function takeSnapshot(client: ClickHouseClient, clickhouseUrl: stri
         m1: Number(g.m1),
         m5: Number(g.m5),
         h1: Number(g.h1),
-        spark: Array.from({ length: 15 }, (_, i) => minutes.get(Number(g.geo_id))?.get(firstMinute + i * 60) ?? 0),
+        spark: Array.from({ length: 15 }, (_, i) => minutes.get(Number(g.geo_id))?.get(endMin - 900 + i * 60) ?? 0),
       }))
       .sort((a, b) => b.m5 - a.m5 || a.geoId - b.geoId),
     top: {
       windowS: topWindowS,
-      geos: top[0].map((r) => ({ key: r.key, events: Number(r.events) })),
-      devices: top[1].map((r) => ({ key: r.key, events: Number(r.events) })),
-      types: top[2].map((r) => ({ key: r.key, events: Number(r.events) })),
+      geos: top[0]!.map((r) => ({ key: r.key, events: Number(r.events) })),
+      devices: top[1]!.map((r) => ({ key: r.key, events: Number(r.events) })),
+      types: top[2]!.map((r) => ({ key: r.key, events: Number(r.events) })),
     },
     alerts: alerts.map((a) => ({ id: a.alert_id, kind: a.kind, subject: a.subject, severity: a.severity, state: a.state, openedAt: Number(a.opened), resolvedAt: a.resolved === null ? null : Number(a.resolved), message: a.message, acknowledged: Boolean(Number(a.acked)) })),
     pipeline: {
-      partitions: status.map((s) => ({ instance: s.instance, partition: s.partition, lag: Number(s.lag), eventsPerS: Number(s.eps), ageS: (now - Number(s.last_at)) / 1000 })),
-      processors: [...processors].map(([instance, at]) => ({ instance, lastSeenS: (now - at) / 1000, alive: (now - at) / 1000 <= ALIVE_S })),
+      partitions: [...owner.values()].map((s) => ({ instance: s.instance, partition: s.partition, lag: Number(s.lag), eventsPerS: Number(s.eps), ageS: (now - Number(s.last_at)) / 1000 })).sort((a, b) => a.partition - b.partition),
+      processors: [...lastSeen].map(([instance, at]) => ({ instance, lastSeenS: (now - at) / 1000, alive: (now - at) / 1000 <= ALIVE_S && perInstance.has(instance) })),
       components,
     },
   };
+}
+
+type AlertRow = { alert_id: string; kind: string; subject: string; severity: string; state: 'open' | 'resolved'; opened: string; resolved: string | null; message: string; acked: number };
+
+/** Open alerts first, then by severity and age; without acknowledgements where `vcam migrate` has not added their table yet. */
+async function alertRows(client: ClickHouseClient, p: Record<string, unknown>): Promise<AlertRow[]> {
+  const query = (acks: boolean) => `SELECT a.alert_id AS alert_id, kind, subject, severity, toString(state) AS state, toString(toUnixTimestamp64Milli(opened_at)) AS opened,
+         if(isNull(resolved_at), NULL, toString(toUnixTimestamp64Milli(assumeNotNull(resolved_at)))) AS resolved, message, ${acks ? "k.alert_id != ''" : '0'} AS acked
+       FROM (SELECT * FROM vcam.alerts FINAL WHERE state = 'open' OR updated_at >= {nowMs:DateTime64(3)} - INTERVAL 1 DAY) AS a
+       ${acks ? 'LEFT JOIN (SELECT alert_id FROM vcam.alert_acks FINAL) AS k ON a.alert_id = k.alert_id' : ''}
+       ORDER BY state = 'open' DESC, multiIf(severity = 'critical', 0, severity = 'warning', 1, 2), opened_at DESC LIMIT 100`;
+  try {
+    return await rows<AlertRow>(client, query(true), p);
+  } catch (err) {
+    if ((err as { type?: string }).type !== 'UNKNOWN_TABLE') throw err;
+    return rows<AlertRow>(client, query(false), p);
+  }
 }
 
 /** One geo's devices and event types over the last hour (the Geos view's drill-down). */

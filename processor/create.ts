@@ -2,7 +2,7 @@
  * `createProcessor()`: the processor as a library for single-node mode. The bridge calls
  * `forward(batch)` for each publish and acknowledges it when the promise resolves.
  */
-import { createClient } from '@clickhouse/client';
+import { ClickHouseLogLevel, createClient } from '@clickhouse/client';
 import { migrate, DEFAULT_RETENTION, type Retention } from '../clickhouse/schema.js';
 import { silentLogger, type Logger } from '../common/log.js';
 import { createRegistry, type Registry } from '../common/metrics.js';
@@ -26,7 +26,8 @@ export interface CreateProcessorOptions {
 }
 
 export function createProcessor(o: CreateProcessorOptions): LocalProcessor & { registry: Registry } {
-  const clickhouse = createClient({ url: o.clickhouseUrl, username: o.clickhouseUser, password: o.clickhousePassword, request_timeout: 60_000 });
+  // Write failures are logged by the processor itself (pino); the client's console output would only duplicate them.
+  const clickhouse = createClient({ url: o.clickhouseUrl, username: o.clickhouseUser, password: o.clickhousePassword, request_timeout: 60_000, log: { level: ClickHouseLogLevel.OFF } });
   const retention = o.retention ?? DEFAULT_RETENTION;
   const local = new LocalProcessor({
     clickhouse,

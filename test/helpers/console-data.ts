@@ -18,13 +18,13 @@ export async function seedConsoleData(client: ClickHouseClient, now = Date.now()
     { bucket: s10(2_000_000), geo_id: 102, events: 7, late: 0 },
   ]);
   await insert('vcam.device_1m', [
-    { bucket: m1(30_000), device_id: 'cam-a', geo_id: 100, events: 130, duplicates: 10 },
-    { bucket: m1(30_000), device_id: 'cam-b', geo_id: 101, events: 5, duplicates: 0 },
+    { bucket: m1(90_000), device_id: 'cam-a', geo_id: 100, events: 130, duplicates: 10 },
+    { bucket: m1(90_000), device_id: 'cam-b', geo_id: 101, events: 5, duplicates: 0 },
   ]);
   await insert('vcam.geo_type_1m', [
-    { bucket: m1(30_000), geo_id: 100, type: 'person', events: 100, late: 0 },
-    { bucket: m1(30_000), geo_id: 100, type: 'vehicle', events: 30, late: 0 },
-    { bucket: m1(30_000), geo_id: 101, type: 'person', events: 5, late: 0 },
+    { bucket: m1(90_000), geo_id: 100, type: 'person', events: 100, late: 0 },
+    { bucket: m1(90_000), geo_id: 100, type: 'vehicle', events: 30, late: 0 },
+    { bucket: m1(90_000), geo_id: 101, type: 'person', events: 5, late: 0 },
   ]);
   const alert = (id: string, kind: string, severity: string, state: string, openedAgo: number, message: string) => ({
     alert_id: id, kind, subject: id, severity, state, opened_at: dt64(now - openedAgo), resolved_at: state === 'resolved' ? dt64(now - 1_000) : null, message, updated_at: dt64(now - 1_000),
