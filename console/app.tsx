@@ -40,6 +40,19 @@ export interface AppProps {
   now?: () => number;
 }
 
+/** The healthy status line, cut in the middle (never the alert count) to fit the width. */
+function StatusLine({ host, refreshedS, reportedS, openAlerts, width }: { host: string; refreshedS: number; reportedS: number | null; openAlerts: number; width: number }) {
+  const alerts = `${openAlerts} open alert${openAlerts === 1 ? '' : 's'}`;
+  const middle = ` ${host} · refreshed ${age(refreshedS)} ago · processors ${age(reportedS)} ago · `;
+  return (
+    <Text>
+      <C color="green">{SYMBOL.ok}</C>
+      {fit(middle, Math.min(middle.length, width - 2 - alerts.length))}
+      <C color={openAlerts ? 'red' : 'green'}>{alerts}</C>
+    </Text>
+  );
+}
+
 /** Network failures mean "unreachable"; anything else is ClickHouse answering with an error. */
 function describeFailure(message: string): string {
   return /ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND|EHOSTUNREACH|socket hang up|Timeout|timed out/i.test(message) ? 'ClickHouse unreachable' : 'ClickHouse query failed';
@@ -177,11 +190,7 @@ export function App({ load, detail, acknowledge, refreshMs, color, now = Date.no
   ) : stale ? (
     <C color="yellow">{fit(`${SYMBOL.warn} ${host}: no answer for ${age(staleS)} — numbers below are ${age(staleS)} old`, width)}</C>
   ) : snap ? (
-    <Text>
-      <C color="green">{SYMBOL.ok}</C>
-      {fit(` ${host} · refreshed ${age(staleS)} ago · processors reported ${age(snap.overview.statusAgeS)} ago · `, width - 18)}
-      <C color={snap.overview.openAlerts ? 'red' : 'green'}>{`${snap.overview.openAlerts} open alert${snap.overview.openAlerts === 1 ? '' : 's'}`}</C>
-    </Text>
+    <StatusLine host={host} refreshedS={staleS} reportedS={snap.overview.statusAgeS} openAlerts={snap.overview.openAlerts} width={width} />
   ) : (
     <Text>connecting…</Text>
   );
