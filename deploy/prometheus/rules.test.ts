@@ -50,4 +50,24 @@ describe('Prometheus rules and config', () => {
       expect(anchors.has(anchor!), `runbook for ${alert}`).toBe(true);
     }
   });
+
+  it('name every metric by the Prometheus guide: vcam_ prefix, counters *_total, durations in seconds, sizes in bytes', () => {
+    const defs: { kind: string; name: string }[] = [];
+    const walk = (dir: string) => {
+      for (const f of readdirSync(dir)) {
+        const p = join(dir, f);
+        if (statSync(p).isDirectory()) walk(p);
+        else if (/\.ts$/.test(f) && !f.endsWith('.test.ts')) for (const m of readFileSync(p, 'utf8').matchAll(/new (Counter|Gauge|Histogram)\(\{\s*name: '(\w+)'/g)) defs.push({ kind: m[1]!, name: m[2]! });
+      }
+    };
+    for (const dir of ['agent', 'bridge', 'processor', 'common']) walk(join(ROOT, dir));
+    expect(defs.length).toBeGreaterThan(30);
+    const bad = defs.filter(({ kind, name }) =>
+      !name.startsWith('vcam_') ||
+      (kind === 'Counter') !== name.endsWith('_total') ||
+      (kind === 'Histogram' && !/_(seconds|bytes)$/.test(name)) ||
+      /_(ms|milliseconds|kb|mb)(_|$)/.test(name),
+    );
+    expect(bad).toEqual([]);
+  });
 });
