@@ -24,9 +24,11 @@ describe('deploy/systemd/vcam-agent.service', () => {
   const unit = readFileSync(UNIT, 'utf8');
 
   it.runIf(hasSystemdAnalyze)('passes systemd-analyze verify', async () => {
-    // verify checks that ExecStart's binary exists: point it at this checkout's vcam.
+    // verify checks that ExecStart's binary exists: the documented layout (node, /opt/vcam) is
+    // mapped onto this machine's node and this checkout; nothing else in the unit changes.
+    expect(unit).toContain('ExecStart=/usr/bin/node /opt/vcam/bin/vcam.js agent ');
     const copy = join(mkdtempSync(join(tmpdir(), 'vcam-unit-')), 'vcam-agent.service');
-    writeFileSync(copy, unit.replace('ExecStart=/usr/bin/vcam', `ExecStart=${process.execPath} ${VCAM_BIN}`).replace('EnvironmentFile=/etc/vcam/agent.env', 'EnvironmentFile=-/etc/vcam/agent.env'));
+    writeFileSync(copy, unit.replace('ExecStart=/usr/bin/node /opt/vcam/bin/vcam.js', `ExecStart=${process.execPath} ${VCAM_BIN}`).replace('EnvironmentFile=/etc/vcam/agent.env', 'EnvironmentFile=-/etc/vcam/agent.env'));
     const { stderr } = await promisify(execFile)('systemd-analyze', ['verify', copy]);
     expect(stderr).toBe('');
   });
