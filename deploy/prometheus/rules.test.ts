@@ -10,6 +10,20 @@ const HERE = fileURLToPath(new URL('.', import.meta.url));
 const ROOT = join(HERE, '..', '..');
 const run = promisify(execFile);
 
+/** The source of every component that exports metrics (tests excluded). */
+function componentSources(): string[] {
+  const out: string[] = [];
+  const walk = (dir: string) => {
+    for (const f of readdirSync(dir)) {
+      const p = join(dir, f);
+      if (statSync(p).isDirectory()) walk(p);
+      else if (/\.ts$/.test(f) && !f.endsWith('.test.ts')) out.push(readFileSync(p, 'utf8'));
+    }
+  };
+  for (const dir of ['agent', 'bridge', 'processor', 'common']) walk(join(ROOT, dir));
+  return out;
+}
+
 describe('Prometheus rules and config', () => {
   it('pass promtool check rules, check config, and the rule unit tests', async () => {
     await run('promtool', ['check', 'rules', 'rules.yml'], { cwd: HERE });
@@ -28,15 +42,7 @@ describe('Prometheus rules and config', () => {
       expect(tests, a).toMatch(new RegExp(`alertname: ${a}, exp_alerts: \\[\\] \\}`));
       expect(tests, a).toMatch(new RegExp(`alertname: ${a}\\n\\s+exp_alerts:\\n\\s+- exp_labels`));
     }
-    const exported = new Set<string>();
-    const walk = (dir: string) => {
-      for (const f of readdirSync(dir)) {
-        const p = join(dir, f);
-        if (statSync(p).isDirectory()) walk(p);
-        else if (/\.ts$/.test(f) && !f.endsWith('.test.ts')) for (const m of readFileSync(p, 'utf8').matchAll(/name: '(vcam_\w+)'/g)) exported.add(m[1]!);
-      }
-    };
-    for (const dir of ['agent', 'bridge', 'processor', 'common']) walk(join(ROOT, dir));
+    const exported = new Set(componentSources().flatMap((src) => [...src.matchAll(/name: '(vcam_\w+)'/g)].map((m) => m[1]!)));
     const used = new Set([...rules.matchAll(/\b(vcam_\w+)/g)].map((m) => m[1]!.replace(/_bucket$/, '')));
     expect([...used].filter((m) => !exported.has(m))).toEqual([]);
   });
@@ -52,15 +58,7 @@ describe('Prometheus rules and config', () => {
   });
 
   it('name every metric by the Prometheus guide: vcam_ prefix, counters *_total, durations in seconds, sizes in bytes', () => {
-    const defs: { kind: string; name: string }[] = [];
-    const walk = (dir: string) => {
-      for (const f of readdirSync(dir)) {
-        const p = join(dir, f);
-        if (statSync(p).isDirectory()) walk(p);
-        else if (/\.ts$/.test(f) && !f.endsWith('.test.ts')) for (const m of readFileSync(p, 'utf8').matchAll(/new (Counter|Gauge|Histogram)\(\{\s*name: '(\w+)'/g)) defs.push({ kind: m[1]!, name: m[2]! });
-      }
-    };
-    for (const dir of ['agent', 'bridge', 'processor', 'common']) walk(join(ROOT, dir));
+    const defs = componentSources().flatMap((src) => [...src.matchAll(/new (Counter|Gauge|Histogram)\(\{\s*name: '(\w+)'/g)].map((m) => ({ kind: m[1]!, name: m[2]! })));
     expect(defs.length).toBeGreaterThan(30);
     const bad = defs.filter(({ kind, name }) =>
       !name.startsWith('vcam_') ||
