@@ -119,6 +119,18 @@ describe('vconsole in a terminal (tmux) against a running stack', () => {
 
     const client = createClient({ url: `http://127.0.0.1:${chPort}` });
     await client.insert({ table: 'vcam.alerts', values: [{ alert_id: 'e2e-lag', kind: 'consumer_lag', subject: 'processor:e2e', severity: 'critical', state: 'open', opened_at: dt64(Date.now() - 5_000), resolved_at: null, message: 'consumer lag 250000 events', updated_at: dt64(Date.now()) }], format: 'JSONEachRow' });
+    // --json against this same running stack: what does not move between two reads is equal.
+    const r = await vconsole(['--json', '--clickhouse-url', `http://127.0.0.1:${chPort}`]);
+    expect(r.code).toBe(0);
+    const snap = JSON.parse(r.stdout) as Snapshot;
+    const direct = async <T>(query: string) => (await client.query({ query, format: 'JSONEachRow' })).json<T>();
+    const names = await direct<{ geo_id: number; geo_name: string }>('SELECT geo_id, geo_name FROM vcam.geo FINAL');
+    const byId = new Map(names.map((n) => [Number(n.geo_id), n.geo_name]));
+    expect(snap.geos.length).toBeGreaterThan(5);
+    for (const g of snap.geos) expect(g.name).toBe(byId.get(g.geoId));
+    const [open] = await direct<{ n: string }>("SELECT count() AS n FROM vcam.alerts FINAL WHERE state = 'open'");
+    expect(snap.overview.openAlerts).toBe(Number(open!.n));
+    expect(snap.alerts.find((a) => a.id === 'e2e-lag')).toMatchObject({ state: 'open', severity: 'critical' });
     await client.close();
     tmux('send-keys', '-t', session, '4');
     await waitFor(() => /✖ OPEN +critical .*consumer_lag +consumer lag 250000 events/.test(pane()), 30_000, 'the alert in the Alerts view');
