@@ -11,14 +11,14 @@ import { join, resolve } from 'node:path';
 import { ClickHouseLogLevel, createClient } from '@clickhouse/client';
 import { startAgentService } from '../agent/index.js';
 import { addAgent, KafkaDownstream, startBridgeService } from '../bridge/index.js';
-import { ClickHouseServer, loadGeo, migrate, parseGeoCsv } from '../clickhouse/index.js';
+import { ClickHouseServer, migrate } from '../clickhouse/index.js';
 import { runService } from '../common/cli.js';
 import { defineCommand } from '../common/config.js';
 import { createLogger, LOG_LEVELS } from '../common/log.js';
 import { createRegistry } from '../common/metrics.js';
 import { hasTerminal, startConsole } from '../console/index.js';
 import { createProcessor } from '../processor/index.js';
-import { geoCsv, SCENARIO_DEFAULTS, Simulation, type Progress, type Scenario } from '../simulator/index.js';
+import { geoCsv, loadSimGeos, SCENARIO_DEFAULTS, Simulation, type Progress, type Scenario } from '../simulator/index.js';
 
 
 export const upCommand = defineCommand({
@@ -90,7 +90,7 @@ export function main(argv: string[]): Promise<number> {
       const csv = join(dataDir, 'sim', 'geos.csv');
       await sim.register();
       writeFileSync(csv, geoCsv(sim.geos));
-      await loadGeo(ch, parseGeoCsv(geoCsv(sim.geos), csv));
+      await loadSimGeos(ch, sim.geos, csv);
       await sim.start();
       void sim.run();
       closers.push(() => sim.close());

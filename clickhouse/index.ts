@@ -2,3 +2,4 @@
 export { ClickHouseServer, type ClickHouseServerOptions } from './server.js';
 export { migrate, MIGRATIONS, DEFAULT_RETENTION, type Retention } from './schema.js';
 export { parseGeoCsv, loadGeo, type GeoRow } from './geo.js';
+export { queryRows } from './query.js';

@@ -4,6 +4,7 @@
  * console's filter text is applied to the rows here, never sent as SQL.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
+import { queryRows } from '../clickhouse/query.js';
 import { dt64 } from '../clickhouse/schema.js';
 import { scrape, type ComponentMetrics } from './metrics.js';
 
@@ -69,9 +70,6 @@ export interface Snapshot {
 const ALIVE_S = 30;
 export const TOP_WINDOWS_S = [300, 3600, 86400] as const;
 
-async function rows<T>(client: ClickHouseClient, query: string, params: Record<string, unknown>): Promise<T[]> {
-  return (await client.query({ query, query_params: params, format: 'JSONEachRow' })).json<T>();
-}
 
 export interface SnapshotOptions {
   now?: number;
@@ -88,8 +86,8 @@ export async function takeSnapshot(client: ClickHouseClient, clickhouseUrl: stri
   const topWindowS = o.topWindowS ?? TOP_WINDOWS_S[0];
   const p = { end, endMin, nowMs: dt64(now), top: topWindowS, n: o.topN ?? 10 };
   const [spark, geo, geoSpark, quality, dlq, status, top, alerts, openAlerts, components] = await Promise.all([
-    rows<{ b: number; e: string }>(client, 'SELECT toUInt32(bucket) AS b, sum(events) AS e FROM vcam.geo_10s WHERE bucket >= toDateTime({end:UInt32} - 300) AND bucket < toDateTime({end:UInt32}) GROUP BY b', p),
-    rows<{ geo_id: number; name: string; region: string; m1: string; m5: string; h1: string }>(
+    queryRows<{ b: number; e: string }>(client, 'SELECT toUInt32(bucket) AS b, sum(events) AS e FROM vcam.geo_10s WHERE bucket >= toDateTime({end:UInt32} - 300) AND bucket < toDateTime({end:UInt32}) GROUP BY b', p),
+    queryRows<{ geo_id: number; name: string; region: string; m1: string; m5: string; h1: string }>(
       client,
       `SELECT a.geo_id AS geo_id, any(g.geo_name) AS name, any(g.region) AS region,
          sumIf(events, bucket >= toDateTime({end:UInt32} - 60)) AS m1, sumIf(events, bucket >= toDateTime({end:UInt32} - 300)) AS m5, sum(events) AS h1
@@ -97,8 +95,8 @@ export async function takeSnapshot(client: ClickHouseClient, clickhouseUrl: stri
        WHERE bucket >= toDateTime({end:UInt32} - 3600) AND bucket < toDateTime({end:UInt32}) GROUP BY geo_id`,
       p,
     ),
-    rows<{ geo_id: number; m: number; e: string }>(client, 'SELECT geo_id, toUInt32(toStartOfMinute(bucket)) AS m, sum(events) AS e FROM vcam.geo_10s WHERE bucket >= toDateTime({endMin:UInt32} - 900) AND bucket < toDateTime({endMin:UInt32}) GROUP BY geo_id, m', p),
-    rows<{ events: string; late: string; devEvents: string; dups: string }>(
+    queryRows<{ geo_id: number; m: number; e: string }>(client, 'SELECT geo_id, toUInt32(toStartOfMinute(bucket)) AS m, sum(events) AS e FROM vcam.geo_10s WHERE bucket >= toDateTime({endMin:UInt32} - 900) AND bucket < toDateTime({endMin:UInt32}) GROUP BY geo_id, m', p),
+    queryRows<{ events: string; late: string; devEvents: string; dups: string }>(
       client,
       `SELECT (SELECT sum(events) FROM vcam.geo_10s WHERE bucket >= toDateTime({end:UInt32} - 300) AND bucket < toDateTime({end:UInt32})) AS events,
               (SELECT sum(late) FROM vcam.geo_10s WHERE bucket >= toDateTime({end:UInt32} - 300) AND bucket < toDateTime({end:UInt32})) AS late,
@@ -106,8 +104,8 @@ export async function takeSnapshot(client: ClickHouseClient, clickhouseUrl: stri
               (SELECT sum(duplicates) FROM vcam.device_1m WHERE bucket >= toDateTime({endMin:UInt32} - 300) AND bucket < toDateTime({endMin:UInt32})) AS dups`,
       p,
     ),
-    rows<{ n: string }>(client, 'SELECT count() AS n FROM vcam.dlq WHERE received_at >= {nowMs:DateTime64(3)} - INTERVAL 300 SECOND AND received_at < {nowMs:DateTime64(3)}', p),
-    rows<{ instance: string; partition: number; lag: string; eps: number; p50: number; p99: number; last_at: string }>(
+    queryRows<{ n: string }>(client, 'SELECT count() AS n FROM vcam.dlq WHERE received_at >= {nowMs:DateTime64(3)} - INTERVAL 300 SECOND AND received_at < {nowMs:DateTime64(3)}', p),
+    queryRows<{ instance: string; partition: number; lag: string; eps: number; p50: number; p99: number; last_at: string }>(
       client,
       `SELECT instance, kafka_partition AS partition, argMax(lag, at) AS lag, argMax(events_per_s, at) AS eps,
          argMax(latency_p50_ms, at) AS p50, argMax(latency_p99_ms, at) AS p99, toString(toUnixTimestamp64Milli(max(at))) AS last_at
@@ -119,10 +117,10 @@ export async function takeSnapshot(client: ClickHouseClient, clickhouseUrl: stri
         'SELECT toString(geo_id) AS key, sum(events) AS events FROM vcam.geo_10s WHERE bucket >= toDateTime({end:UInt32} - {top:UInt32}) AND bucket < toDateTime({end:UInt32}) GROUP BY key ORDER BY events DESC LIMIT {n:UInt32}',
         'SELECT device_id AS key, sum(events) AS events FROM vcam.device_1m WHERE bucket >= toDateTime({endMin:UInt32} - {top:UInt32}) AND bucket < toDateTime({endMin:UInt32}) GROUP BY key ORDER BY events DESC LIMIT {n:UInt32}',
         'SELECT toString(type) AS key, sum(events) AS events FROM vcam.geo_type_1m WHERE bucket >= toDateTime({endMin:UInt32} - {top:UInt32}) AND bucket < toDateTime({endMin:UInt32}) GROUP BY key ORDER BY events DESC LIMIT {n:UInt32}',
-      ].map((q) => rows<{ key: string; events: string }>(client, q, p)),
+      ].map((q) => queryRows<{ key: string; events: string }>(client, q, p)),
     ),
     alertRows(client, p),
-    rows<{ n: string }>(client, "SELECT count() AS n FROM vcam.alerts FINAL WHERE state = 'open'", p),
+    queryRows<{ n: string }>(client, "SELECT count() AS n FROM vcam.alerts FINAL WHERE state = 'open'", p),
     Promise.all((o.metricsUrls ?? []).map((url) => scrape(url))),
   ]);
 
@@ -203,10 +201,10 @@ async function alertRows(client: ClickHouseClient, p: Record<string, unknown>): 
        ${acks ? 'LEFT JOIN (SELECT alert_id FROM vcam.alert_acks FINAL) AS k ON a.alert_id = k.alert_id' : ''}
        ORDER BY state = 'open' DESC, multiIf(severity = 'critical', 0, severity = 'warning', 1, 2), opened_at DESC LIMIT 100`;
   try {
-    return await rows<AlertRow>(client, query(true), p);
+    return await queryRows<AlertRow>(client, query(true), p);
   } catch (err) {
     if ((err as { type?: string }).type !== 'UNKNOWN_TABLE') throw err;
-    return rows<AlertRow>(client, query(false), p);
+    return queryRows<AlertRow>(client, query(false), p);
   }
 }
 
@@ -214,8 +212,8 @@ async function alertRows(client: ClickHouseClient, p: Record<string, unknown>): 
 export async function geoDetail(client: ClickHouseClient, geoId: number, now = Date.now()): Promise<{ devices: { key: string; events: number; duplicates: number }[]; types: { key: string; events: number }[] }> {
   const p = { geo: geoId, now: Math.floor(now / 1000) };
   const [devices, types] = await Promise.all([
-    rows<{ key: string; events: string; duplicates: string }>(client, 'SELECT device_id AS key, sum(events) AS events, sum(duplicates) AS duplicates FROM vcam.device_1m WHERE geo_id = {geo:UInt32} AND bucket >= toDateTime({now:UInt32} - 3600) GROUP BY key ORDER BY events DESC LIMIT 20', p),
-    rows<{ key: string; events: string }>(client, 'SELECT toString(type) AS key, sum(events) AS events FROM vcam.geo_type_1m WHERE geo_id = {geo:UInt32} AND bucket >= toDateTime({now:UInt32} - 3600) GROUP BY key ORDER BY events DESC', p),
+    queryRows<{ key: string; events: string; duplicates: string }>(client, 'SELECT device_id AS key, sum(events) AS events, sum(duplicates) AS duplicates FROM vcam.device_1m WHERE geo_id = {geo:UInt32} AND bucket >= toDateTime({now:UInt32} - 3600) GROUP BY key ORDER BY events DESC LIMIT 20', p),
+    queryRows<{ key: string; events: string }>(client, 'SELECT toString(type) AS key, sum(events) AS events FROM vcam.geo_type_1m WHERE geo_id = {geo:UInt32} AND bucket >= toDateTime({now:UInt32} - 3600) GROUP BY key ORDER BY events DESC', p),
   ]);
   return { devices: devices.map((d) => ({ key: d.key, events: Number(d.events), duplicates: Number(d.duplicates) })), types: types.map((t) => ({ key: t.key, events: Number(t.events) })) };
 }

@@ -3,12 +3,11 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createClient } from '@clickhouse/client';
-import { loadGeo, parseGeoCsv } from '../clickhouse/index.js';
 import { EXIT, parseOrHelp } from '../common/cli.js';
 import { defineCommand, type Config } from '../common/config.js';
 import { ConfigError } from '../common/errors.js';
 import { LOG_LEVELS } from '../common/log.js';
-import { geoCsv } from './geos.js';
+import { geoCsv, loadSimGeos } from './geos.js';
 import { SCENARIO_DEFAULTS as D, type Scenario } from './scenario.js';
 import { Simulation, type Progress } from './sim.js';
 import { verify } from './verify.js';
@@ -136,7 +135,7 @@ export async function simMain(argv: string[]): Promise<number> {
   process.stderr.write(`vcam sim: data in ${dataDir}; geo CSV ${csv}\n`);
   if (c.clickhouseUrl) {
     const client = createClient({ url: c.clickhouseUrl });
-    await loadGeo(client, parseGeoCsv(geoCsv(sim.geos), csv)).finally(() => client.close());
+    await loadSimGeos(client, sim.geos, csv).finally(() => client.close());
   }
   const show = progressPrinter(c.progress);
   onSignals(() => sim.stop());

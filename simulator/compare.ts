@@ -3,6 +3,7 @@
  * minute, device, raw rows), so a loss in one place cannot hide behind a duplicate in another.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
+import { queryRows } from '../clickhouse/query.js';
 import type { Ledger } from './ledger.js';
 
 export interface Observed {
@@ -33,23 +34,19 @@ export interface Comparison {
   otherSpikeAlerts: number;
 }
 
-async function rows<T>(client: ClickHouseClient, query: string): Promise<T[]> {
-  return (await client.query({ query, format: 'JSONEachRow' })).json<T>();
-}
-
 export async function observe(client: ClickHouseClient): Promise<Observed> {
   const [geo, dev, raw, dlq, alerts] = await Promise.all([
-    rows<{ g: number; m: number; n: string }>(client, 'SELECT geo_id AS g, toUInt32(toStartOfMinute(bucket)) AS m, sum(events) AS n FROM vcam.geo_10s GROUP BY g, m'),
-    rows<{ d: string; n: string; dup: string }>(client, 'SELECT device_id AS d, sum(events) AS n, sum(duplicates) AS dup FROM vcam.device_1m GROUP BY d'),
-    rows<{ rows: string; distinct: string; q: number[]; first: string; last: string }>(
+    queryRows<{ g: number; m: number; n: string }>(client, 'SELECT geo_id AS g, toUInt32(toStartOfMinute(bucket)) AS m, sum(events) AS n FROM vcam.geo_10s GROUP BY g, m'),
+    queryRows<{ d: string; n: string; dup: string }>(client, 'SELECT device_id AS d, sum(events) AS n, sum(duplicates) AS dup FROM vcam.device_1m GROUP BY d'),
+    queryRows<{ rows: string; distinct: string; q: number[]; first: string; last: string }>(
       client,
       `SELECT count() AS rows, uniqExact(event_id) AS distinct,
          quantiles(0.5, 0.95, 0.99)(toUnixTimestamp64Milli(processed_at) - toUnixTimestamp64Milli(received_at)) AS q,
          toString(min(toUnixTimestamp64Milli(received_at))) AS first, toString(max(toUnixTimestamp64Milli(processed_at))) AS last
        FROM vcam.events`,
     ),
-    rows<{ n: string }>(client, 'SELECT count() AS n FROM vcam.dlq'),
-    rows<{ subject: string; at: string }>(client, "SELECT subject, toString(toUnixTimestamp64Milli(opened_at)) AS at FROM vcam.alerts FINAL WHERE kind = 'geo_spike'"),
+    queryRows<{ n: string }>(client, 'SELECT count() AS n FROM vcam.dlq'),
+    queryRows<{ subject: string; at: string }>(client, "SELECT subject, toString(toUnixTimestamp64Milli(opened_at)) AS at FROM vcam.alerts FINAL WHERE kind = 'geo_spike'"),
   ]);
   const r = raw[0]!;
   const q = r.q.map((x) => Math.round(Number(x) || 0));

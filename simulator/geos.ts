@@ -1,4 +1,6 @@
 /** The simulated fleet's geos and their reference CSV (what `vcam geo load` reads). */
+import type { ClickHouseClient } from '@clickhouse/client';
+import { loadGeo, parseGeoCsv } from '../clickhouse/index.js';
 import { pick, seededRng } from './random.js';
 
 export interface SimGeo {
@@ -23,4 +25,9 @@ export function simGeos(count: number, seed: number): SimGeo[] {
 
 export function geoCsv(geos: readonly SimGeo[]): string {
   return `geoId,geoName,region\n${geos.map((g) => `${g.geoId},${g.name},${g.region}`).join('\n')}\n`;
+}
+
+/** Loads the geos into the reference table through the same CSV parser `vcam geo load` uses. */
+export async function loadSimGeos(client: ClickHouseClient, geos: readonly SimGeo[], source = 'simulated geos'): Promise<void> {
+  await loadGeo(client, parseGeoCsv(geoCsv(geos), source));
 }

@@ -2,6 +2,6 @@
 export { Simulation, type SimulationOptions, type Progress } from './sim.js';
 export { Ledger, type LedgerJson } from './ledger.js';
 export { SCENARIO_DEFAULTS, type Scenario, type Burst } from './scenario.js';
-export { geoCsv, simGeos, type SimGeo } from './geos.js';
+export { geoCsv, loadSimGeos, simGeos, type SimGeo } from './geos.js';
 export { verify, type VerifyOptions, type VerifyReport } from './verify.js';
 export { startKafkaPeer, type KafkaPeer } from './kafka-peer/index.js';

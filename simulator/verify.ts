@@ -5,11 +5,10 @@
  */
 import { createClient } from '@clickhouse/client';
 import { join } from 'node:path';
-import { loadGeo, parseGeoCsv } from '../clickhouse/index.js';
 import { sleep } from '../common/retry.js';
 import { compare, observe, type Observed } from './compare.js';
 import type { Ledger } from './ledger.js';
-import { geoCsv } from './geos.js';
+import { loadSimGeos } from './geos.js';
 import type { Scenario } from './scenario.js';
 import { Simulation, type Progress } from './sim.js';
 import { Stack, type Mode } from './stack.js';
@@ -79,7 +78,7 @@ export async function verify(o: VerifyOptions): Promise<VerifyReport> {
     sim.o.mqttUrl = stack.mqttUrl;
     const client = createClient({ url: stack.clickhouseUrl, request_timeout: 120_000 });
     try {
-      await loadGeo(client, parseGeoCsv(geoCsv(sim.geos), 'simulated geos'));
+      await loadSimGeos(client, sim.geos);
       await sim.start();
       sim.on('progress', (p) => o.onProgress?.('running', p));
       o.onProgress?.('running');
