@@ -102,6 +102,16 @@ export const MIGRATIONS: Migration[] = [
       ) ENGINE = ReplacingMergeTree(acknowledged_at) ORDER BY alert_id`,
     ],
   },
+  {
+    version: 5,
+    name: 'dead-letter identity',
+    statements: () => [
+      // Dead letters arrive at least once (an MQTT redelivery after a bridge crash, a producer
+      // retry, a rebalance of the copier): the same agent's same bytes are one dead letter, so
+      // counts use uniqExact(dlq_id). Computed by ClickHouse, for old rows too.
+      'ALTER TABLE vcam.dlq ADD COLUMN IF NOT EXISTS dlq_id UInt64 DEFAULT cityHash64(agent_id, payload)',
+    ],
+  },
 ];
 
 /** Applies the migrations not yet recorded; returns the versions applied now. */

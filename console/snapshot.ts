@@ -104,7 +104,7 @@ export async function takeSnapshot(client: ClickHouseClient, clickhouseUrl: stri
               (SELECT sum(duplicates) FROM vcam.device_1m WHERE bucket >= toDateTime({endMin:UInt32} - 300) AND bucket < toDateTime({endMin:UInt32})) AS dups`,
       p,
     ),
-    queryRows<{ n: string }>(client, 'SELECT count() AS n FROM vcam.dlq WHERE received_at >= {nowMs:DateTime64(3)} - INTERVAL 300 SECOND AND received_at < {nowMs:DateTime64(3)}', p),
+    queryRows<{ n: string }>(client, 'SELECT uniqExact(dlq_id) AS n FROM vcam.dlq WHERE received_at >= {nowMs:DateTime64(3)} - INTERVAL 300 SECOND AND received_at < {nowMs:DateTime64(3)}', p),
     queryRows<{ instance: string; partition: number; lag: string; eps: number; p50: number; p99: number; last_at: string }>(
       client,
       `SELECT instance, kafka_partition AS partition, argMax(lag, at) AS lag, argMax(events_per_s, at) AS eps,

@@ -45,7 +45,7 @@ export async function observe(client: ClickHouseClient): Promise<Observed> {
          toString(min(toUnixTimestamp64Milli(received_at))) AS first, toString(max(toUnixTimestamp64Milli(processed_at))) AS last
        FROM vcam.events`,
     ),
-    queryRows<{ n: string }>(client, 'SELECT count() AS n FROM vcam.dlq'),
+    queryRows<{ n: string }>(client, 'SELECT uniqExact(dlq_id) AS n FROM vcam.dlq'),
     queryRows<{ subject: string; at: string }>(client, "SELECT subject, toString(toUnixTimestamp64Milli(opened_at)) AS at FROM vcam.alerts FINAL WHERE kind = 'geo_spike'"),
   ]);
   const r = raw[0]!;

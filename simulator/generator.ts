@@ -52,6 +52,7 @@ export class Generator {
   private readonly old: { event: SimEvent; tsMs: number }[] = [];
   private recentAt = 0;
   private oldAt = 0;
+  private legacySeq = 0;
 
   constructor(
     private readonly s: Scenario,
@@ -211,9 +212,11 @@ export class Generator {
       return { kind: 'bad-event', agent: cam.agent, event, defect };
     }
     const agentId = this.legacyAgentId;
-    const event = { eventId: `${cam.deviceId}-legacy-${now}`, ...good, agentId, seq: 1, receivedAt: now };
+    // Every payload is distinct: a dead letter's identity is its agent and bytes (a redelivered
+    // publish is the same dead letter), so two equal payloads would count as one.
+    const event = { eventId: `${cam.deviceId}-legacy-${this.runTag}-${++this.legacySeq}`, ...good, agentId, seq: 1, receivedAt: now };
     const defects: [string, string][] = [
-      ['truncated_json', JSON.stringify({ v: 1, agentId, events: [event] }).slice(0, 40)],
+      ['truncated_json', JSON.stringify({ v: 1, agentId, events: [event] }).slice(0, -5)],
       ['event_without_geo', JSON.stringify({ v: 1, agentId, events: [{ ...event, geoId: undefined }] })],
       ['unknown_payload_version', JSON.stringify({ v: 9, agentId, events: [event] })],
     ];

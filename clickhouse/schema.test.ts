@@ -1,0 +1,39 @@
+/** The migrations against the real engine (chDB behind `vcam clickhouse`). */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createClient, type ClickHouseClient } from '@clickhouse/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { migrate } from './schema.js';
+import { ClickHouseServer } from './server.js';
+
+let server: ClickHouseServer;
+let client: ClickHouseClient;
+beforeAll(async () => {
+  server = new ClickHouseServer({ dataDir: mkdtempSync(join(tmpdir(), 'vcam-schema-')), port: 0 });
+  await server.start();
+  client = createClient({ url: `http://127.0.0.1:${server.port}` });
+});
+afterAll(async () => {
+  await client?.close();
+  await server?.close();
+});
+
+const deadLetter = (agent_id: string, payload: string, kafka_offset: number) => ({ received_at: '2026-11-25 12:00:00.000', agent_id, reason: 'invalid_json', message: 'x', payload, kafka_partition: 0, kafka_offset, topic: 'vcam.events.dlq' });
+
+describe('schema', () => {
+  it('applies every migration once', async () => {
+    expect(await migrate(client)).toEqual([1, 2, 3, 4, 5]);
+    expect(await migrate(client)).toEqual([]);
+  });
+
+  it('gives a dead letter an identity: the same agent\'s same bytes, delivered twice, count once', async () => {
+    await client.insert({
+      table: 'vcam.dlq',
+      format: 'JSONEachRow',
+      values: [deadLetter('gw-1', '{"v":1,"ev', 1), deadLetter('gw-1', '{"v":1,"ev', 2), deadLetter('gw-1', '{"v":1,"ew', 3), deadLetter('gw-2', '{"v":1,"ev', 4)],
+    });
+    const [r] = await (await client.query({ query: 'SELECT count() AS rows, uniqExact(dlq_id) AS n FROM vcam.dlq', format: 'JSONEachRow' })).json<{ rows: string; n: string }>();
+    expect({ rows: Number(r!.rows), n: Number(r!.n) }).toEqual({ rows: 4, n: 3 });
+  });
+});
