@@ -1,4 +1,6 @@
 /** The components' own /metrics, for what only they know: an agent's backlog, a bridge's connections. */
+import { parseMetrics } from '../common/metrics.js';
+
 export interface ComponentMetrics {
   url: string;
   kind: 'agent' | 'bridge' | 'processor' | 'unknown';
@@ -8,22 +10,6 @@ export interface ComponentMetrics {
   values: Record<string, number>;
   /** The component's name as its metrics label it (agent id), when they do. */
   name?: string;
-}
-
-/** Sums of the series of each metric name in a Prometheus text exposition. */
-export function parseMetrics(text: string): { sums: Map<string, number>; labels: Map<string, string> } {
-  const sums = new Map<string, number>();
-  const labels = new Map<string, string>();
-  for (const line of text.split('\n')) {
-    if (!line || line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
-    if (!m) continue;
-    const value = Number(m[3]);
-    if (!Number.isFinite(value)) continue;
-    sums.set(m[1]!, (sums.get(m[1]!) ?? 0) + value);
-    for (const [, k, v] of (m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)) if (!labels.has(k!)) labels.set(k!, v!);
-  }
-  return { sums, labels };
 }
 
 export async function scrape(url: string, timeoutMs = 2_000): Promise<ComponentMetrics> {

@@ -7,10 +7,10 @@ import { EventEmitter } from 'node:events';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
-import { createAgent, type Agent } from '../agent/index.js';
 import { addAgent } from '../bridge/index.js';
 import { agentTopic } from '../common/contract.js';
 import { retry, sleep } from '../common/retry.js';
+import { LibraryAgent, type AgentSpec, type SimAgent } from './agents.js';
 import { Generator, type Send } from './generator.js';
 import { simGeos, type SimGeo } from './geos.js';
 import { Ledger } from './ledger.js';
@@ -25,6 +25,8 @@ export interface SimulationOptions {
   /** Registers the simulated agents in this agents file (the bridge re-reads it); without it they connect without a password. */
   agentsFile?: string;
   idPrefix?: string;
+  /** Starts agent number `index` (default: the agent library in this process, connected to `mqttUrl`). */
+  startAgent?: (spec: AgentSpec, index: number) => Promise<SimAgent>;
 }
 
 export interface Progress {
@@ -45,6 +47,8 @@ export interface SimulationEvents {
 }
 
 const TICK_MS = 20;
+/** Most events handed to an agent in one call (one HTTP request for a `vcam agent` process). */
+const PER_RECORD = 2_000;
 
 export class Simulation extends EventEmitter<SimulationEvents> {
   readonly ledger: Ledger;
@@ -53,11 +57,14 @@ export class Simulation extends EventEmitter<SimulationEvents> {
   readonly legacyAgentId: string;
   readonly bursts: Burst[] = [];
   private readonly generator: Generator;
-  private agents: Agent[] = [];
+  agents: SimAgent[] = [];
+  /** Per agent: events its cameras have sent and it has not taken yet. */
+  private queues: unknown[][] = [];
+  private pumping: Promise<void>[] = [];
+  private inFlight = 0;
   private legacy?: MqttClient;
   private legacyInFlight = 0;
   private legacyFailed = 0;
-  private acknowledged = 0;
   private rejectedByAgents = 0;
   private startedAt = 0;
   private stopped = false;
@@ -94,13 +101,36 @@ export class Simulation extends EventEmitter<SimulationEvents> {
 
   async start(): Promise<void> {
     const secrets = await this.register();
-    this.agents = this.agentIds.map((id) => {
-      const agent = createAgent({ id, dataDir: join(this.o.dataDir, id), mqttUrl: this.o.mqttUrl, mqttUsername: id, mqttPassword: secrets.get(id), outboxSync: 'normal', reconnect: { initialMs: 100, maxMs: 2_000 } });
-      agent.on('published', (b) => (this.acknowledged += b.events));
-      agent.on('rejected', (_reason, n) => (this.rejectedByAgents += n));
-      return agent.start();
-    });
+    const start = this.o.startAgent ?? (async (spec: AgentSpec) => new LibraryAgent(spec));
+    this.agents = await Promise.all(this.agentIds.map((id, i) => start({ id, dataDir: join(this.o.dataDir, id), mqttUrl: this.o.mqttUrl, secret: secrets.get(id) }, i)));
+    this.queues = this.agents.map(() => []);
+    this.pumping = this.agents.map((_, i) => this.pump(i));
     this.legacy = mqtt.connect(this.o.mqttUrl, { clientId: this.legacyAgentId, username: this.legacyAgentId, password: secrets.get(this.legacyAgentId), reconnectPeriod: 500 });
+  }
+
+  /**
+   * Hands an agent its cameras' events, oldest first, so an agent that is down or refusing
+   * holds up only its own cameras (which retry until it takes them), never the generator.
+   */
+  private async pump(i: number): Promise<void> {
+    const queue = this.queues[i]!;
+    while (!this.abort.signal.aborted) {
+      if (queue.length === 0) {
+        await sleep(5);
+        continue;
+      }
+      const events = queue.slice(0, PER_RECORD);
+      this.inFlight++;
+      try {
+        const rejected = await retry(() => this.agents[i]!.record(events), { initialMs: 100, maxMs: 2_000, signal: this.abort.signal, isRetriable: () => true });
+        this.rejectedByAgents += rejected;
+        queue.splice(0, events.length);
+      } catch {
+        // Only an abort ends the retries.
+      } finally {
+        this.inFlight--;
+      }
+    }
   }
 
   /** Generates for the scenario's duration (or until stop()); resolves when generation ends. */
@@ -131,7 +161,7 @@ export class Simulation extends EventEmitter<SimulationEvents> {
         sends.push(...this.generator.burst(now, burst.geoId, Math.floor(burstDue)));
         burstDue -= Math.floor(burstDue);
       }
-      await this.dispatch(sends);
+      this.dispatch(sends);
       if (now - lastProgress >= 1_000) {
         lastProgress = now;
         this.emit('progress', this.progress());
@@ -141,23 +171,14 @@ export class Simulation extends EventEmitter<SimulationEvents> {
     this.ledger.endedAt = Date.now();
   }
 
-  private async dispatch(sends: Send[]): Promise<void> {
-    const perAgent = new Map<number, unknown[]>();
-    const publishes: Promise<unknown>[] = [];
+  private dispatch(sends: Send[]): void {
     for (const send of sends) {
-      if (send.kind === 'bad-publish') publishes.push(this.publishLegacy(send.payload));
-      else {
-        const list = perAgent.get(send.agent) ?? [];
-        list.push(send.event);
-        perAgent.set(send.agent, list);
-      }
+      if (send.kind === 'bad-publish') {
+        // Not awaited (the PUBACK waits for the dead-letter write); one that fails (bridge gone
+        // at shutdown) is counted, and shows in progress as never acknowledged.
+        this.publishLegacy(send.payload).catch(() => this.legacyFailed++);
+      } else this.queues[send.agent]!.push(send.event);
     }
-    // A camera whose agent refuses (outbox full, restarting) retries until it is taken.
-    const records = [...perAgent].map(([a, events]) => retry(() => this.agents[a]!.record(events), { initialMs: 100, maxMs: 2_000, signal: this.abort.signal }));
-    await Promise.all(records);
-    // Legacy publishes are not awaited (their PUBACK waits for the dead-letter write); one that
-    // fails (bridge gone at shutdown) is counted, and shows in progress as never acknowledged.
-    for (const p of publishes) p.catch(() => this.legacyFailed++);
   }
 
   private async publishLegacy(payload: string): Promise<void> {
@@ -171,12 +192,12 @@ export class Simulation extends EventEmitter<SimulationEvents> {
 
   progress(): Progress {
     const elapsedS = this.startedAt ? (Date.now() - this.startedAt) / 1000 : 0;
-    const backlog = this.agents.reduce((n, a) => n + a.stats().backlogEvents, 0) + this.legacyInFlight;
+    const backlog = this.agents.reduce((n, a) => n + a.backlog, 0) + this.queues.reduce((n, q) => n + q.length, 0) + this.legacyInFlight;
     return {
       elapsedS: Math.round(elapsedS * 10) / 10,
       rateAchieved: Math.round(this.ledger.sent.total / Math.max(elapsedS, 0.001)),
       sent: this.ledger.sent.total,
-      acknowledged: this.acknowledged,
+      acknowledged: this.agents.reduce((n, a) => n + a.acknowledged, 0),
       backlog,
       rejectedByAgents: this.rejectedByAgents,
       connectedAgents: this.agents.filter((a) => a.connected).length,
@@ -184,13 +205,19 @@ export class Simulation extends EventEmitter<SimulationEvents> {
     };
   }
 
-  /** Waits until every agent's outbox is empty and every legacy publish acknowledged; false on timeout. */
+  /** Waits until every camera's events are taken, every outbox is empty and every legacy publish acknowledged; false on timeout. */
   async drain(timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
     const until = Date.now() + timeoutMs;
     while (Date.now() < until && !signal?.aborted) {
-      if (this.progress().backlog === 0) return true;
+      if (await this.idle()) return true;
       await sleep(100, signal);
     }
+    return this.idle();
+  }
+
+  private async idle(): Promise<boolean> {
+    if (this.inFlight > 0 || this.progress().backlog > 0) return false;
+    await Promise.all(this.agents.map((a) => a.refresh()));
     return this.progress().backlog === 0;
   }
 
@@ -201,7 +228,8 @@ export class Simulation extends EventEmitter<SimulationEvents> {
   async close(): Promise<void> {
     this.stopped = true;
     this.abort.abort();
-    await Promise.all(this.agents.map((a) => a.close(1_000)));
+    await Promise.all(this.pumping);
+    await Promise.all(this.agents.map((a) => a.close()));
     // Forced: an in-flight publish to a bridge that is already gone must not hold the exit.
     await this.legacy?.endAsync(true);
   }

@@ -23,6 +23,9 @@ export interface StackOptions {
   hotHorizonMs: number;
   logLevel: string;
   partitions: number;
+  /** Kafka mode: bridges and processors (default 1 each); chaos runs two of each, so one survives a kill. */
+  bridges?: number;
+  processors?: number;
 }
 
 /**
@@ -34,18 +37,27 @@ function childEnv(): NodeJS.ProcessEnv {
 }
 
 export class Child {
-  readonly child: ChildProcess;
-  readonly exited: Promise<number | string>;
+  child!: ChildProcess;
+  exited!: Promise<number | string>;
   readonly logFile: string;
+  /** Times this child was started again after it ended (chaos restarts it after kill -9). */
+  restarts = 0;
 
   constructor(
     readonly name: string,
-    args: string[],
+    private readonly args: string[],
     logDir: string,
+    /** Answers 2xx when the child is ready (its /healthz or /ping). */
+    readonly healthUrl?: string,
+    readonly metricsUrl?: string,
   ) {
     this.logFile = join(logDir, `${name}.log`);
+    this.spawn();
+  }
+
+  private spawn(): void {
     const log = createWriteStream(this.logFile, { flags: 'a' });
-    this.child = spawn(process.execPath, [VCAM_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() });
+    this.child = spawn(process.execPath, [VCAM_BIN, ...this.args], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() });
     this.child.stdout!.pipe(log, { end: false });
     this.child.stderr!.pipe(log, { end: false });
     this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
@@ -53,6 +65,18 @@ export class Child {
 
   get running(): boolean {
     return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** Starts the same command again (same ports, same data), after it ended. */
+  restart(): void {
+    if (this.running) throw new Error(`${this.name} is still running`);
+    this.restarts++;
+    this.spawn();
+  }
+
+  async kill9(): Promise<void> {
+    if (this.running) this.child.kill('SIGKILL');
+    await this.exited;
   }
 
   logTail(lines = 20): string {
@@ -63,10 +87,12 @@ export class Child {
     }
   }
 
-  /** Waits until `url` answers 2xx; fails early, with the log's tail, if the child exits. */
-  async healthy(url: string, timeoutMs = 60_000): Promise<void> {
+  /** Waits until the health URL answers 2xx; fails early, with the log's tail, if the child exits. */
+  async healthy(timeoutMs = 60_000, signal?: AbortSignal): Promise<void> {
+    const url = this.healthUrl;
+    if (!url) return;
     const until = Date.now() + timeoutMs;
-    while (Date.now() < until) {
+    while (Date.now() < until && !signal?.aborted) {
       if (!this.running) throw new Error(`${this.name} exited during startup (${this.child.exitCode ?? this.child.signalCode}); its log:\n${this.logTail()}`);
       if (await fetch(url).then((r) => r.ok, () => false)) return;
       await sleep(200);
@@ -88,10 +114,11 @@ export class Child {
 export class Stack {
   readonly children: Child[] = [];
   kafka?: KafkaPeer;
-  mqttUrl = '';
+  /** One per bridge, in order. */
+  mqttUrls: string[] = [];
   clickhouseUrl = '';
   readonly agentsFile: string;
-  private readonly logDir: string;
+  readonly logDir: string;
 
   constructor(readonly o: StackOptions) {
     this.logDir = join(o.dir, 'logs');
@@ -99,41 +126,55 @@ export class Stack {
     this.agentsFile = join(o.dir, 'agents.json');
   }
 
-  private start(name: string, args: string[]): Child {
-    const c = new Child(name, [...args, '--log-level', this.o.logLevel], this.logDir);
+  get mqttUrl(): string {
+    return this.mqttUrls[0] ?? '';
+  }
+
+  private async start(name: string, args: string[], httpPort: number, health = '/healthz'): Promise<Child> {
+    const c = new Child(name, [...args, '--log-level', this.o.logLevel], this.logDir, `http://127.0.0.1:${httpPort}${health}`, health === '/healthz' ? `http://127.0.0.1:${httpPort}/metrics` : undefined);
     this.children.push(c);
+    await c.healthy();
+    return c;
+  }
+
+  child(name: string): Child {
+    const c = this.children.find((x) => x.name === name);
+    if (!c) throw new Error(`no component named ${name}`);
     return c;
   }
 
   async up(): Promise<void> {
     const o = this.o;
     const chPort = await freePort();
-    const ch = this.start('clickhouse', ['clickhouse', '--data-dir', join(o.dir, 'clickhouse'), '--port', String(chPort)]);
     this.clickhouseUrl = `http://127.0.0.1:${chPort}`;
-    await ch.healthy(`${this.clickhouseUrl}/ping`);
+    await this.start('clickhouse', ['clickhouse', '--data-dir', join(o.dir, 'clickhouse'), '--port', String(chPort)], chPort, '/ping');
     const alerts = ['--alert-baseline', `${o.alertBaselineMinutes}m`];
     const dedup = [...(o.dedup ? [] : ['--no-dedup']), '--hot-horizon', `${o.hotHorizonMs}ms`];
     let downstream: string[];
     if (o.mode === 'kafka') {
       this.kafka = await startKafkaPeer({ partitions: o.partitions });
       const brokers = this.kafka.bootstrap;
-      const httpPort = await freePort();
-      // Test-peer settings (docs/testing.md): a short session so a restarted member rejoins fast.
-      const processor = this.start('processor', ['processor', '--kafka-brokers', brokers, '--clickhouse-url', this.clickhouseUrl, '--http-port', String(httpPort), '--session-timeout', '6s', ...alerts, ...dedup]);
-      await processor.healthy(`http://127.0.0.1:${httpPort}/healthz`);
+      for (let i = 1; i <= (o.processors ?? 1); i++) {
+        const httpPort = await freePort();
+        // Test-peer settings (docs/testing.md): a short session so a restarted member rejoins fast.
+        await this.start(`processor-${i}`, ['processor', '--kafka-brokers', brokers, '--clickhouse-url', this.clickhouseUrl, '--http-port', String(httpPort), '--session-timeout', '6s', ...alerts, ...dedup], httpPort);
+      }
       // The mock cluster's controller id 0 breaks the idempotent producer: off for the test peer only.
       downstream = ['--kafka-brokers', brokers, '--no-kafka-idempotent'];
     } else {
       downstream = ['--clickhouse-url', this.clickhouseUrl, ...alerts, ...dedup];
     }
-    const [mqttPort, httpPort] = [await freePort(), await freePort()];
-    // The bridge re-reads the agents file, so the simulator can register its agents after this.
-    const bridge = this.start('bridge', ['bridge', '--mqtt-port', String(mqttPort), '--http-port', String(httpPort), '--agents-file', this.agentsFile, ...downstream]);
-    await bridge.healthy(`http://127.0.0.1:${httpPort}/healthz`);
-    this.mqttUrl = `mqtt://127.0.0.1:${mqttPort}`;
+    // Single-node mode has one bridge: it hosts the processor.
+    const bridges = o.mode === 'kafka' ? (o.bridges ?? 1) : 1;
+    for (let i = 1; i <= bridges; i++) {
+      const [mqttPort, httpPort] = [await freePort(), await freePort()];
+      // The bridge re-reads the agents file, so the simulator can register its agents after this.
+      await this.start(`bridge-${i}`, ['bridge', '--mqtt-port', String(mqttPort), '--http-port', String(httpPort), '--agents-file', this.agentsFile, ...downstream], httpPort);
+      this.mqttUrls.push(`mqtt://127.0.0.1:${mqttPort}`);
+    }
   }
 
-  /** Stops the components in reverse order of start: bridge (draining), processor, ClickHouse, Kafka. */
+  /** Stops the components in reverse order of start: bridges (draining), processors, ClickHouse, Kafka. */
   async stop(): Promise<void> {
     for (const c of [...this.children].reverse()) await c.stop();
     await this.kafka?.stop();
