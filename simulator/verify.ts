@@ -24,6 +24,8 @@ export interface VerifyOptions {
   logLevel: string;
   signal?: AbortSignal;
   onProgress?: (phase: string, p?: Progress) => void;
+  /** Called once the stack is up, before the simulator starts (the bench samples the children's CPU and memory). */
+  onStackUp?: (stack: Stack) => void | Promise<void>;
 }
 
 export interface VerifyReport {
@@ -75,6 +77,7 @@ export async function verify(o: VerifyOptions): Promise<VerifyReport> {
     o.onProgress?.('starting the stack');
     await sim.register();
     await stack.up();
+    await o.onStackUp?.(stack);
     sim.o.mqttUrl = stack.mqttUrl;
     const client = createClient({ url: stack.clickhouseUrl, request_timeout: 120_000 });
     try {
