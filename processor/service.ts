@@ -1,10 +1,11 @@
 /** The processor as a running service: migrations, consumer, and the ops HTTP endpoint. */
-import { createClient } from '@clickhouse/client';
+import { ClickHouseError, createClient } from '@clickhouse/client';
 import { migrate, DEFAULT_RETENTION, type Retention } from '../clickhouse/schema.js';
 import { definedOnly } from '../common/config.js';
 import { listen, opsRoutes, type RunningServer } from '../common/http.js';
 import type { KafkaClientOptions } from '../common/kafka.js';
 import { silentLogger } from '../common/log.js';
+import { retry } from '../common/retry.js';
 import { createRegistry, type Registry } from '../common/metrics.js';
 import { DlqConsumer } from './dlq.js';
 import { Processor, type ProcessorOptions } from './processor.js';
@@ -47,7 +48,14 @@ export async function startProcessorService(o: ProcessorServiceOptions): Promise
   const log = o.logger ?? silentLogger;
   const retention = o.retention ?? DEFAULT_RETENTION;
   const clickhouse = createClient({ url: o.clickhouseUrl, username: o.clickhouseUser, password: o.clickhousePassword, request_timeout: 60_000 });
-  const applied = await migrate(clickhouse, retention);
+  // A processor started (or restarted by its supervisor) while ClickHouse is down waits for it,
+  // as its writes do, instead of exiting and being restarted in a loop.
+  const applied = await retry(() => migrate(clickhouse, retention), {
+    initialMs: 500,
+    maxMs: 5_000,
+    isRetriable: (err) => !(err instanceof ClickHouseError),
+    onRetry: (err, attempt, delayMs) => log.warn({ err: (err as Error).message, attempt, retryInMs: delayMs }, 'waiting for ClickHouse'),
+  });
   if (applied.length) log.info({ applied }, 'ClickHouse migrations applied');
   const registry = o.registry ?? createRegistry({ component: 'processor' });
   const processor = new Processor({ ...PROCESSOR_DEFAULTS, ...definedOnly(o), clickhouse, rawRetentionDays: retention.rawDays, logger: log });

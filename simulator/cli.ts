@@ -161,6 +161,13 @@ export const verifyCommand = defineCommand({
     'or counted twice and the dead letters match the malformed events sent; 1 otherwise.',
   options: {
     kafka: { type: 'boolean', default: false, description: 'Kafka mode (default: single-node)' },
+    chaos: { type: 'boolean', default: false, description: 'Kafka mode with faults at times drawn from --seed: kill -9 of agents, bridges and processors, ClickHouse stopped, Kafka down, an agent cut off and rebuilt from an old outbox copy (needs Debian\'s prometheus, to check the alerts)' },
+    chaosKills: { type: 'int', default: 20, description: 'chaos: kill -9s spread over agents, bridges and processors' },
+    chaosClickhouseOutage: { type: 'duration', default: '60s', description: 'chaos: how long ClickHouse is stopped' },
+    chaosKafkaOutage: { type: 'duration', default: '30s', description: 'chaos: how long the Kafka broker is down' },
+    chaosCut: { type: 'duration', default: '90s', description: 'chaos: how long the last agent is cut off from its bridge' },
+    chaosPauseMin: { type: 'duration', default: '3s', description: 'chaos: shortest time a killed component stays down' },
+    chaosPauseMax: { type: 'duration', default: '10s', description: 'chaos: longest time a killed component stays down' },
     json: { type: 'boolean', default: false, description: 'only the JSON report on stdout, progress as JSON lines on stderr' },
     keep: { type: 'boolean', default: false, description: 'keep the temporary directory (it is kept anyway when verify fails)' },
     partitions: { type: 'int', default: 4, description: 'Kafka mode: partitions of the events topic (few: the embedded ClickHouse serialises the ~7 requests each partition\'s chunk costs)' },
@@ -181,8 +188,11 @@ export async function verifyMain(argv: string[]): Promise<number> {
   const abort = new AbortController();
   onSignals(() => abort.abort());
   const show = progressPrinter(!c.json && (process.stderr.isTTY ?? false));
+  if (c.chaos && c.chaosPauseMin > c.chaosPauseMax) throw new ConfigError('--chaos-pause-min must not exceed --chaos-pause-max');
+  if (c.chaos) process.stderr.write(`vcam verify --chaos: seed ${scenario.seed} (the same --seed replays the same traffic and the same faults)\n`);
   const r = await verify({
-    mode: c.kafka ? 'kafka' : 'single-node',
+    mode: c.kafka || c.chaos ? 'kafka' : 'single-node',
+    ...(c.chaos && { chaos: { kills: c.chaosKills, clickhouseOutageMs: c.chaosClickhouseOutage, kafkaOutageMs: c.chaosKafkaOutage, cutMs: c.chaosCut, pauseMinMs: c.chaosPauseMin, pauseMaxMs: c.chaosPauseMax } }),
     scenario,
     dir,
     breakDedup: c.break === 'dedup',

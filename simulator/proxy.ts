@@ -8,9 +8,9 @@ export class CuttableProxy {
   private readonly server: net.Server;
   private readonly sockets = new Set<net.Socket>();
   private cutOff = false;
-  port = 0;
+  private target = { host: '127.0.0.1', port: 0 };
 
-  constructor(private readonly target: { host: string; port: number }) {
+  constructor() {
     this.server = net.createServer((client) => {
       if (this.cutOff) return client.destroy();
       const upstream = net.connect(this.target);
@@ -25,10 +25,12 @@ export class CuttableProxy {
     });
   }
 
-  async listen(): Promise<string> {
+  /** Relays to the broker at `mqttUrl`; resolves to the relay's own URL. */
+  async listen(mqttUrl: string): Promise<string> {
+    const u = new URL(mqttUrl);
+    this.target = { host: u.hostname, port: Number(u.port) };
     await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    this.port = (this.server.address() as net.AddressInfo).port;
-    return `mqtt://127.0.0.1:${this.port}`;
+    return `mqtt://127.0.0.1:${(this.server.address() as net.AddressInfo).port}`;
   }
 
   cut(): void {
@@ -42,6 +44,7 @@ export class CuttableProxy {
 
   close(): Promise<void> {
     this.cut();
+    if (!this.server.listening) return Promise.resolve();
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
 }

@@ -61,7 +61,8 @@ export class Simulation extends EventEmitter<SimulationEvents> {
   /** Per agent: events its cameras have sent and it has not taken yet. */
   private queues: unknown[][] = [];
   private pumping: Promise<void>[] = [];
-  private inFlight = 0;
+  private inFlight: number[] = [];
+  private held: boolean[] = [];
   private legacy?: MqttClient;
   private legacyInFlight = 0;
   private legacyFailed = 0;
@@ -104,6 +105,8 @@ export class Simulation extends EventEmitter<SimulationEvents> {
     const start = this.o.startAgent ?? (async (spec: AgentSpec) => new LibraryAgent(spec));
     this.agents = await Promise.all(this.agentIds.map((id, i) => start({ id, dataDir: join(this.o.dataDir, id), mqttUrl: this.o.mqttUrl, secret: secrets.get(id) }, i)));
     this.queues = this.agents.map(() => []);
+    this.inFlight = this.agents.map(() => 0);
+    this.held = this.agents.map(() => false);
     this.pumping = this.agents.map((_, i) => this.pump(i));
     this.legacy = mqtt.connect(this.o.mqttUrl, { clientId: this.legacyAgentId, username: this.legacyAgentId, password: secrets.get(this.legacyAgentId), reconnectPeriod: 500 });
   }
@@ -115,12 +118,12 @@ export class Simulation extends EventEmitter<SimulationEvents> {
   private async pump(i: number): Promise<void> {
     const queue = this.queues[i]!;
     while (!this.abort.signal.aborted) {
-      if (queue.length === 0) {
+      if (queue.length === 0 || this.held[i]) {
         await sleep(5);
         continue;
       }
       const events = queue.slice(0, PER_RECORD);
-      this.inFlight++;
+      this.inFlight[i]!++;
       try {
         const rejected = await retry(() => this.agents[i]!.record(events), { initialMs: 100, maxMs: 2_000, signal: this.abort.signal, isRetriable: () => true });
         this.rejectedByAgents += rejected;
@@ -128,7 +131,7 @@ export class Simulation extends EventEmitter<SimulationEvents> {
       } catch {
         // Only an abort ends the retries.
       } finally {
-        this.inFlight--;
+        this.inFlight[i]!--;
       }
     }
   }
@@ -216,9 +219,29 @@ export class Simulation extends EventEmitter<SimulationEvents> {
   }
 
   private async idle(): Promise<boolean> {
-    if (this.inFlight > 0 || this.progress().backlog > 0) return false;
+    if (this.inFlight.some((n) => n > 0) || this.progress().backlog > 0) return false;
     await Promise.all(this.agents.map((a) => a.refresh()));
     return this.progress().backlog === 0;
+  }
+
+  /** Holds agent `i`'s cameras: their events wait (in order) until released, as if the gateway were being rebuilt. */
+  hold(i: number, on: boolean): void {
+    this.held[i] = on;
+  }
+
+  /** Waits until agent `i` is handling no call and its outbox is empty. */
+  async quiet(i: number, signal?: AbortSignal, timeoutMs = 300_000): Promise<void> {
+    const agent = this.agents[i]!;
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      if (Date.now() > until) throw new Error(`agent ${agent.id} still held ${agent.backlog} events after ${timeoutMs / 1000} s`);
+      if (this.inFlight[i] === 0) {
+        await agent.refresh();
+        if (this.inFlight[i] === 0 && agent.backlog === 0) return;
+      }
+      await sleep(100, signal);
+      if (signal?.aborted) return;
+    }
   }
 
   stop(): void {

@@ -6,11 +6,15 @@
 import { createClient } from '@clickhouse/client';
 import { join } from 'node:path';
 import { sleep } from '../common/retry.js';
+import { ProcessAgent } from './agents.js';
+import { ChaosRun, planFaults, type ChaosOptions, type ChaosReport } from './chaos.js';
 import { compare, observe, type Observed } from './compare.js';
 import type { Ledger } from './ledger.js';
 import { loadSimGeos } from './geos.js';
 import type { Scenario } from './scenario.js';
 import { Simulation, type Progress } from './sim.js';
+import { Prometheus } from './prometheus.js';
+import { CuttableProxy } from './proxy.js';
 import { Stack, type Mode } from './stack.js';
 
 export interface VerifyOptions {
@@ -24,6 +28,8 @@ export interface VerifyOptions {
   logLevel: string;
   signal?: AbortSignal;
   onProgress?: (phase: string, p?: Progress) => void;
+  /** Kafka mode with faults (vcam verify --chaos). */
+  chaos?: ChaosOptions;
   /** Called once the stack is up, before the simulator starts (the bench samples the children's CPU and memory). */
   onStackUp?: (stack: Stack) => void | Promise<void>;
 }
@@ -54,6 +60,7 @@ export interface VerifyReport {
   problems: string[];
   mismatches: string[];
   dir: string;
+  chaos?: ChaosReport;
 }
 
 /**
@@ -67,12 +74,38 @@ const QUIET_MS = 3_000;
 const STUCK_MS = 20_000;
 
 export async function verify(o: VerifyOptions): Promise<VerifyReport> {
-  const stack = new Stack({ mode: o.mode, dir: o.dir, dedup: !o.breakDedup, alertBaselineMinutes: o.alertBaselineMinutes, hotHorizonMs: o.scenario.hotHorizonMs, logLevel: o.logLevel, partitions: o.partitions });
-  const sim = new Simulation({ scenario: o.scenario, mqttUrl: '', dataDir: join(o.dir, 'sim'), agentsFile: stack.agentsFile });
+  const chaos = o.chaos;
+  // Chaos kills bridges and processors: two of each, so the pipeline never has none.
+  const stack = new Stack({ mode: o.mode, dir: o.dir, dedup: !o.breakDedup, alertBaselineMinutes: o.alertBaselineMinutes, hotHorizonMs: o.scenario.hotHorizonMs, logLevel: o.logLevel, partitions: o.partitions, ...(chaos ? { bridges: 2, processors: 2 } : {}) });
+  const proxy = new CuttableProxy();
+  const agents: ProcessAgent[] = [];
+  const sim = new Simulation({
+    scenario: o.scenario,
+    mqttUrl: '',
+    dataDir: join(o.dir, 'sim'),
+    agentsFile: stack.agentsFile,
+    // Under chaos the agents are `vcam agent` processes (kill -9 needs a process); the last one
+    // reaches its bridge through a relay that can be cut.
+    ...(chaos && {
+      startAgent: async (spec, i) => {
+        const last = i === o.scenario.agents - 1;
+        const mqttUrl = last ? await proxy.listen(stack.mqttUrls[i % stack.mqttUrls.length]!) : stack.mqttUrls[i % stack.mqttUrls.length]!;
+        const agent = await ProcessAgent.start({ ...spec, mqttUrl }, stack.logDir, o.logLevel);
+        // By index, whatever order they start in: the plan (and the relay) depend on it.
+        agents[i] = agent;
+        return agent;
+      },
+    }),
+  });
+  const prometheus = new Prometheus(o.dir);
   const stopSim = () => sim.stop();
   o.signal?.addEventListener('abort', stopSim);
-  const kill = () => stack.killAll();
+  const kill = () => {
+    stack.killAll();
+    for (const a of agents) if (a?.proc.running) a.proc.child.kill('SIGKILL');
+  };
   process.once('exit', kill);
+  let run: ChaosRun | undefined;
   try {
     o.onProgress?.('starting the stack');
     await sim.register();
@@ -83,9 +116,25 @@ export async function verify(o: VerifyOptions): Promise<VerifyReport> {
     try {
       await loadSimGeos(client, sim.geos);
       await sim.start();
+      let chaosDone: Promise<void> = Promise.resolve();
+      if (chaos) {
+        const address = (url: string) => url.replace(/^http:\/\//, '').replace(/\/metrics$/, '');
+        await prometheus.start([
+          ...agents.map((a) => ({ job: 'vcam-agent' as const, address: address(a.proc.metricsUrl!), component: a.proc.name })),
+          ...stack.children.filter((c) => c.metricsUrl).map((c) => ({ job: c.name.startsWith('bridge') ? ('vcam-bridge' as const) : ('vcam-processor' as const), address: address(c.metricsUrl!), component: c.name })),
+        ]);
+        const names = (prefix: string) => stack.children.filter((c) => c.name.startsWith(prefix)).map((c) => c.name);
+        const plan = planFaults(o.scenario.seed, o.scenario.durationMs, o.scenario.hotHorizonMs, { agents: agents.map((a) => a.proc.name), bridges: names('bridge'), processors: names('processor') }, chaos);
+        run = new ChaosRun({ stack, sim, agents, proxy, clickhouse: client, dir: o.dir, signal: o.signal }, plan);
+        chaosDone = run.run(Date.now());
+      }
       sim.on('progress', (p) => o.onProgress?.('running', p));
       o.onProgress?.('running');
       await sim.run();
+      if (chaos) {
+        o.onProgress?.('waiting for the faults to recover');
+        await chaosDone;
+      }
       if (o.signal?.aborted) throw new Error('interrupted');
       o.onProgress?.('draining');
       const drainStart = Date.now();
@@ -96,18 +145,36 @@ export async function verify(o: VerifyOptions): Promise<VerifyReport> {
         o.onProgress?.('waiting for burst alerts');
         final = await awaitBurstAlerts(client, sim.ledger, final, lastBurst.toMs + ALERT_DEADLINE_MS, o.signal);
       }
-      if (o.signal?.aborted) throw new Error('interrupted');
       const drainS = Math.round((Date.now() - drainStart) / 100) / 10;
-      return report(o, sim, final, drained, drainS, stack);
+      if (run) {
+        o.onProgress?.('waiting for the alerts to resolve');
+        run.stop();
+        await awaitFaultAlerts(run, prometheus, sim.ledger.startedAt, o.signal);
+      }
+      if (o.signal?.aborted) throw new Error('interrupted');
+      return report(o, sim, final, drained, drainS, stack, run);
     } finally {
       await client.close();
     }
   } finally {
+    run?.stop();
     o.signal?.removeEventListener('abort', stopSim);
     o.onProgress?.('stopping');
     await sim.close();
+    await proxy.close();
     await stack.stop();
+    await prometheus.stop();
     process.off('exit', kill);
+  }
+}
+
+/** Polls Prometheus until every fault's alert has opened and resolved, or 3 minutes pass. */
+async function awaitFaultAlerts(run: ChaosRun, prometheus: Prometheus, fromMs: number, signal?: AbortSignal): Promise<void> {
+  const until = Date.now() + 180_000;
+  for (;;) {
+    run.attachAlerts(await prometheus.firings(fromMs - 60_000));
+    if (run.alertsComplete || Date.now() > until || signal?.aborted) return;
+    await sleep(5_000, signal);
   }
 }
 
@@ -141,7 +208,7 @@ async function awaitBurstAlerts(client: ReturnType<typeof createClient>, ledger:
   return seen;
 }
 
-function report(o: VerifyOptions, sim: Simulation, seen: Observed, drained: boolean, drainS: number, stack: Stack): VerifyReport {
+function report(o: VerifyOptions, sim: Simulation, seen: Observed, drained: boolean, drainS: number, stack: Stack, run?: ChaosRun): VerifyReport {
   const l = sim.ledger;
   const c = compare(l, seen);
   const agentRejected = sim.progress().rejectedByAgents;
@@ -152,6 +219,14 @@ function report(o: VerifyOptions, sim: Simulation, seen: Observed, drained: bool
   if (seen.dlq !== l.malformed.deadLetters) problems.push(`the DLQ holds ${seen.dlq} records; ${l.malformed.deadLetters} malformed publishes were sent`);
   if (agentRejected !== l.malformed.rejectedByAgent) problems.push(`the agents rejected ${agentRejected} events; ${l.malformed.rejectedByAgent} malformed ones were sent`);
   for (const ch of stack.children) if (!ch.running) problems.push(`${ch.name} exited during the run; see ${ch.logFile}`);
+  if (run) {
+    for (const r of run.records) {
+      if (r.note) problems.push(`${r.kind} ${r.target} at ${r.atS}s: ${r.note}`);
+      else if (!r.alert) problems.push(`${r.kind} ${r.target} at ${r.atS}s opened no alert`);
+      else if (r.alert.resolvedAtS === null) problems.push(`the alert for ${r.kind} ${r.target} at ${r.atS}s (${r.alert.name}) did not resolve`);
+    }
+    if (run.records.length < run.plan.length) problems.push(`${run.plan.length - run.records.length} planned faults were not injected`);
+  }
   const durationS = Math.round((l.endedAt - l.startedAt) / 100) / 10;
   return {
     ok: problems.length === 0,
@@ -178,5 +253,6 @@ function report(o: VerifyOptions, sim: Simulation, seen: Observed, drained: bool
     problems,
     mismatches: c.mismatches,
     dir: o.dir,
+    ...(run && { chaos: run.report(o.scenario.seed) }),
   };
 }
