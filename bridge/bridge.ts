@@ -126,6 +126,9 @@ export class Bridge extends EventEmitter<BridgeEvents> {
 
   private accept(socket: Socket): void {
     this.sockets.add(socket);
+    // PUBACKs are small writes answering pipelined publishes: with Nagle's algorithm each one can
+    // wait for the agent's delayed ACK (~40 ms), measured as 46 ms instead of 6 ms for 8 publishes in flight.
+    socket.setNoDelay(true);
     socket.once('close', () => this.sockets.delete(socket));
     const client = this.aedes.handle(socket) as Client & { _parser: ParserInternals };
     limitPacketSize(client, this.o.maxPacketBytes ?? 1024 * 1024, (bytes) => this.emit('packetTooLarge', this.identities.get(client) ?? client.id ?? '?', bytes));

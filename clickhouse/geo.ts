@@ -37,6 +37,8 @@ export function parseGeoCsv(text: string, source = 'CSV'): GeoRow[] {
     rows.push({ geo_id: geoId, geo_name: name, region });
   });
   if (errors.length) throw new ConfigError(`${source}: ${errors.length} bad line(s), nothing loaded:\n  ${errors.slice(0, 20).join('\n  ')}`);
+  // Loading nothing would leave the previous load in place while saying it was replaced.
+  if (rows.length === 0) throw new ConfigError(`${source}: no geo lines after the header, nothing loaded`);
   return rows;
 }
 

@@ -57,8 +57,19 @@ const envName = (s: string, spec?: OptionSpec) => spec?.env ?? `VCAM_${kebab(s).
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const BYTE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1e3, kb: 1e3, kib: 1024, m: 1e6, mb: 1e6, mib: 1024 ** 2, g: 1e9, gb: 1e9, gib: 1024 ** 3 };
 
+/** A value as an error message shows it: a config file may hold a megabyte or a thousand levels of nesting. */
+function shortly(raw: unknown): string {
+  let text: string;
+  try {
+    text = JSON.stringify(raw) ?? String(raw);
+  } catch {
+    return 'a value nested too deeply to print';
+  }
+  return text.length > 80 ? `${text.slice(0, 60)}… (${text.length} characters)` : text;
+}
+
 function parseValue(name: string, spec: OptionSpec, raw: unknown, source: string): unknown {
-  const shown = spec.secret ? '<hidden>' : JSON.stringify(raw);
+  const shown = spec.secret ? '<hidden>' : shortly(raw);
   const fail = (what: string): never => {
     throw new ConfigError(`${source} ${name}: ${shown} is not ${what}`);
   };
@@ -160,7 +171,8 @@ export function loadConfig<S extends Spec>(cmd: Command<S>, argv: string[], env:
   const file = configPath ? readConfigFile(configPath) : {};
   const fileValues: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(file)) {
-    const key = cmd.options[k] ? k : byFlag.get(k);
+    // Own keys only: "__proto__" or "constructor" in a file is an unknown key, not Object.prototype's.
+    const key = Object.hasOwn(cmd.options, k) ? k : byFlag.get(k);
     if (!key) throw new ConfigError(`config file ${configPath}: unknown key "${k}"; run \`${cmd.name} --help\` for the options`);
     fileValues[key] = parseValue(`"${k}"`, cmd.options[key]!, v, `config file ${configPath}:`);
   }

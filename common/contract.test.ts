@@ -30,6 +30,10 @@ describe('camera event contract', () => {
     [{ ...good, geoID: 1 }, 'unknown_field', /geoID/],
     [{ ...good, ts: 1_700_000_000 }, 'invalid_ts', /seconds/],
     [{ ...good, ts: 'yesterday' }, 'invalid_ts', /RFC 3339/],
+    // Date.parse would move these to another day (found by agent/fuzz.test.ts).
+    [{ ...good, ts: '2026-02-30T10:00:00Z' }, 'invalid_ts', /not a valid date/],
+    [{ ...good, ts: '2026-11-24T24:00:00Z' }, 'invalid_ts', /not a valid date/],
+    [{ ...good, ts: '2026-11-25T10:00:00+24:30' }, 'invalid_ts', /not a valid date/],
     [{ ...good, ts: now + 10 * 60_000 }, 'future_ts', /future/],
     [{ ...good, attrs: { blob: 'z'.repeat(2000) } }, 'attrs_too_large', /attrs/],
     [[good], 'not_an_object', /object/],
@@ -80,6 +84,14 @@ describe('pipeline event contract', () => {
     const { seq: _seq, ...noSeq } = pe;
     const r = checkPipelineEvent(noSeq, now);
     expect(r.ok === false && r.reason).toBe('missing_field');
+  });
+
+  it('refuses seq and receivedAt that ClickHouse cannot store (found by processor/fuzz.test.ts: one stalled its partition)', () => {
+    for (const bad of [{ seq: 2 ** 64 }, { seq: 1e300 }, { receivedAt: 0 }, { receivedAt: 12_345_678_901 }, { receivedAt: 1e20 }]) {
+      const r = checkPipelineEvent({ ...pe, ...bad }, now);
+      expect(r.ok === false && r.reason, JSON.stringify(bad)).toBe('invalid_value');
+    }
+    expect(checkPipelineEvent({ ...pe, seq: Number.MAX_SAFE_INTEGER, receivedAt: LIMITS.maxEpochMs }, now).ok).toBe(true);
   });
 
   it('refuses RFC 3339 ts after the agent (the agent normalises it)', () => {

@@ -27,7 +27,24 @@ export const LIMITS = {
   minTs: Date.UTC(2000, 0, 1),
   /** Camera clocks drift; beyond this an event is called future-dated and rejected. */
   maxFutureMs: 5 * 60_000,
+  /**
+   * The latest time an agent's clock field (receivedAt) may hold: far beyond any real clock and
+   * inside ClickHouse's DateTime64, which ends in 2299. Outside [minTs, maxEpochMs] a value is no
+   * time, and written to ClickHouse (which also cannot read the seconds of the early 1970s in
+   * our format) it would fail every insert of its chunk.
+   */
+  maxEpochMs: Date.UTC(2200, 0, 1),
 } as const;
+
+/**
+ * A time from outside the contract (a Kafka message timestamp, a header) as the time a row is
+ * kept from: itself when it lies between `now - keepMs` and maxEpochMs, else `now`. A row dated
+ * older than its table's retention is expired by ClickHouse as it is inserted, and one dated
+ * where ClickHouse cannot read it fails the insert of everything written with it.
+ */
+export function storableTime(ms: number, now: number, keepMs: number): number {
+  return Number.isFinite(ms) && ms >= now - keepMs && ms <= LIMITS.maxEpochMs ? ms : now;
+}
 
 export interface CameraEvent {
   eventId?: string;
@@ -104,8 +121,9 @@ export const pipelineEventSchema = {
     ...common,
     ts: { type: 'integer', minimum: 0 },
     agentId: { type: 'string', pattern: ID_PATTERN },
-    seq: { type: 'integer', minimum: 1 },
-    receivedAt: { type: 'integer', minimum: 0 },
+    // JSON integers beyond 2^53 are not exact any more (and 1e21 is not even written as digits).
+    seq: { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER },
+    receivedAt: { type: 'integer', minimum: LIMITS.minTs, maximum: LIMITS.maxEpochMs },
   },
 } as const;
 
@@ -149,7 +167,18 @@ function patternHint(field: string): string {
   }
 }
 
-const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-](\d{2}):(\d{2}))$/;
+
+/**
+ * Date.parse rolls impossible fields over (February 30 becomes March 2, 24:00 the next day,
+ * an offset of +24:30 is taken as is), which would count the event on another day: refuse them.
+ */
+function realCalendar(m: RegExpExecArray): boolean {
+  const [y, mo, d, h, mi, s] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  const wall = new Date(Date.UTC(y, mo - 1, d, h, mi, s));
+  const offsetOk = m[9] === undefined || (Number(m[9]) <= 23 && Number(m[10]) <= 59);
+  return offsetOk && wall.getUTCFullYear() === y && wall.getUTCMonth() === mo - 1 && wall.getUTCDate() === d && wall.getUTCHours() === h && wall.getUTCMinutes() === mi && wall.getUTCSeconds() === s;
+}
 
 /** Event time as epoch milliseconds, or a rejection saying what is wrong with it. */
 export function parseTs(ts: number | string, now: number): { ok: true; ms: number } | { ok: false; reason: RejectReason; message: string } {
@@ -161,9 +190,10 @@ export function parseTs(ts: number | string, now: number): { ok: true; ms: numbe
       return { ok: false, reason: 'invalid_ts', message: `ts ${ts} is before 2000-01-01${hint}` };
     }
   } else {
-    if (!RFC3339.test(ts)) return { ok: false, reason: 'invalid_ts', message: `ts "${ts}" is neither epoch milliseconds nor RFC 3339 (e.g. 2026-11-25T17:05:00.123Z)` };
+    const m = RFC3339.exec(ts);
+    if (!m) return { ok: false, reason: 'invalid_ts', message: `ts "${ts}" is neither epoch milliseconds nor RFC 3339 (e.g. 2026-11-25T17:05:00.123Z)` };
     ms = Date.parse(ts);
-    if (!Number.isFinite(ms) || ms < LIMITS.minTs) return { ok: false, reason: 'invalid_ts', message: `ts "${ts}" is not a valid date after 2000-01-01` };
+    if (!Number.isFinite(ms) || ms < LIMITS.minTs || !realCalendar(m)) return { ok: false, reason: 'invalid_ts', message: `ts "${ts}" is not a valid date after 2000-01-01` };
   }
   if (ms > now + LIMITS.maxFutureMs) {
     return { ok: false, reason: 'future_ts', message: `ts is ${Math.round((ms - now) / 1000)} s in the future (more than ${LIMITS.maxFutureMs / 1000} s ahead of this clock); check the camera's clock` };

@@ -9,7 +9,8 @@
  */
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
-import { dt64 } from '../clickhouse/schema.js';
+import { DEFAULT_RETENTION, dt64 } from '../clickhouse/schema.js';
+import { storableTime } from '../common/contract.js';
 import { createGroupConsumer, TOPICS, type KafkaClientOptions } from '../common/kafka.js';
 import { backoffDelay, retry } from '../common/retry.js';
 
@@ -21,6 +22,8 @@ export interface DlqConsumerOptions extends KafkaClientOptions {
 }
 
 const GONE = new Error('partition no longer assigned');
+/** Dead letters dated older than this are dated when copied (vcam.dlq expires rows by received_at). */
+const KEEP_MS = (DEFAULT_RETENTION.rawDays - 1) * 86_400_000;
 
 export class DlqConsumer {
   private consumer: Consumer;
@@ -122,7 +125,10 @@ function header(m: KafkaMessage, name: string): string {
 }
 
 function toRow(partition: number, m: KafkaMessage) {
-  const receivedAt = Number(header(m, 'receivedAt')) || Number(m.timestamp);
+  // A header or timestamp that is no time (a stray "1e300" or "-5") would fail this insert on
+  // every retry and stop the copier; an old one would have the row expired as it is inserted.
+  const stated = Number(header(m, 'receivedAt'));
+  const receivedAt = storableTime(Number.isSafeInteger(stated) && stated > 0 ? stated : Number(m.timestamp), Date.now(), KEEP_MS);
   return {
     received_at: dt64(receivedAt),
     agent_id: header(m, 'agentId'),

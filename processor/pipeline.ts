@@ -4,7 +4,7 @@
  * answer for offsets before the chunk, the geo table). The same inputs always give the same
  * rows: that is what lets a replayed chunk be written again under the same dedup tokens.
  */
-import { checkPipelineEvent, type PipelineEvent, type RejectReason } from '../common/contract.js';
+import { checkPipelineEvent, storableTime, type PipelineEvent, type RejectReason } from '../common/contract.js';
 import type { HotSet } from './dedup.js';
 import type { GeoInfo } from './geo.js';
 
@@ -72,18 +72,22 @@ export interface Decoded {
 export function decodeChunk(messages: ChunkMessage[], o: PipelineOptions): Decoded[] {
   return messages.map((m) => {
     const text = m.value?.toString('utf8') ?? '';
+    // Kafka takes any timestamp from a producer. A dead letter dated by one that is no time, or
+    // older than the retention, would be lost on insert: it is dated when it is processed instead
+    // (its row alone then differs on a replay; the chunk's dedup token still keeps one copy).
+    const receivedAt = storableTime(m.timestamp, Date.now(), o.maxAgeMs);
     let value: unknown;
     try {
       value = JSON.parse(text);
     } catch (err) {
-      return { offset: m.offset, timestamp: m.timestamp, dead: { received_at: m.timestamp, agent_id: '', reason: 'invalid_json', message: `not JSON: ${(err as Error).message}`, payload: text } };
+      return { offset: m.offset, timestamp: m.timestamp, dead: { received_at: receivedAt, agent_id: '', reason: 'invalid_json', message: `not JSON: ${(err as Error).message}`, payload: text } };
     }
     // Validated against the message's own time, so a replay decides exactly as the first run did.
     const checked = checkPipelineEvent(value, m.timestamp);
     const agentId = typeof (value as { agentId?: unknown })?.agentId === 'string' ? (value as { agentId: string }).agentId : '';
-    if (!checked.ok) return { offset: m.offset, timestamp: m.timestamp, dead: { received_at: m.timestamp, agent_id: agentId, reason: checked.reason, message: checked.message, payload: text } };
+    if (!checked.ok) return { offset: m.offset, timestamp: m.timestamp, dead: { received_at: receivedAt, agent_id: agentId, reason: checked.reason, message: checked.message, payload: text } };
     if (checked.event.ts < m.timestamp - o.maxAgeMs) {
-      return { offset: m.offset, timestamp: m.timestamp, dead: { received_at: m.timestamp, agent_id: agentId, reason: 'too_old', message: `event time is older than the ${Math.round(o.maxAgeMs / 86_400_000)}-day raw retention; it can no longer be deduplicated`, payload: text } };
+      return { offset: m.offset, timestamp: m.timestamp, dead: { received_at: receivedAt, agent_id: agentId, reason: 'too_old', message: `event time is older than the ${Math.round(o.maxAgeMs / 86_400_000)}-day raw retention; it can no longer be deduplicated`, payload: text } };
     }
     return { offset: m.offset, timestamp: m.timestamp, event: checked.event };
   });

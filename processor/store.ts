@@ -10,7 +10,14 @@ import type { HotSet } from './dedup.js';
 import type { ChunkResult } from './pipeline.js';
 import { dt64 } from '../clickhouse/schema.js';
 
-/** Events per cold look-up: about 100 KB of URL, far below ClickHouse's 1 MiB limit. */
+/**
+ * A dead letter's text comes from the refused input (a field name, an agentId): JSON lets it hold
+ * a lone surrogate ("\ud800"), which ClickHouse refuses in JSON input, failing the whole chunk on
+ * every retry. Each one becomes U+FFFD, as a UTF-8 decoder would make it.
+ */
+const wellFormed = (s: string) => s.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
+
+/** Events per cold look-up: at most about 410 KB of URL (200-character ids, hex-encoded), below ClickHouse's 1 MiB limit. */
 const COLD_SLICE = 1_000;
 
 export interface ChunkRange {
@@ -81,10 +88,13 @@ export class ProcessorStore {
   private async coldSlice(partition: number, before: bigint, events: PipelineEvent[]): Promise<string[]> {
     const rows = await (
       await this.client.query({
+        // The ids travel hex-encoded: an eventId may hold any printable ASCII, and ClickHouse reads
+        // backslashes and quotes in string query parameters inconsistently (ClickHouse issues
+        // 68427, 69656): `x\'` failed the look-up, and so the chunk, on every retry.
         query: `SELECT DISTINCT event_id FROM vcam.events
-                WHERE device_id IN {devices:Array(String)} AND event_id IN {ids:Array(String)}
+                WHERE device_id IN {devices:Array(String)} AND event_id IN (SELECT unhex(arrayJoin({ids:Array(String)})))
                   AND kafka_partition = {p:UInt16} AND kafka_offset < {before:UInt64}`,
-        query_params: { devices: [...new Set(events.map((e) => e.deviceId))], ids: events.map((e) => e.eventId), p: partition, before: before.toString() },
+        query_params: { devices: [...new Set(events.map((e) => e.deviceId))], ids: events.map((e) => Buffer.from(e.eventId).toString('hex')), p: partition, before: before.toString() },
         format: 'JSONEachRow',
       })
     ).json<{ event_id: string }>();
@@ -112,6 +122,6 @@ export class ProcessorStore {
     await insert('vcam.geo_10s', [...r.geo10s.values()]);
     await insert('vcam.geo_type_1m', [...r.geoType1m.values()]);
     await insert('vcam.device_1m', [...r.device1m.values()]);
-    await insert('vcam.dlq', r.dead.map((d) => ({ ...d, received_at: dt64(d.received_at) })));
+    await insert('vcam.dlq', r.dead.map((d) => ({ ...d, agent_id: wellFormed(d.agent_id), message: wellFormed(d.message), payload: wellFormed(d.payload), received_at: dt64(d.received_at) })));
   }
 }
