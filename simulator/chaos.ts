@@ -6,7 +6,7 @@
  * verify's ledger comparison must still be exact, and every fault must have opened an alert in
  * Prometheus that later resolved.
  */
-import { appendFileSync, copyFileSync, rmSync } from 'node:fs';
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { ClickHouseClient } from '@clickhouse/client';
@@ -64,6 +64,17 @@ export interface ChaosReport {
   resentFromOldOutbox: number;
   /** Components that exited without being killed, and were restarted as a supervisor would. */
   unplannedRestarts: string[];
+}
+
+const OUTBOX = 'outbox.sqlite';
+
+/** Copies a stopped agent's outbox (the database and its WAL) from one directory to another, replacing what is there. */
+function copyOutbox(from: string, to: string): void {
+  mkdirSync(to, { recursive: true });
+  for (const suffix of ['', '-wal', '-shm']) {
+    rmSync(join(to, OUTBOX + suffix), { force: true });
+    if (suffix !== '-shm' && existsSync(join(from, OUTBOX + suffix))) copyFileSync(join(from, OUTBOX + suffix), join(to, OUTBOX + suffix));
+  }
 }
 
 /** Which alert tells an operator about each fault. */
@@ -258,17 +269,28 @@ export class ChaosRun {
       case 'agent-cut': {
         const { agent } = this.agentOf(f.target);
         this.c.proxy.cut();
-        await sleep(f.durationMs, this.c.signal);
-        // The old copy the gateway will later be rebuilt from: the whole backlog of the cut.
-        this.outboxCopy = join(this.c.dir, 'outbox-copy.sqlite');
-        // One consistent snapshot while the agent keeps writing (the backup API restarts on every write).
-        const db = new Database(join(agent.spec.dataDir, 'outbox.sqlite'), { readonly: true, fileMustExist: true });
         try {
-          db.exec(`VACUUM INTO '${this.outboxCopy.replaceAll("'", "''")}'`);
+          await sleep(f.durationMs, this.c.signal);
+          // The old copy the gateway will later be rebuilt from: the whole backlog of the cut,
+          // imaged while the agent is down (it holds its outbox locked while it runs; after a
+          // kill -9 the file and its WAL together are a consistent image).
+          const { index } = this.agentOf(f.target);
+          this.sim.hold(index, true);
+          this.held.add(agent.proc.name);
+          try {
+            await this.sim.quiet(index, this.c.signal, 60_000, false);
+            await agent.proc.kill9();
+            this.outboxCopy = join(this.c.dir, 'outbox-copy');
+            copyOutbox(agent.spec.dataDir, this.outboxCopy);
+            agent.proc.restart();
+            await agent.proc.healthy(60_000, this.c.signal);
+          } finally {
+            this.held.delete(agent.proc.name);
+            this.sim.hold(index, false);
+          }
         } finally {
-          db.close();
+          this.c.proxy.restore();
         }
-        this.c.proxy.restore();
         const reconnected = Date.now();
         await this.backlogBelow(agent, 1_000);
         return this.record(f, at, Date.now() - reconnected);
@@ -283,12 +305,13 @@ export class ChaosRun {
         try {
           await this.sim.quiet(index, this.c.signal);
           await agent.proc.kill9();
-          const file = join(agent.spec.dataDir, 'outbox.sqlite');
-          for (const x of ['-wal', '-shm']) rmSync(file + x, { force: true });
-          copyFileSync(this.outboxCopy, file);
-          const copy = new Database(file, { readonly: true });
-          this.resent = (copy.prepare('SELECT count(*) AS n FROM outbox').get() as { n: number }).n;
-          copy.close();
+          copyOutbox(this.outboxCopy, agent.spec.dataDir);
+          const copy = new Database(join(agent.spec.dataDir, OUTBOX), { readonly: true, fileMustExist: true });
+          try {
+            this.resent = (copy.prepare('SELECT count(*) AS n FROM outbox').get() as { n: number }).n;
+          } finally {
+            copy.close();
+          }
           agent.proc.restart();
           const restarted = Date.now();
           await agent.proc.healthy(60_000, this.c.signal);
@@ -334,7 +357,8 @@ export class ChaosRun {
       const f = this.faultOf.get(r)!;
       const start = this.t0 + r.atS * 1000;
       const end = start + r.downS * 1000 + (r.recoveryS ?? 0) * 1000 + ALERT_GRACE_MS;
-      const match = firings.filter(ALERT_FOR[r.kind](f)).find((a) => a.fromMs >= start - 2_000 && a.fromMs <= end);
+      // Opened by this fault, or already open (an earlier fault of the same component) when it struck.
+      const match = firings.filter(ALERT_FOR[r.kind](f)).find((a) => a.fromMs <= end && (a.toMs === undefined || a.toMs >= start));
       if (match) r.alert = { name: match.alertname, openedAtS: Math.round((match.fromMs - this.t0) / 100) / 10, resolvedAtS: match.toMs === undefined ? null : Math.round((match.toMs - this.t0) / 100) / 10 };
     }
   }

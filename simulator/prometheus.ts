@@ -44,7 +44,8 @@ export class Prometheus {
     writeFileSync(
       config,
       [
-        'global: { scrape_interval: 1s, evaluation_interval: 1s, scrape_timeout: 900ms }',
+        // A loaded 2-core machine can take over a second to answer /metrics: that is not "down".
+        'global: { scrape_interval: 2s, evaluation_interval: 1s, scrape_timeout: 2s }',
         `rule_files: [${JSON.stringify(rules)}]`,
         'scrape_configs:',
         ...[...jobs].map(([job, ts]) => `  - { job_name: ${job}, static_configs: [${ts.map((t) => `{ targets: ['${t.address}'], labels: { component: '${t.component}' } }`).join(', ')}] }`),

@@ -229,15 +229,15 @@ export class Simulation extends EventEmitter<SimulationEvents> {
     this.held[i] = on;
   }
 
-  /** Waits until agent `i` is handling no call and its outbox is empty. */
-  async quiet(i: number, signal?: AbortSignal, timeoutMs = 300_000): Promise<void> {
+  /** Waits until agent `i` is handling no call and (with `drained`) its outbox is empty. */
+  async quiet(i: number, signal?: AbortSignal, timeoutMs = 300_000, drained = true): Promise<void> {
     const agent = this.agents[i]!;
     const until = Date.now() + timeoutMs;
     for (;;) {
       if (Date.now() > until) throw new Error(`agent ${agent.id} still held ${agent.backlog} events after ${timeoutMs / 1000} s`);
       if (this.inFlight[i] === 0) {
         await agent.refresh();
-        if (this.inFlight[i] === 0 && agent.backlog === 0) return;
+        if (this.inFlight[i] === 0 && (!drained || agent.backlog === 0)) return;
       }
       await sleep(100, signal);
       if (signal?.aborted) return;
