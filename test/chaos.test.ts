@@ -5,27 +5,17 @@
  * an alert in Prometheus that later resolved. The 5-minute, 10k events/s run is `npm run chaos`.
  */
 import { describe, expect, it } from 'vitest';
-import type { VerifyReport } from '../simulator/index.js';
-import { vcam } from './helpers/processes.js';
+import { runVerify } from './helpers/verify.js';
 
 const SHORT = [
-  '--chaos', '--json', '--log-level', 'warn', '--rate', '2000', '--duration', '60s', '--seed', '3',
+  '--chaos', '--log-level', 'warn', '--rate', '2000', '--duration', '60s', '--seed', '3',
   '--retry-share', '0.09', '--old-resend-share', '0.01', '--late-share', '0.05', '--malformed-share', '0.01',
   '--hot-horizon', '10s', '--chaos-cut', '15s', '--chaos-kills', '6', '--chaos-clickhouse-outage', '20s', '--chaos-kafka-outage', '12s', '--chaos-pause-max', '6s',
 ];
 
 describe('vcam verify --chaos', () => {
   it('stays exact through kill -9s, a ClickHouse stop, a Kafka outage and a rebuilt agent, and every fault raises an alert that resolves', async () => {
-    const proc = vcam(['verify', ...SHORT]);
-    let out = '';
-    proc.child.stdout!.on('data', (d) => (out += d));
-    const code = await proc.exited;
-    let r: VerifyReport;
-    try {
-      r = JSON.parse(out) as VerifyReport;
-    } catch {
-      throw new Error(`verify printed no JSON report (exit ${code}); stderr:\n${proc.stderr().slice(-3000)}`);
-    }
+    const { code, report: r } = await runVerify(SHORT);
     expect(r.problems).toEqual([]);
     expect(r.ok).toBe(true);
     expect(code).toBe(0);

@@ -9,23 +9,12 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { VerifyReport } from '../simulator/index.js';
 import { waitFor } from './helpers/brokers.js';
-import { vcam, type Proc } from './helpers/processes.js';
+import { vcam } from './helpers/processes.js';
+import { runVerify } from './helpers/verify.js';
 
 type Report = VerifyReport;
 
-async function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | string; report: Report; proc: Proc }> {
-  const proc = vcam(['verify', '--json', '--rate', '1000', '--duration', '10s', '--log-level', 'warn', ...args], env);
-  let out = '';
-  proc.child.stdout!.on('data', (d) => (out += d));
-  const code = await proc.exited;
-  let report: Report;
-  try {
-    report = JSON.parse(out) as Report;
-  } catch {
-    throw new Error(`verify printed no JSON report (exit ${code}); stderr:\n${proc.stderr().slice(-3000)}`);
-  }
-  return { code, report, proc };
-}
+const run = (args: string[], env: Record<string, string> = {}) => runVerify(['--rate', '1000', '--duration', '10s', '--log-level', 'warn', ...args], env);
 
 function expectExact(r: Report): void {
   expect(r.problems).toEqual([]);
