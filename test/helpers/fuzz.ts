@@ -115,7 +115,7 @@ export interface EventContext {
   tooOldBefore?: number;
 }
 
-export const MIN_TS = Date.UTC(2000, 0, 1);
+const MIN_TS = Date.UTC(2000, 0, 1);
 const FUTURE_MS = 5 * 60_000;
 /** Inexact clocks: event times in [now + AMBIGUOUS_FROM, now + AMBIGUOUS_TO) are never generated. */
 const AMBIGUOUS_FROM = 60_000;
@@ -172,9 +172,6 @@ const RULES: Record<EventContext['kind'], { required: string[]; fields: Record<s
   },
 };
 
-export const CAMERA_FIELDS = Object.keys(RULES.camera.fields);
-export const PIPELINE_FIELDS = Object.keys(RULES.pipeline.fields);
-
 const DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 const daysIn = (y: number, m: number) => (m === 2 && y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0) ? 29 : DAYS[m - 1]!);
 
@@ -224,15 +221,6 @@ export function expectEvent(value: unknown, ctx: EventContext): Outcome {
   return { ok: true };
 }
 
-/** The value as the component sees it after JSON (NaN → null, -0 → 0, undefined members dropped). */
-export const viaJson = (v: unknown): unknown => {
-  const text = JSON.stringify(v);
-  return text === undefined ? undefined : JSON.parse(text);
-};
-
-/** Distinct keys of an allowed-reasons list, for messages. */
-export const describeOutcome = (o: Outcome) => (o.ok ? 'accepted' : o.reasons.join('|'));
-
 // ---------------------------------------------------------------------------------------------
 // Generators.
 
@@ -245,11 +233,11 @@ const PRINTABLE_ALPHABET = Array.from({ length: 0x7e - 0x21 + 1 }, (_, i) => Str
 const ID_CHAR = charFrom(ID_ALPHABET);
 const TYPE_CHAR = charFrom(TYPE_ALPHABET);
 const PRINTABLE_CHAR = charFrom(PRINTABLE_ALPHABET);
-export const idArb = (max = 64) => fc.string({ unit: ID_CHAR, minLength: 1, maxLength: max });
-export const printableArb = (max: number, min = 1) => fc.string({ unit: PRINTABLE_CHAR, minLength: min, maxLength: max });
+const idArb = (max = 64) => fc.string({ unit: ID_CHAR, minLength: 1, maxLength: max });
+const printableArb = (max: number, min = 1) => fc.string({ unit: PRINTABLE_CHAR, minLength: min, maxLength: max });
 const typeArb = fc.oneof(fc.constantFrom('person', 'vehicle', 'motion'), fc.string({ unit: TYPE_CHAR, minLength: 1, maxLength: 32 }));
 /** A few devices often, so that partitions, buckets and dedup state fill up; any device sometimes. */
-export const deviceArb = fc.oneof({ weight: 3, arbitrary: fc.integer({ min: 0, max: 40 }).map((i) => `cam-${i}`) }, { weight: 1, arbitrary: idArb() });
+const deviceArb = fc.oneof({ weight: 3, arbitrary: fc.integer({ min: 0, max: 40 }).map((i) => `cam-${i}`) }, { weight: 1, arbitrary: idArb() });
 const geoArb = fc.oneof({ weight: 3, arbitrary: fc.nat(60) }, { weight: 1, arbitrary: fc.integer({ min: 0, max: U32 }) });
 
 /** Values that fit in an attrs object of at most 1 KiB and 32 keys, ASCII and not. */
