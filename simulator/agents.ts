@@ -17,8 +17,8 @@ export interface SimAgent {
   readonly connected: boolean;
   /** Events the bridge acknowledged (PUBACK) so far. */
   readonly acknowledged: number;
-  /** Reads the figures above afresh. */
-  refresh(): Promise<void>;
+  /** Reads the figures above afresh; false when they could not be read (the figures are then stale). */
+  refresh(): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -55,7 +55,9 @@ export class LibraryAgent implements SimAgent {
     return this.agent.connected;
   }
 
-  async refresh(): Promise<void> {}
+  async refresh(): Promise<boolean> {
+    return true;
+  }
 
   close(): Promise<void> {
     return this.agent.close(1_000);
@@ -76,6 +78,7 @@ export class ProcessAgent implements SimAgent {
     private readonly base: string,
   ) {
     this.timer = setInterval(() => void this.refresh(), 500);
+    this.timer.unref();
   }
 
   static async start(spec: AgentSpec, logDir: string, logLevel: string): Promise<ProcessAgent> {
@@ -84,7 +87,12 @@ export class ProcessAgent implements SimAgent {
     if (spec.secret) args.push('--mqtt-password', spec.secret);
     const base = `http://127.0.0.1:${port}`;
     const proc = new Child(`agent-${spec.id}`, args, logDir, `${base}/healthz`, `${base}/metrics`);
-    await proc.healthy();
+    try {
+      await proc.healthy();
+    } catch (err) {
+      await proc.kill9();
+      throw err;
+    }
     return new ProcessAgent(spec, proc, base);
   }
 
@@ -105,7 +113,7 @@ export class ProcessAgent implements SimAgent {
     throw new Error(`agent ${this.id}: HTTP ${res.status} ${body.message ?? ''}`);
   }
 
-  async refresh(): Promise<void> {
+  async refresh(): Promise<boolean> {
     try {
       const { sums } = parseMetrics(await (await fetch(`${this.base}/metrics`, { signal: AbortSignal.timeout(2_000) })).text());
       this.backlog = sums.get('vcam_agent_backlog_events') ?? 0;
@@ -113,9 +121,11 @@ export class ProcessAgent implements SimAgent {
       const ack = sums.get('vcam_agent_events_published_total') ?? 0;
       if (ack < this.ackNow) this.ackBefore += this.ackNow;
       this.ackNow = ack;
+      return true;
     } catch {
       // Down (killed, restarting): the last figures stand, and it is not connected.
       this.connected = false;
+      return false;
     }
   }
 

@@ -6,7 +6,8 @@
  * verify's ledger comparison must still be exact, and every fault must have opened an alert in
  * Prometheus that later resolved.
  */
-import { appendFileSync, copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync } from 'node:fs';
+import { copyFile, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { ClickHouseClient } from '@clickhouse/client';
@@ -50,7 +51,8 @@ export interface FaultRecord {
   downS: number;
   /** From the end of the fault (restart, reconnect) until the component or pipeline works again. */
   recoveryS: number | null;
-  alert: { name: string; openedAtS: number; resolvedAtS: number | null } | null;
+  /** The alert (all its firing instances) that told an operator; null when none fired. */
+  alert: { name: string; instances: number; openedAtS: number; resolvedAtS: number | null } | null;
   note?: string;
 }
 
@@ -64,18 +66,33 @@ export interface ChaosReport {
   resentFromOldOutbox: number;
   /** Components that exited without being killed, and were restarted as a supervisor would. */
   unplannedRestarts: string[];
+  faultsFailed: number;
+  /** The alerts were judged by vcam's rules with every `for:` set to 0 s: faults here last seconds, production waits minutes. */
+  alertRules: string;
 }
 
 const OUTBOX = 'outbox.sqlite';
 
 /** Copies a stopped agent's outbox (the database and its WAL) from one directory to another, replacing what is there. */
-function copyOutbox(from: string, to: string): void {
-  mkdirSync(to, { recursive: true });
+async function copyOutbox(from: string, to: string): Promise<void> {
+  await mkdir(to, { recursive: true });
   for (const suffix of ['', '-wal', '-shm']) {
-    rmSync(join(to, OUTBOX + suffix), { force: true });
-    if (suffix !== '-shm' && existsSync(join(from, OUTBOX + suffix))) copyFileSync(join(from, OUTBOX + suffix), join(to, OUTBOX + suffix));
+    await rm(join(to, OUTBOX + suffix), { force: true });
+    if (suffix !== '-shm' && existsSync(join(from, OUTBOX + suffix))) await copyFile(join(from, OUTBOX + suffix), join(to, OUTBOX + suffix));
   }
 }
+
+/** Events in an outbox image (read from a scratch copy: opening it would add files beside it). */
+function countOutbox(dir: string): number {
+  const db = new Database(join(dir, OUTBOX), { fileMustExist: true });
+  try {
+    return (db.prepare('SELECT count(*) AS n FROM outbox').get() as { n: number }).n;
+  } finally {
+    db.close();
+  }
+}
+
+const REBUILD_PAUSE_MS = 5_000;
 
 /** Which alert tells an operator about each fault. */
 const ALERT_FOR: Record<FaultKind, (f: Fault) => (a: Firing) => boolean> = {
@@ -144,11 +161,16 @@ export class ChaosRun {
   private outboxCopy = '';
   private readonly faultOf = new Map<FaultRecord, Fault>();
   private readonly locks = new Map<string, Promise<unknown>>();
+  /** Ends pending faults when the run ends early or the caller aborts, so none restarts a component after teardown. */
+  private readonly abort = new AbortController();
+  private readonly signal: AbortSignal;
 
   constructor(
     private readonly c: ChaosContext,
     readonly plan: Fault[],
-  ) {}
+  ) {
+    this.signal = c.signal ? AbortSignal.any([c.signal, this.abort.signal]) : this.abort.signal;
+  }
 
   private children(): Child[] {
     return [...this.c.stack.children, ...this.c.agents.map((a) => a.proc)];
@@ -171,11 +193,17 @@ export class ChaosRun {
     this.timer = setInterval(() => void this.tick(), 1_000);
     await Promise.all(
       this.plan.map(async (f) => {
-        await sleep(Math.max(0, t0 + f.atMs - Date.now()), this.c.signal);
-        if (this.c.signal?.aborted) return;
+        await sleep(Math.max(0, t0 + f.atMs - Date.now()), this.signal);
+        if (this.signal.aborted) return;
         // One fault at a time per component: a kill waits for the previous one's recovery.
         const prior = this.locks.get(f.target) ?? Promise.resolve();
-        const done = prior.then(() => this.inject(f)).catch((err: Error) => this.record(f, Date.now(), null, `failed: ${err.message}`));
+        const done = prior.then(async () => {
+          const at = Date.now();
+          this.log(f, 'begin');
+          const r = await this.inject(f, at).catch((err: Error) => this.record(f, at, at, null, `failed: ${err.message}`));
+          this.log(f, r.note ?? `recovered after ${r.recoveryS} s`);
+          return r;
+        });
         this.locks.set(f.target, done);
         const r = await done;
         this.faultOf.set(r, f);
@@ -186,14 +214,19 @@ export class ChaosRun {
 
   stop(): void {
     clearInterval(this.timer);
+    this.abort.abort();
   }
 
   /** Restarts what died on its own (as systemd would) and samples the largest lag and backlog. */
   private async tick(): Promise<void> {
     for (const ch of this.children()) {
-      if (ch.running || this.held.has(ch.name) || this.c.signal?.aborted) continue;
+      if (ch.running || this.held.has(ch.name) || this.signal.aborted) continue;
       this.unplanned.push(`${ch.name} at ${Math.round((Date.now() - this.t0) / 1000)}s`);
-      ch.restart();
+      try {
+        ch.restart();
+      } catch {
+        // Stopped for good: the run is ending.
+      }
     }
     this.maxBacklog = Math.max(this.maxBacklog, ...this.c.agents.map((a) => a.backlog));
     const lags = await Promise.all(
@@ -208,9 +241,10 @@ export class ChaosRun {
     this.maxLag = Math.max(this.maxLag, lags.reduce((a, b) => a + b, 0));
   }
 
-  private record(f: Fault, at: number, recoveredAfterMs: number | null, note?: string): FaultRecord {
+  /** `at`: the fault began; `back`: the component came back (restart, reconnect, broker up). */
+  private record(f: Fault, at: number, back: number, recoveredAfterMs: number | null, note?: string): FaultRecord {
     const s = (ms: number) => Math.round(ms / 100) / 10;
-    return { kind: f.kind, target: f.target, atS: s(at - this.t0), downS: s(f.durationMs), recoveryS: recoveredAfterMs === null ? null : s(recoveredAfterMs), alert: null, ...(note ? { note } : {}) };
+    return { kind: f.kind, target: f.target, atS: s(at - this.t0), downS: s(back - at), recoveryS: recoveredAfterMs === null ? null : s(recoveredAfterMs), alert: null, ...(note ? { note } : {}) };
   }
 
   /** `<dir>/logs/chaos.log`: what was done when, to read beside the components' logs. */
@@ -218,26 +252,18 @@ export class ChaosRun {
     appendFileSync(join(this.c.stack.logDir, 'chaos.log'), `${JSON.stringify({ time: new Date().toISOString(), atS: Math.round((Date.now() - this.t0) / 100) / 10, kind: f.kind, target: f.target, what })}\n`);
   }
 
-  private async inject(f: Fault): Promise<FaultRecord> {
-    this.log(f, 'begin');
-    const r = await this.injectOnly(f);
-    this.log(f, `recovered after ${r.recoveryS} s`);
-    return r;
-  }
-
-  private async injectOnly(f: Fault): Promise<FaultRecord> {
-    const at = Date.now();
+  private async inject(f: Fault, at: number): Promise<FaultRecord> {
     switch (f.kind) {
       case 'kill': {
         const ch = this.child(f.target);
         this.held.add(ch.name);
         try {
           await ch.kill9();
-          await sleep(f.durationMs, this.c.signal);
+          await sleep(f.durationMs, this.signal);
           ch.restart();
           const restarted = Date.now();
-          await ch.healthy(180_000, this.c.signal);
-          return this.record(f, at, Date.now() - restarted);
+          await ch.healthy(180_000, this.signal);
+          return this.record(f, at, restarted, Date.now() - restarted);
         } finally {
           this.held.delete(ch.name);
         }
@@ -246,14 +272,14 @@ export class ChaosRun {
         const ch = this.child('clickhouse');
         this.held.add(ch.name);
         try {
-          await ch.stop();
+          await ch.stop(30_000, false);
           this.log(f, 'stopped');
-          await sleep(f.durationMs, this.c.signal);
+          await sleep(f.durationMs, this.signal);
           this.log(f, 'restarting');
           ch.restart();
           const restarted = Date.now();
-          await ch.healthy(180_000, this.c.signal);
-          return this.record(f, at, (await this.writtenAfter(restarted)) - restarted);
+          await ch.healthy(180_000, this.signal);
+          return this.record(f, at, restarted, (await this.writtenAfter(restarted)) - restarted);
         } finally {
           this.held.delete(ch.name);
         }
@@ -261,16 +287,16 @@ export class ChaosRun {
       case 'kafka-down': {
         const kafka = this.c.stack.kafka!;
         await kafka.down(-1);
-        await sleep(f.durationMs, this.c.signal);
+        await sleep(f.durationMs, this.signal);
         await kafka.up(-1);
         const up = Date.now();
-        return this.record(f, at, (await this.writtenAfter(up)) - up);
+        return this.record(f, at, up, (await this.writtenAfter(up)) - up);
       }
       case 'agent-cut': {
         const { agent } = this.agentOf(f.target);
         this.c.proxy.cut();
         try {
-          await sleep(f.durationMs, this.c.signal);
+          await sleep(f.durationMs, this.signal);
           // The old copy the gateway will later be rebuilt from: the whole backlog of the cut,
           // imaged while the agent is down (it holds its outbox locked while it runs; after a
           // kill -9 the file and its WAL together are a consistent image).
@@ -278,12 +304,13 @@ export class ChaosRun {
           this.sim.hold(index, true);
           this.held.add(agent.proc.name);
           try {
-            await this.sim.quiet(index, this.c.signal, 60_000, false);
+            await this.sim.quiet(index, this.signal, 60_000, false);
             await agent.proc.kill9();
-            this.outboxCopy = join(this.c.dir, 'outbox-copy');
-            copyOutbox(agent.spec.dataDir, this.outboxCopy);
+            const copy = join(this.c.dir, 'outbox-copy');
+            await copyOutbox(agent.spec.dataDir, copy);
+            this.outboxCopy = copy;
             agent.proc.restart();
-            await agent.proc.healthy(60_000, this.c.signal);
+            await agent.proc.healthy(60_000, this.signal);
           } finally {
             this.held.delete(agent.proc.name);
             this.sim.hold(index, false);
@@ -293,31 +320,29 @@ export class ChaosRun {
         }
         const reconnected = Date.now();
         await this.backlogBelow(agent, 1_000);
-        return this.record(f, at, Date.now() - reconnected);
+        return this.record(f, at, reconnected, Date.now() - reconnected);
       }
       case 'outbox-restore': {
         // The gateway is rebuilt from the old copy: its cameras wait (their events are held),
         // it sends what it has, dies, and comes back with the copy, re-sending events that were
         // acknowledged long ago, beyond the processor's hot horizon.
+        if (!this.outboxCopy) throw new Error('no image of the outbox was taken (the cut failed); the live outbox was left alone');
         const { agent, index } = this.agentOf(f.target);
+        this.resent = countOutbox(this.outboxCopy);
         this.sim.hold(index, true);
         this.held.add(agent.proc.name);
         try {
-          await this.sim.quiet(index, this.c.signal);
+          await this.sim.quiet(index, this.signal);
           await agent.proc.kill9();
-          copyOutbox(this.outboxCopy, agent.spec.dataDir);
-          const copy = new Database(join(agent.spec.dataDir, OUTBOX), { readonly: true, fileMustExist: true });
-          try {
-            this.resent = (copy.prepare('SELECT count(*) AS n FROM outbox').get() as { n: number }).n;
-          } finally {
-            copy.close();
-          }
+          await copyOutbox(this.outboxCopy, agent.spec.dataDir);
+          // Down for two scrapes at least, so that Prometheus sees it.
+          await sleep(REBUILD_PAUSE_MS, this.signal);
           agent.proc.restart();
           const restarted = Date.now();
-          await agent.proc.healthy(60_000, this.c.signal);
+          await agent.proc.healthy(60_000, this.signal);
           this.sim.hold(index, false);
           await this.backlogBelow(agent, 1_000);
-          return this.record(f, at, Date.now() - restarted);
+          return this.record(f, at, restarted, Date.now() - restarted);
         } finally {
           this.held.delete(agent.proc.name);
           this.sim.hold(index, false);
@@ -333,10 +358,10 @@ export class ChaosRun {
   /** When the pipeline first wrote an event after `t` (ClickHouse's processed_at). */
   private async writtenAfter(t: number, timeoutMs = 300_000): Promise<number> {
     const until = Date.now() + timeoutMs;
-    while (Date.now() < until && !this.c.signal?.aborted) {
+    while (Date.now() < until && !this.signal.aborted) {
       const [r] = await queryRows<{ at: string }>(this.c.clickhouse, 'SELECT toString(toUnixTimestamp64Milli(max(processed_at))) AS at FROM vcam.events').catch(() => [{ at: '0' }]);
       if (Number(r?.at) > t) return Number(r!.at);
-      await sleep(500, this.c.signal);
+      await sleep(500, this.signal);
     }
     throw new Error(`the pipeline wrote nothing within ${timeoutMs / 1000} s`);
   }
@@ -345,21 +370,29 @@ export class ChaosRun {
     const until = Date.now() + timeoutMs;
     // A fresh figure first: the one cached may predate the fault.
     await agent.refresh();
-    while (agent.backlog >= n && Date.now() < until && !this.c.signal?.aborted) {
-      await sleep(250, this.c.signal);
+    while (agent.backlog >= n && !this.signal.aborted) {
+      if (Date.now() > until) throw new Error(`agent ${agent.id} still held ${agent.backlog} events after ${timeoutMs / 1000} s`);
+      await sleep(250, this.signal);
       await agent.refresh();
     }
   }
 
-  /** Matches each fault with the alert that should have told an operator, from Prometheus' record. */
+  /**
+   * Matches each fault with the alert that should have told an operator, from Prometheus'
+   * record: every stretch of it (one per instance) that opened between the fault's start and
+   * ALERT_GRACE_MS after the component came back, or was already open when it struck. Resolved
+   * only when all of them are.
+   */
   attachAlerts(firings: Firing[]): void {
+    const s = (ms: number) => Math.round((ms - this.t0) / 100) / 10;
     for (const r of this.records) {
       const f = this.faultOf.get(r)!;
       const start = this.t0 + r.atS * 1000;
-      const end = start + r.downS * 1000 + (r.recoveryS ?? 0) * 1000 + ALERT_GRACE_MS;
-      // Opened by this fault, or already open (an earlier fault of the same component) when it struck.
-      const match = firings.filter(ALERT_FOR[r.kind](f)).find((a) => a.fromMs <= end && (a.toMs === undefined || a.toMs >= start));
-      if (match) r.alert = { name: match.alertname, openedAtS: Math.round((match.fromMs - this.t0) / 100) / 10, resolvedAtS: match.toMs === undefined ? null : Math.round((match.toMs - this.t0) / 100) / 10 };
+      const end = start + r.downS * 1000 + ALERT_GRACE_MS;
+      const matches = firings.filter(ALERT_FOR[r.kind](f)).filter((a) => a.fromMs <= end && (a.toMs === undefined || a.toMs >= start));
+      if (!matches.length) continue;
+      const open = matches.some((a) => a.toMs === undefined);
+      r.alert = { name: matches[0]!.alertname, instances: matches.length, openedAtS: s(Math.min(...matches.map((a) => a.fromMs))), resolvedAtS: open ? null : s(Math.max(...matches.map((a) => a.toMs!))) };
     }
   }
 
@@ -371,6 +404,16 @@ export class ChaosRun {
   report(seed: number): ChaosReport {
     const faultsInjected = { kill: 0, 'clickhouse-stop': 0, 'kafka-down': 0, 'agent-cut': 0, 'outbox-restore': 0 } as Record<FaultKind, number>;
     for (const r of this.records) faultsInjected[r.kind]++;
-    return { seed, faultsInjected, faults: [...this.records].sort((a, b) => a.atS - b.atS), maxLagEvents: this.maxLag, maxAgentBacklog: this.maxBacklog, resentFromOldOutbox: this.resent, unplannedRestarts: this.unplanned };
+    return {
+      seed,
+      faultsInjected,
+      faultsFailed: this.records.filter((r) => r.note).length,
+      faults: [...this.records].sort((a, b) => a.atS - b.atS),
+      maxLagEvents: this.maxLag,
+      maxAgentBacklog: this.maxBacklog,
+      resentFromOldOutbox: this.resent,
+      unplannedRestarts: this.unplanned,
+      alertRules: "deploy/prometheus/rules.yml with every 'for:' set to 0s",
+    };
   }
 }

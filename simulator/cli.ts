@@ -10,6 +10,7 @@ import { LOG_LEVELS } from '../common/log.js';
 import { geoCsv, loadSimGeos } from './geos.js';
 import { SCENARIO_DEFAULTS as D, type Scenario } from './scenario.js';
 import { Simulation, type Progress } from './sim.js';
+import { planFaults } from './chaos.js';
 import { verify } from './verify.js';
 
 const share = (what: string, d: number) => ({ type: 'number', default: d, description: `share of sends (0..1) that ${what}` }) as const;
@@ -189,10 +190,18 @@ export async function verifyMain(argv: string[]): Promise<number> {
   onSignals(() => abort.abort());
   const show = progressPrinter(!c.json && (process.stderr.isTTY ?? false));
   if (c.chaos && c.chaosPauseMin > c.chaosPauseMax) throw new ConfigError('--chaos-pause-min must not exceed --chaos-pause-max');
-  if (c.chaos) process.stderr.write(`vcam verify --chaos: seed ${scenario.seed} (the same --seed replays the same traffic and the same faults)\n`);
+  const chaos = c.chaos ? { kills: c.chaosKills, clickhouseOutageMs: c.chaosClickhouseOutage, kafkaOutageMs: c.chaosKafkaOutage, cutMs: c.chaosCut, pauseMinMs: c.chaosPauseMin, pauseMaxMs: c.chaosPauseMax } : undefined;
+  if (chaos) {
+    // Refuse an impossible plan before starting anything (names as the stack will give them).
+    const agents = Array.from({ length: scenario.agents }, (_, i) => `agent-sim-${i + 1}`);
+    planFaults(scenario.seed, scenario.durationMs, scenario.hotHorizonMs, { agents, bridges: ['bridge-1', 'bridge-2'], processors: ['processor-1', 'processor-2'] }, chaos);
+    if (c.chaosClickhouseOutage > 0.35 * scenario.durationMs || c.chaosKafkaOutage > 0.35 * scenario.durationMs) throw new ConfigError('--chaos-clickhouse-outage and --chaos-kafka-outage must each fit in 35% of --duration (they are placed apart)');
+    if (scenario.agents < 2) throw new ConfigError('--chaos needs at least 2 --agents (one of them is cut off)');
+    process.stderr.write(`vcam verify --chaos: seed ${scenario.seed} (the same --seed replays the same traffic and the same faults)\n`);
+  }
   const r = await verify({
     mode: c.kafka || c.chaos ? 'kafka' : 'single-node',
-    ...(c.chaos && { chaos: { kills: c.chaosKills, clickhouseOutageMs: c.chaosClickhouseOutage, kafkaOutageMs: c.chaosKafkaOutage, cutMs: c.chaosCut, pauseMinMs: c.chaosPauseMin, pauseMaxMs: c.chaosPauseMax } }),
+    chaos,
     scenario,
     dir,
     breakDedup: c.break === 'dedup',

@@ -91,6 +91,11 @@ export class Prometheus {
     return out;
   }
 
+  /** Last resort on exit. */
+  kill(): void {
+    if (this.proc?.exitCode === null) this.proc.kill('SIGKILL');
+  }
+
   async stop(): Promise<void> {
     if (!this.proc || this.proc.exitCode !== null) return;
     const exited = new Promise((resolve) => this.proc!.once('exit', resolve));

@@ -187,7 +187,10 @@ export class Simulation extends EventEmitter<SimulationEvents> {
   private async publishLegacy(payload: string): Promise<void> {
     this.legacyInFlight++;
     try {
-      await this.legacy!.publishAsync(agentTopic(this.legacyAgentId), payload, { qos: 1 });
+      // An agent retries a publish the broker never acknowledged (mqtt.js fails in-flight QoS 1
+      // publishes of a clean session when the connection drops); a redelivered dead letter is
+      // the same dead letter (its identity is its agent and bytes).
+      await retry(() => this.legacy!.publishAsync(agentTopic(this.legacyAgentId), payload, { qos: 1 }), { initialMs: 200, maxMs: 2_000, signal: this.abort.signal, isRetriable: () => true });
     } finally {
       this.legacyInFlight--;
     }
@@ -220,8 +223,9 @@ export class Simulation extends EventEmitter<SimulationEvents> {
 
   private async idle(): Promise<boolean> {
     if (this.inFlight.some((n) => n > 0) || this.progress().backlog > 0) return false;
-    await Promise.all(this.agents.map((a) => a.refresh()));
-    return this.progress().backlog === 0;
+    // Only figures read now count: a stale 0 from an agent that is restarting is no proof.
+    const fresh = await Promise.all(this.agents.map((a) => a.refresh()));
+    return fresh.every(Boolean) && this.progress().backlog === 0;
   }
 
   /** Holds agent `i`'s cameras: their events wait (in order) until released, as if the gateway were being rebuilt. */
@@ -236,8 +240,8 @@ export class Simulation extends EventEmitter<SimulationEvents> {
     for (;;) {
       if (Date.now() > until) throw new Error(`agent ${agent.id} still held ${agent.backlog} events after ${timeoutMs / 1000} s`);
       if (this.inFlight[i] === 0) {
-        await agent.refresh();
-        if (this.inFlight[i] === 0 && (!drained || agent.backlog === 0)) return;
+        const fresh = await agent.refresh();
+        if (fresh && this.inFlight[i] === 0 && (!drained || agent.backlog === 0)) return;
       }
       await sleep(100, signal);
       if (signal?.aborted) return;

@@ -67,8 +67,11 @@ export class Child {
     return this.child.exitCode === null && this.child.signalCode === null;
   }
 
-  /** Starts the same command again (same ports, same data), after it ended. */
+  private stopped = false;
+
+  /** Starts the same command again (same ports, same data), after it ended; never after stop(). */
   restart(): void {
+    if (this.stopped) throw new Error(`${this.name} was stopped`);
     if (this.running) throw new Error(`${this.name} is still running`);
     this.restarts++;
     this.spawn();
@@ -100,7 +103,9 @@ export class Child {
     throw new Error(`${this.name} did not become healthy at ${url} within ${timeoutMs / 1000} s; its log:\n${this.logTail()}`);
   }
 
-  async stop(timeoutMs = 30_000): Promise<number | string> {
+  /** SIGTERM, then SIGKILL after `timeoutMs`; `final` (the default) means it will not be restarted. */
+  async stop(timeoutMs = 30_000, final = true): Promise<number | string> {
+    if (final) this.stopped = true;
     if (this.running) this.child.kill('SIGTERM');
     const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
     try {

@@ -103,9 +103,11 @@ export async function verify(o: VerifyOptions): Promise<VerifyReport> {
   const kill = () => {
     stack.killAll();
     for (const a of agents) if (a?.proc.running) a.proc.child.kill('SIGKILL');
+    prometheus.kill();
   };
   process.once('exit', kill);
   let run: ChaosRun | undefined;
+  let chaosDone: Promise<void> = Promise.resolve();
   try {
     o.onProgress?.('starting the stack');
     await sim.register();
@@ -116,7 +118,6 @@ export async function verify(o: VerifyOptions): Promise<VerifyReport> {
     try {
       await loadSimGeos(client, sim.geos);
       await sim.start();
-      let chaosDone: Promise<void> = Promise.resolve();
       if (chaos) {
         const address = (url: string) => url.replace(/^http:\/\//, '').replace(/\/metrics$/, '');
         await prometheus.start([
@@ -157,10 +158,14 @@ export async function verify(o: VerifyOptions): Promise<VerifyReport> {
       await client.close();
     }
   } finally {
+    // Pending faults end before the teardown, so none restarts a component after it.
     run?.stop();
+    await chaosDone.catch(() => undefined);
     o.signal?.removeEventListener('abort', stopSim);
     o.onProgress?.('stopping');
     await sim.close();
+    // Agents started but not handed to the simulation (one of them failed to start).
+    await Promise.all(agents.filter((a) => a && !sim.agents.includes(a)).map((a) => a.close()));
     await proxy.close();
     await stack.stop();
     await prometheus.stop();
@@ -193,7 +198,8 @@ async function settle(client: ReturnType<typeof createClient>, unique: number, d
     const now = `${seen.rawRows}/${seen.totals.geo}/${seen.totals.deviceEvents}/${seen.totals.deviceDuplicates}/${seen.dlq}`;
     if (now !== last) [last, stableSince] = [now, Date.now()];
     const quiet = Date.now() - stableSince;
-    const complete = seen.rawDistinct >= unique && seen.dlq >= dead;
+    // The aggregates too: a chunk's aggregates land after its raw rows.
+    const complete = seen.rawDistinct >= unique && seen.totals.geo >= unique && seen.totals.deviceEvents >= unique && seen.dlq >= dead;
     if ((complete && quiet >= QUIET_MS) || quiet >= STUCK_MS || Date.now() > until || signal?.aborted) return seen;
     await sleep(500, signal);
   }
@@ -226,6 +232,9 @@ function report(o: VerifyOptions, sim: Simulation, seen: Observed, drained: bool
       else if (r.alert.resolvedAtS === null) problems.push(`the alert for ${r.kind} ${r.target} at ${r.atS}s (${r.alert.name}) did not resolve`);
     }
     if (run.records.length < run.plan.length) problems.push(`${run.plan.length - run.records.length} planned faults were not injected`);
+    for (const u of run.unplanned) problems.push(`${u} exited on its own and was restarted`);
+    if (run.resent === 0) problems.push('the rebuilt agent re-sent nothing: the old-outbox re-send was not exercised');
+    for (const a of sim.agents) if (a instanceof ProcessAgent && !a.proc.running) problems.push(`${a.proc.name} exited during the run; see ${a.proc.logFile}`);
   }
   const durationS = Math.round((l.endedAt - l.startedAt) / 100) / 10;
   return {
