@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../common/errors.js';
 import { GeoTable } from '../processor/geo.js';
 import { startClickHouse } from '../test/helpers/clickhouse.js';
-import { fuzzAssert, fuzzInputs, fuzzTimeout, Tally } from '../test/helpers/fuzz.js';
+import { breathe, fuzzAssert, fuzzInputs, fuzzTimeout, Tally } from '../test/helpers/fuzz.js';
 import { loadGeo, parseGeoCsv, type GeoRow } from './geo.js';
 
 const INPUTS = fuzzInputs(1_000);
@@ -112,6 +112,7 @@ describe('geo CSV fuzz', () => {
     await fuzzAssert(
       'geo CSV',
       fc.asyncProperty(caseArb, async (c) => {
+        await breathe();
         // As `vcam geo load` reads it: bytes from a file decoded as UTF-8.
         const text = Buffer.from(c.kind === 'lines' ? render(c) : c.text, 'utf8').toString('utf8');
         let rows: GeoRow[] | undefined;

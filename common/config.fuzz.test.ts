@@ -14,7 +14,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { agentCommand } from '../agent/cli.js';
 import { bridgeCommand } from '../bridge/cli.js';
 import { processorCommand } from '../processor/cli.js';
-import { fuzzAssert, fuzzInputs, fuzzTimeout, oddValue, Tally } from '../test/helpers/fuzz.js';
+import { breathe, fuzzAssert, fuzzInputs, fuzzTimeout, oddValue, Tally } from '../test/helpers/fuzz.js';
 import { loadConfig, type Command, type OptionSpec, type Spec } from './config.js';
 import { ConfigError } from './errors.js';
 
@@ -197,7 +197,8 @@ describe('config file fuzz', () => {
     let n = 0;
     await fuzzAssert(
       'config files',
-      fc.property(caseArb, (c) => {
+      fc.asyncProperty(caseArb, async (c) => {
+        await breathe();
         const path = join(dir, `c${n++}.json`);
         if (c.kind === 'text') writeFileSync(path, c.text);
         else if (c.kind === 'entries') writeFileSync(path, serialise(c.entries));

@@ -79,6 +79,16 @@ export async function fuzzAssert<Ts extends [unknown, ...unknown[]]>(
   console.log(`[fuzz] ${name}: passed in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }
 
+let turns = 0;
+/**
+ * Gives the event loop a turn every few hundred inputs. A property that never waits for I/O
+ * keeps the vitest worker from answering its runner, which gives up after a minute
+ * ("Timeout calling onTaskUpdate") in the long run.
+ */
+export async function breathe(): Promise<void> {
+  if (++turns % 200 === 0) await new Promise((resolve) => setImmediate(resolve));
+}
+
 // ---------------------------------------------------------------------------------------------
 // The contract, as the oracle states it.
 
