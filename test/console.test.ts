@@ -45,7 +45,9 @@ describe('vconsole --json', () => {
     expect(r.code).toBe(0);
     const s = JSON.parse(r.stdout) as Snapshot;
     const direct = async <T>(sql: string) => ch.query<T>(sql);
-    const perGeo = await direct<{ g: number; m5: string; h1: string }>('SELECT geo_id AS g, sumIf(events, bucket >= now() - 300) AS m5, sum(events) AS h1 FROM vcam.geo_10s WHERE bucket >= now() - 3600 GROUP BY g');
+    // The same windows as the snapshot's, from its own time: on a loaded machine seconds pass between the two reads.
+    const end = Math.floor(s.at / 10_000) * 10;
+    const perGeo = await direct<{ g: number; m5: string; h1: string }>(`SELECT geo_id AS g, sumIf(events, bucket >= toDateTime(${end - 300})) AS m5, sum(events) AS h1 FROM vcam.geo_10s WHERE bucket >= toDateTime(${end - 3600}) AND bucket < toDateTime(${end}) GROUP BY g`);
     expect(Object.fromEntries(s.geos.map((g) => [g.geoId, [g.m5, g.h1]]))).toEqual(Object.fromEntries(perGeo.map((g) => [g.g, [Number(g.m5), Number(g.h1)]])));
     expect(s.geos.map((g) => g.name)).toEqual(['North Gate', 'Harbour', 'Station']);
     const [open] = await direct<{ n: string }>("SELECT count() AS n FROM vcam.alerts FINAL WHERE state = 'open'");
@@ -53,7 +55,7 @@ describe('vconsole --json', () => {
     const lags = await direct<{ p: number; lag: string }>('SELECT kafka_partition AS p, argMax(lag, at) AS lag FROM vcam.pipeline_status GROUP BY p ORDER BY p');
     expect(s.pipeline.partitions.map((p) => [p.partition, p.lag])).toEqual(lags.map((l) => [l.p, Number(l.lag)]));
     expect(s.overview.lagEvents).toBe(lags.reduce((a, l) => a + Number(l.lag), 0));
-    const [dlq] = await direct<{ n: string }>('SELECT count() AS n FROM vcam.dlq WHERE received_at >= now() - 300');
+    const [dlq] = await direct<{ n: string }>(`SELECT count() AS n FROM vcam.dlq WHERE received_at >= fromUnixTimestamp64Milli(toInt64(${s.at - 300_000})) AND received_at < fromUnixTimestamp64Milli(toInt64(${s.at}))`);
     expect(s.overview.dlqPerS).toBeCloseTo(Number(dlq!.n) / 300, 6);
     const types = await direct<{ t: string; n: string }>('SELECT toString(type) AS t, sum(events) AS n FROM vcam.geo_type_1m WHERE bucket >= now() - 300 GROUP BY t ORDER BY n DESC');
     expect(s.top.types).toEqual(types.map((t) => ({ key: t.t, events: Number(t.n) })));
