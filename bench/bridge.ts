@@ -13,6 +13,7 @@ import { freePort, startMosquitto, waitFor } from '../test/helpers/brokers.js';
 import { vcam, waitHealthy } from '../test/helpers/processes.js';
 import { startKafkaPeer } from '../simulator/kafka-peer/index.js';
 import { ratio, timed } from './measure.js';
+import { readProc } from './procstat.js';
 
 const AGENTS = 4;
 const PAYLOADS_PER_AGENT = 100;
@@ -78,11 +79,16 @@ export async function benchBridge(): Promise<Record<string, unknown>> {
   const [mqttPort, httpPort] = [await freePort(), await freePort()];
   const bridge = vcam(['bridge', '--mqtt-port', String(mqttPort), '--http-port', String(httpPort), '--agents-file', agentsFile, '--kafka-brokers', peer.bootstrap, '--no-kafka-idempotent', '--log-level', 'warn'], {}, process.env.VCAM_BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.VCAM_BENCH_PROF}`] : []);
   let throughput: number;
+  let cpuUsPerEvent: number | undefined;
   try {
     await waitHealthy(httpPort, bridge);
     const pubs = await Promise.all(ids.map((id, i) => mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { clientId: id, username: id, password: secrets[i] })));
+    const cpuBefore = readProc(bridge.child.pid!)?.cpuS;
     const { seconds } = await timed(() => publishAll(pubs, ids, data));
+    const cpuAfter = readProc(bridge.child.pid!)?.cpuS;
     throughput = TOTAL / seconds;
+    // CPU per event moves far less than events/s when other work shares the cores.
+    if (cpuBefore !== undefined && cpuAfter !== undefined) cpuUsPerEvent = ((cpuAfter - cpuBefore) * 1e6) / TOTAL;
     await Promise.all(pubs.map((c) => c.endAsync()));
   } finally {
     bridge.child.kill('SIGTERM');
@@ -100,6 +106,7 @@ export async function benchBridge(): Promise<Record<string, unknown>> {
       what: 'vcam bridge process: auth, validate every event, Kafka sendBatch (gzip, acks=all) to the test peer, PUBACK after the ack',
       eventsPerSec: r(throughput),
       vsMosquitto: ratio(throughput, baseline),
+      cpuMicrosPerEvent: cpuUsPerEvent === undefined ? null : Math.round(cpuUsPerEvent * 10) / 10,
     },
   };
 }
