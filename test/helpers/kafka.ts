@@ -10,7 +10,8 @@ export interface Consumed {
   headers: Record<string, string>;
 }
 
-export async function consumeAll(brokers: string[], topics: string[]) {
+/** `keep` may shrink what is kept of each message (a long run holds hundreds of thousands). */
+export async function consumeAll(brokers: string[], topics: string[], keep: (m: Consumed) => Consumed = (m) => m) {
   const kafka = new Kafka({ clientId: 'vcam-test-consumer', brokers, logLevel: logLevel.NOTHING });
   // Test configuration for the mock cluster (docs/testing.md): short session, short fetch wait.
   const consumer = kafka.consumer({ groupId: `test-${process.pid}-${Math.random().toString(16).slice(2)}`, sessionTimeout: 6_000, heartbeatInterval: 500, maxWaitTimeInMs: 100, retry: { retries: 10 } });
@@ -19,7 +20,7 @@ export async function consumeAll(brokers: string[], topics: string[]) {
   const messages: Consumed[] = [];
   await consumer.run({
     eachMessage: async ({ topic, partition, message }) => {
-      messages.push({ topic, partition, key: message.key?.toString() ?? null, value: message.value ?? Buffer.alloc(0), headers: stringHeaders(message.headers) });
+      messages.push(keep({ topic, partition, key: message.key?.toString() ?? null, value: message.value ?? Buffer.alloc(0), headers: stringHeaders(message.headers) }));
     },
   });
   return {
