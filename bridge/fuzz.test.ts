@@ -229,6 +229,13 @@ describe('bridge fuzz', () => {
           }
         }
         runs.add('publishes');
+        // The peer keeps about 5 MiB per partition and drops the oldest beyond it: the consumer must
+        // not fall far behind, or what it never read is gone (a 100,000-publish run lost 10 %).
+        if (runs.get('publishes') % 50 === 0) {
+          const c = await joining;
+          const dlqSoFar = [...dead.values()].reduce((n, e) => n + e.length, 0);
+          await c.waitFor(() => c.of(TOPICS.dlq).length >= dlqSoFar && c.of(TOPICS.events).length >= validEvents.length, 60_000, 'the consumer to catch up');
+        }
       }),
       // One run in 31 misbehaves with a single publish: enough runs that the publishes reach INPUTS.
       { numRuns: Math.ceil((INPUTS / PER_RUN) * (31 / 30)), runTimeoutMs: 60_000, shrink: false },
