@@ -38,7 +38,7 @@ export class KafkaDownstream implements Downstream {
   private readonly eventsTopic: string;
   private readonly dlqTopic: string;
 
-  constructor(private readonly o: KafkaDownstreamOptions) {
+  constructor(o: KafkaDownstreamOptions) {
     const kafka = createKafka(o);
     this.producer = kafka.producer({
       idempotent: o.idempotent,
