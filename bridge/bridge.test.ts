@@ -7,6 +7,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
+import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startAgentService } from '../agent/index.js';
 import { TOPICS } from '../common/kafka.js';
@@ -142,6 +143,25 @@ describe('bridge → Kafka', () => {
     const fromAgent = () => new Set(kc.of(TOPICS.events).filter((m) => m.headers.agentId === 'gw-3').map((m) => m.headers.eventId));
     await kc.waitFor(() => fromAgent().size >= 500, 30_000, 'all 500 events in Kafka');
     expect(fromAgent()).toEqual(new Set(ids));
+  });
+
+  it('started while Kafka is down, waits for it instead of exiting, then accepts agents and forwards', async () => {
+    await peer.down(1);
+    cleanups.push(() => peer.up(1));
+    const lines: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (l: string) => void lines.push(l) });
+    let started = false;
+    const starting = bridge({ logger }).then((svc) => ((started = true), svc));
+    await waitFor(() => lines.some((l) => l.includes('waiting for the downstream (kafka)')), 30_000, 'the bridge to say it waits for Kafka');
+    expect(started).toBe(false);
+    await peer.up(1);
+    const svc = await starting;
+    const kc = await consumer();
+    const c = await connect(svc.mqttPort, 'gw-1');
+    const events = [pev('gw-1', 100_001)];
+    await c.publishAsync('vcam/v1/agents/gw-1/events', payload('gw-1', events), { qos: 1 });
+    await c.endAsync();
+    await kc.waitFor(() => kc.of(TOPICS.events).some((m) => m.headers.eventId === events[0]!.eventId), 20_000, 'the event in Kafka');
   });
 
   it('refuses a wrong secret, anonymous clients, a client id that is not the agent, and subscriptions', async () => {

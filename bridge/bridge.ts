@@ -18,6 +18,7 @@ import { createServer as createTlsServer } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { Aedes, type Client, type PublishPacket, type AuthenticateError } from 'aedes';
 import { agentTopic } from '../common/contract.js';
+import { isRetriable } from '../common/errors.js';
 import { retry, type BackoffOptions } from '../common/retry.js';
 import { AgentDirectory } from './agents.js';
 import type { Downstream } from './downstream.js';
@@ -50,6 +51,7 @@ export interface BridgeEvents {
   forwarded: [r: { agentId: string; events: number; rejects: Map<BridgeRejectReason, number>; latencyMs: number; attempts: number }];
   forwardFailed: [err: Error, agentId: string, attempt: number, retryInMs: number];
   abandoned: [agentId: string, events: number];
+  downstreamWaiting: [err: Error, attempt: number, retryInMs: number];
 }
 
 const ABANDON = new Error('publisher gone');
@@ -108,7 +110,14 @@ export class Bridge extends EventEmitter<BridgeEvents> {
   }
 
   async start(): Promise<void> {
-    await this.o.downstream.start();
+    // Started (or restarted by a supervisor) while Kafka is away, the bridge waits for it rather
+    // than exit in a loop; agents keep their events in their outboxes meanwhile.
+    await retry(() => this.o.downstream.start(), {
+      initialMs: 500,
+      maxMs: 5_000,
+      isRetriable,
+      onRetry: (err, attempt, delay) => this.emit('downstreamWaiting', err as Error, attempt, delay),
+    });
     const host = this.o.mqttHost ?? '127.0.0.1';
     const tcp = createServer((socket) => this.accept(socket));
     this.ports.mqtt = await listen(tcp, this.o.mqttPort, host);

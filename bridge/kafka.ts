@@ -6,6 +6,7 @@
  */
 import { CompressionTypes, type Producer, type Message } from 'kafkajs';
 import { Coalescer } from '../common/coalesce.js';
+import { VcamError } from '../common/errors.js';
 import { createKafka, TOPICS, type KafkaClientOptions } from '../common/kafka.js';
 import type { Downstream, ForwardBatch } from './downstream.js';
 import { cachedKeyPartitioner } from './partitioner.js';
@@ -59,8 +60,15 @@ export class KafkaDownstream implements Downstream {
     );
   }
 
-  start(): Promise<void> {
-    return this.producer.connect();
+  async start(): Promise<void> {
+    try {
+      await this.producer.connect();
+    } catch (err) {
+      // kafkajs marks any connect that outlived its own retries as not retriable; what matters
+      // to the bridge is whether waiting can help, and it cannot only for a refused login.
+      const refused = (err as Error).name === 'KafkaJSSASLAuthenticationError';
+      throw new VcamError('CONNECTION', `cannot connect to Kafka: ${(err as Error).message}`, { retriable: !refused, cause: err });
+    }
   }
 
   /**

@@ -49,6 +49,7 @@ export function instrumentBridge(bridge: Bridge, registry: Registry, log: Logger
     lastWarned = now;
     log.warn({ err: err.message, agentId, attempt, retryInMs }, 'downstream write failed; withholding PUBACK and retrying');
   });
+  bridge.on('downstreamWaiting', (err, attempt, retryInMs) => log.warn({ err: err.message, attempt, retryInMs }, `waiting for the downstream (${bridge.downstreamKind}) before accepting agents`));
   bridge.on('abandoned', (agentId, events) => {
     publishes.inc({ result: 'abandoned' });
     log.info({ agentId, events }, 'agent left while its publish was pending; it will re-send');

@@ -215,13 +215,20 @@ export class Processor extends EventEmitter<ProcessorEvents> {
   }
 
   private async recover(p: number, fetchedFrom: bigint): Promise<PartitionState> {
-    const last = await this.store.lastChunk(p);
-    // Kafka's committed offset (where this fetch began) at or past the chunk's end proves it finished.
-    const redo = last && fetchedFrom < last.end ? last : undefined;
-    const next = redo ? redo.start : last ? last.end : fetchedFrom;
-    const hot = await this.writer.rebuild(p, next);
-    this.emit('recovered', p, next, redo, hot.size);
-    return { hot, next, redo, buffered: [], bufferedSince: 0, lock: Promise.resolve() };
+    try {
+      const last = await this.store.lastChunk(p);
+      // Kafka's committed offset (where this fetch began) at or past the chunk's end proves it finished.
+      const redo = last && fetchedFrom < last.end ? last : undefined;
+      const next = redo ? redo.start : last ? last.end : fetchedFrom;
+      const hot = await this.writer.rebuild(p, next);
+      this.emit('recovered', p, next, redo, hot.size);
+      return { hot, next, redo, buffered: [], bufferedSince: 0, lock: Promise.resolve() };
+    } catch (err) {
+      // kafkajs retries the batch; meanwhile the partition waits on ClickHouse exactly as a failing
+      // write does, and must raise the same alert (a rebalance during an outage lands here).
+      this.writer.emit('writeFailed', err as Error, p, 0, 0);
+      throw err;
+    }
   }
 
   private async runChunk(p: number, st: PartitionState, range: ChunkRange, chunk: ChunkMessage[], redo: boolean, heartbeat?: () => Promise<void>): Promise<void> {

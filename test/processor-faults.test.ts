@@ -106,6 +106,28 @@ describe('processor faults', () => {
     await client.close();
   });
 
+  it('ClickHouse down when partitions are first assigned: recovery fails, is counted as a failing write (the alert\'s signal), and resumes exactly', { timeout: 120_000 }, async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'vcam-chr-'));
+    const chPort = await freePort();
+    const url = `http://127.0.0.1:${chPort}`;
+    let ch = await clickhouseProcess(dataDir, chPort);
+    const httpPort = await freePort();
+    const p = processor(url, 'g-chrecover', httpPort);
+    await waitHealthy(httpPort, p);
+    ch.child.kill('SIGTERM');
+    await ch.exited;
+    // No partition has been recovered yet: the first batches find ClickHouse gone.
+    const unique = pipelineEvents(3_000, { prefix: 'r' });
+    await produceEvents(peer.brokers, unique, 500);
+    const failures = async () => Number((await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text()).match(/vcam_processor_clickhouse_write_failures_total\{component="processor"\} (\d+)/)?.[1]);
+    await waitFor(async () => (await failures()) >= 5, 30_000, 'failed recoveries counted while ClickHouse is down');
+    ch = await clickhouseProcess(dataDir, chPort);
+    await waitFor(async () => (await total(url)) >= unique.length, 60_000, 'every event counted after ClickHouse returned');
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(await total(url)).toBe(unique.length);
+    expect(await perGeoMinute(url)).toEqual(countPerGeoMinute(unique));
+  });
+
   it('a replaced geo table shows its new names without a restart; bad CSV lines are refused', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'vcam-chg-'));
     const chPort = await freePort();
