@@ -58,6 +58,13 @@ interface ChError {
   message: string;
 }
 
+/** The statement without its data or literals' tails: what a log line may carry. */
+function statementHead(sql: string): string {
+  const head = sql.slice(0, 200).replace(/\s+/g, ' ').trim();
+  const format = /^(.*?\bFORMAT\s+\w+)/i.exec(head);
+  return (format ? format[1]! : head).slice(0, 120);
+}
+
 export class ClickHouseServer {
   private readonly session: Session;
   private server?: Server;
@@ -151,8 +158,12 @@ export class ClickHouseServer {
     const queryId = url.searchParams.get('query_id') || randomUUID();
     const format = url.searchParams.get('default_format') ?? 'TabSeparated';
     let result;
+    const queued = performance.now();
+    let began = 0;
     try {
-      result = await this.serialised(() => this.run(sql, settings, params, format, database && database !== 'default' ? database : undefined));
+      result = await this.serialised(() => ((began = performance.now()), this.run(sql, settings, params, format, database && database !== 'default' ? database : undefined)));
+      // One statement at a time: an operator chasing latency needs the wait apart from the work.
+      if (this.log.isLevelEnabled('debug')) this.log.debug({ statement: statementHead(sql), waitedMs: Math.round(began - queued), ranMs: Math.round(performance.now() - began), bodyBytes: body.length }, 'query');
     } catch (err) {
       return this.fail(res, statusFor(err), asChError(err), queryId);
     }

@@ -22,6 +22,13 @@ import type { ChunkMessage, PipelineOptions } from './pipeline.js';
 import { ProcessorStore, type ChunkRange } from './store.js';
 import { ChunkWriter } from './writer.js';
 
+/**
+ * How many linger times a partition that is behind gathers before writing. The Kafka test peer
+ * returns one producer batch per partition and fetch (~500 events at 5,000/s), so a processor
+ * behind wrote a chunk per fetch, ~8 statements for 500 events, and never caught up.
+ */
+const CATCH_UP_LINGER = 5;
+
 export interface ProcessorOptions extends KafkaClientOptions {
   clickhouse: ClickHouseClient;
   group: string;
@@ -145,7 +152,7 @@ export class Processor extends EventEmitter<ProcessorEvents> {
     await this.runConsumer();
     // A partition that goes quiet still gets its last chunk written within the linger time.
     this.lingerTimer = setInterval(() => {
-      for (const [p, st] of this.partitions) if (this.due(st)) void this.flush(p, st).catch(() => undefined);
+      for (const [p, st] of this.partitions) if (this.due(p, st)) void this.flush(p, st).catch(() => undefined);
     }, Math.max(10, this.o.lingerMs / 2));
     this.lingerTimer.unref();
   }
@@ -182,20 +189,27 @@ export class Processor extends EventEmitter<ProcessorEvents> {
     }
     // Fetching moves on; what counts as done is only ever our own commit after a chunk's writes.
     b.resolveOffset(batch.lastOffset());
-    if (this.due(st)) await this.flush(p, st, () => b.heartbeat());
+    if (this.due(p, st)) await this.flush(p, st, () => b.heartbeat());
   }
 
-  /** A chunk is due when the redo range is complete, the buffer is full, or it has waited its linger time. */
-  private due(st: PartitionState): boolean {
+  /**
+   * A chunk is due when the redo range is complete, the buffer is full, or it has waited its
+   * linger time; a partition that is behind waits longer (CATCH_UP_LINGER): its next fetch is
+   * already there, and one large chunk costs the same eight ClickHouse statements as a small one.
+   */
+  private due(p: number, st: PartitionState): boolean {
     if (st.buffered.length === 0) return false;
-    if (st.redo) return st.buffered[st.buffered.length - 1]!.offset >= st.redo.end - 1n;
-    return st.buffered.length >= this.o.maxChunkEvents || Date.now() - st.bufferedSince >= this.o.lingerMs;
+    const last = st.buffered[st.buffered.length - 1]!.offset;
+    if (st.redo) return last >= st.redo.end - 1n;
+    if (st.buffered.length >= this.o.maxChunkEvents) return true;
+    const behind = (this.positions.get(p)?.highWatermark ?? 0n) > last + 1n;
+    return Date.now() - st.bufferedSince >= (behind ? this.o.lingerMs * CATCH_UP_LINGER : this.o.lingerMs);
   }
 
   /** Writes due chunks of one partition, one at a time (calls from fetches and the linger timer queue up). */
   private flush(p: number, st: PartitionState, heartbeat?: () => Promise<void>): Promise<void> {
     const run = async () => {
-      while (this.due(st) && this.partitions.get(p) === st) {
+      while (this.due(p, st) && this.partitions.get(p) === st) {
         const end = st.redo ? st.redo.end : st.buffered[st.buffered.length - 1]!.offset + 1n;
         const take = st.buffered.filter((m) => m.offset < end);
         const range = st.redo ?? { start: st.next, end };
