@@ -4,8 +4,8 @@
  * console, Grafana and `vcam verify` count dead letters in one place in both modes.
  *
  * Exactly once without a chunk log: each partition resumes after the highest offset already in
- * `vcam.dlq` (one INSERT per fetched batch, which ClickHouse applies atomically), and a retried
- * insert carries a token of its offset range.
+ * `vcam.dlq` (dead letters gathered across fetches go in one INSERT, which ClickHouse applies
+ * atomically), and a retried insert carries a token of its offset range.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
@@ -24,24 +24,48 @@ export interface DlqConsumerOptions extends KafkaClientOptions {
 const GONE = new Error('partition no longer assigned');
 /** Dead letters dated older than this are dated when copied (vcam.dlq expires rows by received_at). */
 const KEEP_MS = (DEFAULT_RETENTION.rawDays - 1) * 86_400_000;
+/**
+ * Dead letters trickle in, a few per fetch: an insert per fetch was ~15 small inserts a second,
+ * measured as 29 % of the embedded ClickHouse's time in a 5,000 events/s run (docs/performance.md).
+ * They are gathered across fetches and inserted at most this often per partition, or when this many wait.
+ */
+const GATHER_MS = 1_000;
+const GATHER_MAX = 5_000;
+
+/** A partition being copied, from its assignment until the next rebalance. */
+interface PartitionCopy {
+  /** Next offset not yet in ClickHouse. */
+  next: bigint;
+  /** Fetched (and resolved with kafkajs, so fetching moves on) but not yet inserted. */
+  pending: KafkaMessage[];
+  insertedAt: number;
+  /** Once per assignment: a fetch that starts beyond `next` is sought back to it. */
+  sought: boolean;
+  lock: Promise<void>;
+}
 
 export class DlqConsumer {
   private consumer: Consumer;
   private stopping = false;
-  /** Next offset to copy, per partition; forgotten on every rebalance and read back from ClickHouse. */
-  private readonly next = new Map<number, bigint>();
+  /** Forgotten on every rebalance and read back from ClickHouse. */
+  private readonly parts = new Map<number, PartitionCopy>();
   private generation = 0;
+  private readonly timer: NodeJS.Timeout;
   copied = 0;
 
   constructor(private readonly o: DlqConsumerOptions) {
     this.consumer = this.createConsumer();
+    this.timer = setInterval(() => {
+      for (const [p, st] of this.parts) if (this.due(st)) void this.flush(p, st).catch(() => undefined);
+    }, GATHER_MS / 4);
+    this.timer.unref();
   }
 
   private createConsumer(): Consumer {
     const consumer = createGroupConsumer(this.o, { groupId: this.o.group, sessionTimeoutMs: this.o.sessionTimeoutMs, maxWaitTimeInMs: this.o.maxWaitTimeInMs });
     consumer.on(consumer.events.REBALANCING, () => {
       this.generation++;
-      this.next.clear();
+      this.parts.clear();
     });
     // As in processor.ts: after a non-retriable crash kafkajs stays down; start a fresh member.
     consumer.on(consumer.events.CRASH, ({ payload }) => {
@@ -58,7 +82,7 @@ export class DlqConsumer {
         await this.consumer.disconnect().catch(() => undefined);
         if (this.stopping) return;
         this.generation++;
-        this.next.clear();
+        this.parts.clear();
         this.consumer = this.createConsumer();
         await this.start().catch((e: Error) => this.restart(e, attempt + 1));
       })();
@@ -85,36 +109,73 @@ export class DlqConsumer {
   private async onBatch({ batch, resolveOffset, heartbeat }: EachBatchPayload): Promise<void> {
     if (batch.isEmpty()) return;
     const p = batch.partition;
-    const generation = this.generation;
-    await retry(
-      async () => {
-        if (generation !== this.generation || this.stopping) throw GONE;
-        await heartbeat().catch(() => Promise.reject(GONE));
-        const next = this.next.get(p) ?? (await this.storedNext(p));
-        const fresh = batch.messages.filter((m) => BigInt(m.offset) >= next);
-        if (fresh.length) {
-          const [first, last] = [fresh[0]!.offset, fresh[fresh.length - 1]!.offset];
-          await this.o.clickhouse.insert({
-            table: 'vcam.dlq',
-            values: fresh.map((m) => toRow(p, m)),
-            format: 'JSONEachRow',
-            clickhouse_settings: { insert_deduplication_token: `${TOPICS.dlq}:${p}:${first}-${last}` },
-          });
-          this.copied += fresh.length;
-        }
-        if (generation === this.generation) this.next.set(p, BigInt(batch.lastOffset()) + 1n);
-      },
-      { initialMs: 200, maxMs: 5_000, isRetriable: (err) => err !== GONE },
-    ).catch((err) => {
-      if (err !== GONE) throw err;
-    });
-    if (generation !== this.generation) return;
+    let st = this.parts.get(p);
+    if (!st) {
+      const generation = this.generation;
+      const next = await retry(() => this.storedNext(p), { initialMs: 200, maxMs: 5_000, isRetriable: () => generation === this.generation && !this.stopping });
+      // Rebalanced meanwhile: nothing was resolved, the partition's next owner fetches it again.
+      if (generation !== this.generation || this.stopping) return;
+      st = { next, pending: [], insertedAt: Date.now(), sought: false, lock: Promise.resolve() };
+      this.parts.set(p, st);
+    }
+    const from = st.pending.length ? BigInt(st.pending[st.pending.length - 1]!.offset) + 1n : st.next;
+    if (BigInt(batch.firstOffset()!) > from && !st.sought && st.pending.length === 0) {
+      // Fetching had moved past dead letters gathered before a rebalance and then forgotten.
+      // Once only: if Kafka no longer holds them, the copy goes on from what it holds.
+      st.sought = true;
+      this.consumer.seek({ topic: TOPICS.dlq, partition: p, offset: from.toString() });
+      return;
+    }
+    for (const m of batch.messages) if (BigInt(m.offset) >= from) st.pending.push(m);
     resolveOffset(batch.lastOffset());
-    await this.consumer.commitOffsets([{ topic: TOPICS.dlq, partition: p, offset: (BigInt(batch.lastOffset()) + 1n).toString() }]);
+    if (this.due(st)) await this.flush(p, st, heartbeat);
+  }
+
+  private due(st: PartitionCopy): boolean {
+    return st.pending.length > 0 && (st.pending.length >= GATHER_MAX || Date.now() - st.insertedAt >= GATHER_MS);
+  }
+
+  /**
+   * One insert of everything gathered; ClickHouse applies it whole, so after any crash the copy
+   * resumes after the highest offset it holds. A retried insert carries a token of its range.
+   */
+  private flush(p: number, st: PartitionCopy, heartbeat?: () => Promise<void>): Promise<void> {
+    const run = async () => {
+      if (st.pending.length === 0 || this.parts.get(p) !== st) return;
+      const rows = st.pending.slice();
+      const [first, last] = [rows[0]!.offset, rows[rows.length - 1]!.offset];
+      try {
+        await retry(
+          async () => {
+            if (this.parts.get(p) !== st || this.stopping) throw GONE;
+            if (heartbeat) await heartbeat().catch(() => Promise.reject(GONE));
+            await this.o.clickhouse.insert({
+              table: 'vcam.dlq',
+              values: rows.map((m) => toRow(p, m)),
+              format: 'JSONEachRow',
+              clickhouse_settings: { insert_deduplication_token: `${TOPICS.dlq}:${p}:${first}-${last}` },
+            });
+          },
+          { initialMs: 200, maxMs: 5_000, isRetriable: (err) => err !== GONE },
+        );
+      } catch (err) {
+        if (err === GONE) return;
+        throw err;
+      }
+      st.pending.splice(0, rows.length);
+      st.next = BigInt(last) + 1n;
+      st.insertedAt = Date.now();
+      this.copied += rows.length;
+      // Only where the next owner starts fetching; what is copied is decided by vcam.dlq itself.
+      if (this.parts.get(p) === st) await this.consumer.commitOffsets([{ topic: TOPICS.dlq, partition: p, offset: st.next.toString() }]).catch(() => undefined);
+    };
+    st.lock = st.lock.then(run, run);
+    return st.lock;
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
+    clearInterval(this.timer);
     await this.consumer.disconnect();
   }
 }
