@@ -18,6 +18,8 @@ export interface KafkaDownstreamOptions extends KafkaClientOptions {
   /** kafkajs' own retries per send; the bridge retries failed sends again until they succeed. */
   sendRetries: number;
   sendTimeoutMs: number;
+  /** How long a send that is not full waits for more publishes (Kafka's linger.ms); 0: none. */
+  lingerMs?: number;
   eventsTopic?: string;
   dlqTopic?: string;
 }
@@ -57,6 +59,7 @@ export class KafkaDownstream implements Downstream {
       (batches) => this.producer.sendBatch({ acks: -1, timeout: o.sendTimeoutMs, compression: this.compression, topicMessages: this.encode(batches) }).then(() => undefined),
       (b) => b.events.length + b.rejects.length,
       MAX_MESSAGES_PER_SEND,
+      o.lingerMs ?? 0,
     );
   }
 

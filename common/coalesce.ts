@@ -1,8 +1,9 @@
 /**
- * Group writing without timers: while one write is in flight, new items wait; when it ends,
- * everything waiting (up to `maxWeight`) goes out in the next write. Each caller resolves when
- * the write that carried its item succeeded, or rejects with that write's error. Used by the
- * bridge's Kafka producer and the single-node hand-off, the same idea as the agent's batching.
+ * Group writing: while one write is in flight, new items wait; when it ends, everything waiting
+ * (up to `maxWeight`) goes out in the next write. With `lingerMs`, a write that would go out
+ * lighter than `maxWeight` first waits that long for company (Kafka's linger.ms). Each caller
+ * resolves when the write that carried its item succeeded, or rejects with that write's error.
+ * Used by the bridge's Kafka producer and the single-node hand-off, the same idea as the agent's batching.
  */
 export class Coalescer<T> {
   private pending: { item: T; resolve: () => void; reject: (e: Error) => void }[] = [];
@@ -12,6 +13,7 @@ export class Coalescer<T> {
     private readonly write: (items: T[]) => Promise<void>,
     private readonly weight: (item: T) => number,
     private readonly maxWeight: number,
+    private readonly lingerMs = 0,
   ) {}
 
   push(item: T): Promise<void> {
@@ -26,9 +28,16 @@ export class Coalescer<T> {
     for (const p of this.pending.splice(0)) p.reject(err);
   }
 
+  private pendingWeight(): number {
+    let w = 0;
+    for (const p of this.pending) w += this.weight(p.item);
+    return w;
+  }
+
   private async drain(): Promise<void> {
     this.busy = true;
     while (this.pending.length > 0) {
+      if (this.lingerMs > 0 && this.pendingWeight() < this.maxWeight) await new Promise((r) => setTimeout(r, this.lingerMs));
       let w = 0;
       let i = 0;
       // A single item heavier than the limit still goes, alone.
