@@ -47,6 +47,17 @@ function processor(chUrl: string, group: string, port: number): Proc {
   return proc;
 }
 
+/** An embedded ClickHouse process and one processor writing to it, healthy. */
+async function clickhouseAndProcessor(group: string) {
+  const dataDir = mkdtempSync(join(tmpdir(), `vcam-${group}-`));
+  const chPort = await freePort();
+  const url = `http://127.0.0.1:${chPort}`;
+  const ch = await clickhouseProcess(dataDir, chPort);
+  const httpPort = await freePort();
+  await waitHealthy(httpPort, processor(url, group, httpPort));
+  return { ch, dataDir, chPort, url, httpPort };
+}
+
 async function perGeoMinute(url: string, table = 'vcam.geo_type_1m'): Promise<Record<string, number>> {
   const client = createClient({ url });
   try {
@@ -72,13 +83,8 @@ async function total(url: string): Promise<number> {
 
 describe('processor faults', () => {
   it('ClickHouse stopped for a while and restarted: consumption pauses, resumes, nothing lost or doubled, and the outage is alerted', { timeout: 150_000 }, async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'vcam-chp-'));
-    const chPort = await freePort();
-    const url = `http://127.0.0.1:${chPort}`;
-    let ch = await clickhouseProcess(dataDir, chPort);
-    const httpPort = await freePort();
-    const p = processor(url, 'g-chdown', httpPort);
-    await waitHealthy(httpPort, p);
+    const { ch: first, dataDir, chPort, url, httpPort } = await clickhouseAndProcessor('g-chdown');
+    let ch = first;
     const unique = pipelineEvents(8_000, { prefix: 'c' });
     const stream = withDuplicates(unique);
     const half = Math.floor(stream.length / 2);
@@ -107,13 +113,8 @@ describe('processor faults', () => {
   });
 
   it('ClickHouse down when partitions are first assigned: recovery fails, is counted as a failing write (the alert\'s signal), and resumes exactly', { timeout: 120_000 }, async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'vcam-chr-'));
-    const chPort = await freePort();
-    const url = `http://127.0.0.1:${chPort}`;
-    let ch = await clickhouseProcess(dataDir, chPort);
-    const httpPort = await freePort();
-    const p = processor(url, 'g-chrecover', httpPort);
-    await waitHealthy(httpPort, p);
+    const { ch: first, dataDir, chPort, url, httpPort } = await clickhouseAndProcessor('g-chrecover');
+    let ch = first;
     ch.child.kill('SIGTERM');
     await ch.exited;
     // No partition has been recovered yet: the first batches find ClickHouse gone.
