@@ -110,10 +110,12 @@ export class ProcessorStore {
     });
   }
 
-  async writeChunk(partition: number, range: ChunkRange, r: ChunkResult): Promise<void> {
+  /** `beforeEach` may throw to stop between inserts (the chunk is then redone under the same tokens). */
+  async writeChunk(partition: number, range: ChunkRange, r: ChunkResult, beforeEach: () => void = () => undefined): Promise<void> {
     const token = `${this.topic}:${partition}:${range.start}-${range.end}`;
     const insert = async (table: string, values: object[]) => {
       if (values.length === 0) return;
+      beforeEach();
       await this.client.insert({ table, values, format: 'JSONEachRow', clickhouse_settings: { insert_deduplication_token: `${token}:${table}` } });
     };
     const now = dt64(Date.now());

@@ -57,9 +57,15 @@ export class ChunkWriter extends EventEmitter<WriterEvents> {
         const cold = await this.store.coldSeen(partition, range.start, coldCandidates(decoded, known));
         const r = processChunk(partition, decoded, known, cold, this.geo.current, this.pipeline);
         if (o.dead) r.dead.push(...o.dead);
-        if (!o.owned()) throw STALE;
+        // Ownership is checked before every statement, not once: a write started outside a kafkajs
+        // batch (the linger timer's) is not held back by the rebalance, so it must stop by itself
+        // as soon as the partition is no longer ours, leaving at most the statement in flight.
+        const stillOwned = () => {
+          if (!o.owned()) throw STALE;
+        };
+        stillOwned();
         await this.store.recordChunk(partition, range);
-        await this.store.writeChunk(partition, range, r);
+        await this.store.writeChunk(partition, range, r, stillOwned);
         return r;
       },
       { initialMs: 200, maxMs: 5_000, isRetriable: (err) => err !== STALE, onRetry: (err, attempt, delay) => this.emit('writeFailed', err as Error, partition, attempt, delay) },
