@@ -62,6 +62,8 @@ interface PartitionState {
   next: bigint;
   /** A recorded chunk that must be redone exactly before anything else. */
   redo?: ChunkRange;
+  /** Kafka no longer held part of the chunk being redone (see onBatch). */
+  redoLostMessages?: boolean;
   buffered: ChunkMessage[];
   bufferedSince: number;
   /** Chunks of a partition are written one after another. */
@@ -177,12 +179,12 @@ export class Processor extends EventEmitter<ProcessorEvents> {
     if (fresh.length > 0) {
       const first = BigInt(fresh[0]!.offset);
       if (first > pending) {
-        // Kafka no longer holds the offsets we need: data loss, loudly, never silently.
+        // Kafka no longer holds the offsets we need: data loss, loudly, never silently. What is
+        // buffered stays, and the chunk's range spans the hole. A chunk being redone keeps its
+        // range, so the inserts that landed before are still dropped by their tokens; after it,
+        // the dedup state is read back, for the events of the lost part that did land.
         this.emit('offsetGap', p, pending, first);
-        await st.lock;
-        st.redo = undefined;
-        st.buffered = [];
-        st.next = first;
+        if (st.redo) st.redoLostMessages = true;
       }
       if (st.buffered.length === 0) st.bufferedSince = Date.now();
       for (const m of fresh) st.buffered.push({ offset: BigInt(m.offset), timestamp: Number(m.timestamp), value: m.value });
@@ -215,6 +217,11 @@ export class Processor extends EventEmitter<ProcessorEvents> {
         const range = st.redo ?? { start: st.next, end };
         await this.runChunk(p, st, range, take, !!st.redo, heartbeat);
         if (this.partitions.get(p) !== st) return; // revoked while writing: the next owner commits
+        if (st.redoLostMessages) {
+          // Before the state moves on: if this read fails, the chunk is redone (its tokens drop it) and read again.
+          st.hot = await this.writer.rebuild(p, range.end);
+          st.redoLostMessages = false;
+        }
         st.buffered.splice(0, take.length);
         st.bufferedSince = Date.now();
         st.redo = undefined;
