@@ -1,3 +1,5 @@
+import { sleep } from './retry.js';
+
 /**
  * Group writing: while one write is in flight, new items wait; when it ends, everything waiting
  * (up to `maxWeight`) goes out in the next write. With `lingerMs`, a write that would go out
@@ -37,7 +39,7 @@ export class Coalescer<T> {
   private async drain(): Promise<void> {
     this.busy = true;
     while (this.pending.length > 0) {
-      if (this.lingerMs > 0 && this.pendingWeight() < this.maxWeight) await new Promise((r) => setTimeout(r, this.lingerMs));
+      if (this.lingerMs > 0 && this.pendingWeight() < this.maxWeight) await sleep(this.lingerMs);
       let w = 0;
       let i = 0;
       // A single item heavier than the limit still goes, alone.

@@ -13,7 +13,7 @@ import { startProcessorService } from '../processor/index.js';
 import { ProcessorStore } from '../processor/store.js';
 import { ChunkWriter, STALE } from '../processor/writer.js';
 import { waitFor } from './helpers/brokers.js';
-import { pipelineEvents } from './helpers/events.js';
+import { pipelineEvents, produceEvents } from './helpers/events.js';
 import { useKafkaAndClickHouse } from './helpers/stack.js';
 
 const env = useKafkaAndClickHouse(1);
@@ -21,13 +21,9 @@ const env = useKafkaAndClickHouse(1);
 describe('processor: a redo whose head Kafka no longer holds', () => {
   it('keeps the chunk range and its tokens, counts nothing twice, and knows the landed events as duplicates', { timeout: 180_000 }, async () => {
     const events = pipelineEvents(30_000, { prefix: 'gap' });
-    const kafka = new Kafka({ clientId: 'gap-test', brokers: env.peer.brokers, logLevel: logLevel.NOTHING });
-    const producer = kafka.producer();
-    await producer.connect();
     // Uncompressed, over the test peer's 5 MiB per partition: the log start moves past offset 0.
-    for (let i = 0; i < events.length; i += 1_000) {
-      await producer.send({ topic: TOPICS.events, acks: -1, compression: CompressionTypes.None, messages: events.slice(i, i + 1_000).map((e) => ({ key: e.deviceId, value: JSON.stringify(e), headers: { eventId: e.eventId, agentId: e.agentId } })) });
-    }
+    await produceEvents(env.peer.brokers, events, 1_000, 0, CompressionTypes.None);
+    const kafka = new Kafka({ clientId: 'gap-test', brokers: env.peer.brokers, logLevel: logLevel.NOTHING });
     const admin = kafka.admin();
     await admin.connect();
     const [{ low }] = await admin.fetchTopicOffsets(TOPICS.events);
@@ -47,8 +43,7 @@ describe('processor: a redo whose head Kafka no longer holds', () => {
 
     // Re-sends of 500 events of the lost head, which are in ClickHouse: duplicates.
     const resent = events.slice(0, 500).map((e) => ({ ...e, seq: e.seq + 1_000_000 }));
-    await producer.send({ topic: TOPICS.events, acks: -1, messages: resent.map((e) => ({ key: e.deviceId, value: JSON.stringify(e), headers: { eventId: e.eventId, agentId: e.agentId } })) });
-    await producer.disconnect();
+    await produceEvents(env.peer.brokers, resent);
 
     const svc = await startProcessorService({ brokers: env.peer.brokers, clientId: 'gap-processor', logger: silentLogger, clickhouseUrl: env.ch.url, group: 'g-gap', sessionTimeoutMs: 6_000, hotHorizonMs: 60 * 60_000, retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1_000 } });
     try {

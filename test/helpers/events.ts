@@ -28,11 +28,11 @@ export function countPerGeoMinute(events: PipelineEvent[]): Record<string, numbe
   return out;
 }
 
-export async function produceEvents(brokers: string[], events: PipelineEvent[], perSend = 500, pauseMs = 0): Promise<void> {
+export async function produceEvents(brokers: string[], events: PipelineEvent[], perSend = 500, pauseMs = 0, compression = CompressionTypes.GZIP): Promise<void> {
   const producer = new Kafka({ clientId: 'test-producer', brokers, logLevel: logLevel.NOTHING }).producer();
   await producer.connect();
   for (let i = 0; i < events.length; i += perSend) {
-    await producer.send({ topic: TOPICS.events, acks: -1, compression: CompressionTypes.GZIP, messages: events.slice(i, i + perSend).map((e) => ({ key: e.deviceId, value: JSON.stringify(e), headers: { eventId: e.eventId, agentId: e.agentId } })) });
+    await producer.send({ topic: TOPICS.events, acks: -1, compression, messages: events.slice(i, i + perSend).map((e) => ({ key: e.deviceId, value: JSON.stringify(e), headers: { eventId: e.eventId, agentId: e.agentId } })) });
     if (pauseMs) await new Promise((r) => setTimeout(r, pauseMs));
   }
   await producer.disconnect();
