@@ -112,6 +112,20 @@ export const MIGRATIONS: Migration[] = [
       'ALTER TABLE vcam.dlq ADD COLUMN IF NOT EXISTS dlq_id UInt64 DEFAULT cityHash64(agent_id, payload)',
     ],
   },
+  {
+    version: 6,
+    name: 'chunks span partitions and keep their rows',
+    statements: () => [
+      // A chunk's rows, kept so that the next owner of any of its partitions can replay it
+      // exactly (processor/writer.ts). Only the last chunk of a partition is ever replayed.
+      `CREATE TABLE IF NOT EXISTS vcam.chunk_rows (
+        token String, payload String CODEC(ZSTD(1)), written_at DateTime64(3, 'UTC')
+      ) ENGINE = ReplacingMergeTree(written_at) ORDER BY token TTL toDateTime(written_at) + INTERVAL 7 DAY`,
+      "ALTER TABLE vcam.chunks ADD COLUMN IF NOT EXISTS token String DEFAULT ''",
+      // Single-node chunks are replayed from their kept rows too; the input log is not needed.
+      'DROP TABLE IF EXISTS vcam.handoff_log',
+    ],
+  },
 ];
 
 /** Applies the migrations not yet recorded; returns the versions applied now. */

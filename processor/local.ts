@@ -3,11 +3,11 @@
  * hands it each publish and sends the PUBACK when `forward` resolves, i.e. after the
  * ClickHouse writes.
  *
- * Exactly-once as in Kafka mode, with `vcam.handoff_log` standing in for the Kafka log:
- * concurrent publishes are coalesced into one chunk, the chunk's input (with its offsets and
- * timestamps) is written to the hand-off log first, then the chunk goes through the same
- * writer as in Kafka mode. At start the last logged chunk is redone under the same tokens, so
- * a crash half-way leaves nothing half-counted, and its range is never reused.
+ * Exactly-once as in Kafka mode: concurrent publishes are coalesced into one chunk of one
+ * partition, numbered on an offset line of its own, and go through the same writer, which
+ * records the chunk with its rows before writing them. At start the last recorded chunk is
+ * replayed under the same tokens, so a crash half-way leaves nothing half-counted, and its
+ * range is never reused.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
 import { Coalescer } from '../common/coalesce.js';
@@ -18,7 +18,6 @@ import type { ChunkMessage, DeadRow } from './pipeline.js';
 import { pipelineOptions } from './processor.js';
 import { ProcessorStore } from './store.js';
 import { ChunkWriter } from './writer.js';
-import { dt64 } from '../clickhouse/schema.js';
 
 export const LOCAL_TOPIC = 'local';
 const PARTITION = 0;
@@ -41,11 +40,6 @@ export interface LocalProcessorOptions {
   maxChunkEvents?: number;
 }
 
-interface Logged {
-  messages: { offset: string; timestamp: number; value: string }[];
-  dead: (Omit<DeadRow, 'kafka_offset'> & { kafka_offset: string })[];
-}
-
 export class LocalProcessor {
   readonly kind = 'processor';
   readonly writer: ChunkWriter;
@@ -65,21 +59,15 @@ export class LocalProcessor {
 
   async start(): Promise<void> {
     await this.geo.watch(this.o.geoRefreshMs);
-    const [last] = await (
-      await this.o.clickhouse.query({ query: 'SELECT toString(chunk_start) AS s, toString(chunk_end) AS e, payload FROM vcam.handoff_log ORDER BY chunk_start DESC LIMIT 1', format: 'JSONEachRow' })
-    ).json<{ s: string; e: string; payload: string }>();
-    if (!last) {
-      // The hand-off log keeps two days; the chunk record does not expire, so the offset line
-      // goes on from where it was and no range (nor dedup token) is ever used twice.
-      this.next = (await this.store.lastChunk(PARTITION))?.end ?? 0n;
-      this.hot = await this.writer.rebuild(PARTITION, this.next);
-      return;
-    }
-    const range = { start: BigInt(last.s), end: BigInt(last.e) };
-    this.hot = await this.writer.rebuild(PARTITION, range.start);
-    const logged = JSON.parse(last.payload) as Logged;
-    await this.writer.write(PARTITION, this.hot, range, toMessages(logged), { redo: true, owned: () => !this.closed, dead: toDead(logged) });
-    this.next = range.end;
+    // The chunk record does not expire, so the offset line goes on from where it was and no
+    // range (nor dedup token) is ever used twice.
+    const last = await this.store.lastChunk(PARTITION);
+    // Replayed whether or not it was cut short: it is the last write, so its tokens are still
+    // remembered and a finished chunk changes nothing. Rows older than their 7 days are gone,
+    // but so is any agent still waiting for that chunk's PUBACK.
+    if (last) await this.writer.replay(last, PARTITION, { owned: () => !this.closed });
+    this.next = last?.range.end ?? 0n;
+    this.hot = await this.writer.rebuild(PARTITION, this.next);
   }
 
   /** Resolves once the batch is counted in ClickHouse; the bridge then sends the PUBACK. Concurrent calls share a chunk. */
@@ -91,26 +79,21 @@ export class LocalProcessor {
   private async writeChunk(batches: HandoffBatch[]): Promise<void> {
     const start = this.next;
     const now = Date.now();
-    const logged: Logged = { messages: [], dead: [] };
+    const messages: ChunkMessage[] = [];
+    const dead: DeadRow[] = [];
     let offset = start;
     for (const b of batches) {
-      for (const e of b.events) logged.messages.push({ offset: String(offset++), timestamp: now, value: JSON.stringify(e) });
+      for (const e of b.events) messages.push({ offset: offset++, timestamp: now, value: Buffer.from(JSON.stringify(e)) });
       for (const r of b.rejects) {
-        logged.dead.push({ received_at: b.receivedAt, agent_id: b.agentId, reason: r.reason as DeadRow['reason'], message: r.message, payload: r.value.toString('utf8'), kafka_partition: PARTITION, kafka_offset: String(offset++) });
+        dead.push({ received_at: b.receivedAt, agent_id: b.agentId, reason: r.reason as DeadRow['reason'], message: r.message, payload: r.value.toString('utf8'), kafka_partition: PARTITION, kafka_offset: String(offset++) });
       }
     }
     const range = { start, end: offset };
     if (range.end === range.start) return;
-    // The range is taken before anything is written, so no two logged chunks ever share one,
+    // The range is taken before anything is written, so no two recorded chunks ever share one,
     // even when an insert failed on the client's side after succeeding on the server's.
     this.next = range.end;
-    await this.o.clickhouse.insert({
-      table: 'vcam.handoff_log',
-      values: [{ chunk_start: String(range.start), chunk_end: String(range.end), payload: JSON.stringify(logged), written_at: dt64(now) }],
-      format: 'JSONEachRow',
-      clickhouse_settings: { insert_deduplication_token: `${LOCAL_TOPIC}:${range.start}-${range.end}:handoff` },
-    });
-    await this.writer.write(PARTITION, this.hot!, range, toMessages(logged), { redo: false, owned: () => !this.closed, dead: toDead(logged) });
+    await this.writer.write([{ partition: PARTITION, hot: this.hot!, range, messages, dead }], { owned: () => !this.closed });
   }
 
   async close(): Promise<void> {
@@ -118,12 +101,4 @@ export class LocalProcessor {
     this.geo.stop();
     this.chunks.rejectAll(new Error('processor closed'));
   }
-}
-
-function toMessages(l: Logged): ChunkMessage[] {
-  return l.messages.map((m) => ({ offset: BigInt(m.offset), timestamp: m.timestamp, value: Buffer.from(m.value) }));
-}
-
-function toDead(l: Logged): DeadRow[] {
-  return l.dead.map((d) => ({ ...d }));
 }

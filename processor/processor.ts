@@ -2,14 +2,18 @@
  * The processor: a Kafka consumer group on `vcam.events` that turns each fetched chunk of a
  * partition into exact rows in ClickHouse.
  *
+ * A chunk spans every partition of this processor with messages waiting, so its statements
+ * are paid once for all of them.
+ *
  * Exactly-once effect (the argument in full is in docs/architecture.md):
- *  1. Before writing a chunk, its offset range is recorded in `vcam.chunks`.
- *  2. The chunk's rows are a pure function of its messages and of what the partition counted
- *     before its first offset (hot set rebuilt from ClickHouse, cold lookups restricted to
- *     earlier offsets).
- *  3. Every insert carries a token derived from the range, so ClickHouse keeps one copy.
- *  4. On assignment the last recorded chunk is redone exactly (same range, same rows, same
- *     tokens) unless Kafka's committed offset shows it was finished; then processing goes on.
+ *  1. Before writing a chunk, its offset range in each of its partitions and its rows are
+ *     recorded (`vcam.chunks`, `vcam.chunk_rows`).
+ *  2. A partition's rows depend only on its messages and on what it counted before its first
+ *     offset (hot set rebuilt from ClickHouse, cold lookups restricted to earlier offsets).
+ *  3. Every insert carries a token derived from the chunk's ranges, so ClickHouse keeps one copy.
+ *  4. On assignment, a partition's last recorded chunk is replayed from its kept rows (same
+ *     rows, same tokens) unless Kafka's committed offset shows it was finished; then
+ *     processing goes on after it.
  * A crash anywhere therefore leaves each table as if the chunk had been written once.
  */
 import { EventEmitter } from 'node:events';
@@ -19,8 +23,8 @@ import { createGroupConsumer, TOPICS, type KafkaClientOptions } from '../common/
 import type { HotSet } from './dedup.js';
 import { GeoTable } from './geo.js';
 import type { ChunkMessage, PipelineOptions } from './pipeline.js';
-import { ProcessorStore, type ChunkRange } from './store.js';
-import { ChunkWriter } from './writer.js';
+import { ProcessorStore } from './store.js';
+import { ChunkWriter, STALE, type WritePart } from './writer.js';
 
 /**
  * How many linger times a partition that is behind gathers before writing. The Kafka test peer
@@ -42,7 +46,7 @@ export interface ProcessorOptions extends KafkaClientOptions {
   sessionTimeoutMs: number;
   maxWaitTimeInMs: number;
   geoRefreshMs: number;
-  /** A chunk is written when it holds this many messages… */
+  /** A chunk is written when it holds this many messages (over all its partitions)… */
   maxChunkEvents: number;
   /** …or when its first message has waited this long. */
   lingerMs: number;
@@ -50,7 +54,9 @@ export interface ProcessorOptions extends KafkaClientOptions {
 
 /** Chunk events come from `processor.writer` (WriterEvents); these are the consumer's own. */
 export interface ProcessorEvents {
-  recovered: [partition: number, next: bigint, redo: ChunkRange | undefined, hotIds: number];
+  recovered: [partition: number, next: bigint, hotIds: number];
+  /** The partition's last chunk had to be replayed but its kept rows were gone. */
+  rowsExpired: [partition: number, token: string];
   offsetGap: [partition: number, expected: bigint, got: bigint];
   geoReloaded: [geos: number];
   crashed: [err: Error];
@@ -60,14 +66,8 @@ interface PartitionState {
   hot: HotSet;
   /** The next offset this processor must count. */
   next: bigint;
-  /** A recorded chunk that must be redone exactly before anything else. */
-  redo?: ChunkRange;
-  /** Kafka no longer held part of the chunk being redone (see onBatch). */
-  redoLostMessages?: boolean;
   buffered: ChunkMessage[];
   bufferedSince: number;
-  /** Chunks of a partition are written one after another. */
-  lock: Promise<void>;
 }
 
 export function pipelineOptions(o: { lateAfterMs: number; rawRetentionDays: number }): PipelineOptions {
@@ -86,6 +86,12 @@ export class Processor extends EventEmitter<ProcessorEvents> {
   private assigned: number[] = [];
   /** Next offset to count per partition and the partition's high watermark, for lag. */
   private readonly positions = new Map<number, { next: bigint; highWatermark: bigint }>();
+  /** Chunks are written one after another (calls from fetches and the linger timer queue up). */
+  private lock: Promise<void> = Promise.resolve();
+  /** Counts rebalances: a replay started before the last one is no longer this member's to do. */
+  private generation = 0;
+  /** Chunks replayed since the last rebalance: one chunk may be the last of several partitions. */
+  private replayed = new Set<string>();
 
   constructor(private readonly o: ProcessorOptions) {
     super();
@@ -122,7 +128,11 @@ export class Processor extends EventEmitter<ProcessorEvents> {
     });
     // From the moment a rebalance starts, no partition is ours to write until it is assigned
     // again (and its state rebuilt): a chunk being retried stops instead of racing the new owner.
-    consumer.on(consumer.events.REBALANCING, () => this.partitions.clear());
+    consumer.on(consumer.events.REBALANCING, () => {
+      this.generation++;
+      this.partitions.clear();
+      this.replayed.clear();
+    });
     consumer.on(consumer.events.CRASH, ({ payload }) => {
       this.emit('crashed', payload.error);
       // kafkajs restarts only after retriable errors; after any other (e.g. a rejected
@@ -154,7 +164,7 @@ export class Processor extends EventEmitter<ProcessorEvents> {
     await this.runConsumer();
     // A partition that goes quiet still gets its last chunk written within the linger time.
     this.lingerTimer = setInterval(() => {
-      for (const [p, st] of this.partitions) if (this.due(p, st)) void this.flush(p, st).catch(() => undefined);
+      if (this.anyDue()) void this.flush().catch(() => undefined);
     }, Math.max(10, this.o.lingerMs / 2));
     this.lingerTimer.unref();
   }
@@ -162,14 +172,15 @@ export class Processor extends EventEmitter<ProcessorEvents> {
   private async onBatch(b: EachBatchPayload): Promise<void> {
     const { batch } = b;
     const p = batch.partition;
+    const heartbeat = () => b.heartbeat();
     this.positions.set(p, { next: this.partitions.get(p)?.next ?? BigInt(batch.firstOffset() ?? 0), highWatermark: BigInt(batch.highWatermark) });
     if (batch.isEmpty()) return;
     let st = this.partitions.get(p);
     if (!st) {
-      st = await this.recover(p, BigInt(batch.firstOffset()!));
+      st = await this.recover(p, BigInt(batch.firstOffset()!), heartbeat);
       this.partitions.set(p, st);
       if (BigInt(batch.firstOffset()!) !== st.next) {
-        // Fetch exactly from where counting must go on (or the chunk to redo begins).
+        // Fetch exactly from where counting must go on.
         this.consumer.seek({ topic: this.topic, partition: p, offset: st.next.toString() });
         return;
       }
@@ -178,82 +189,103 @@ export class Processor extends EventEmitter<ProcessorEvents> {
     const fresh = batch.messages.filter((m) => BigInt(m.offset) >= pending);
     if (fresh.length > 0) {
       const first = BigInt(fresh[0]!.offset);
-      if (first > pending) {
-        // Kafka no longer holds the offsets we need: data loss, loudly, never silently. What is
-        // buffered stays, and the chunk's range spans the hole. A chunk being redone keeps its
-        // range, so the inserts that landed before are still dropped by their tokens; after it,
-        // the dedup state is read back, for the events of the lost part that did land.
-        this.emit('offsetGap', p, pending, first);
-        if (st.redo) st.redoLostMessages = true;
-      }
+      // Kafka no longer holds the offsets we need: data loss, loudly, never silently. What is
+      // buffered stays, and the next chunk's range spans the hole.
+      if (first > pending) this.emit('offsetGap', p, pending, first);
       if (st.buffered.length === 0) st.bufferedSince = Date.now();
       for (const m of fresh) st.buffered.push({ offset: BigInt(m.offset), timestamp: Number(m.timestamp), value: m.value });
     }
     // Fetching moves on; what counts as done is only ever our own commit after a chunk's writes.
     b.resolveOffset(batch.lastOffset());
-    if (this.due(p, st)) await this.flush(p, st, () => b.heartbeat());
+    if (this.anyDue()) await this.flush(heartbeat);
   }
 
   /**
-   * A chunk is due when the redo range is complete, the buffer is full, or it has waited its
-   * linger time; a partition that is behind waits longer (CATCH_UP_LINGER): its next fetch is
-   * already there, and one large chunk costs the same eight ClickHouse statements as a small one.
+   * A partition is due when its buffer is full or it has waited its linger time; a partition
+   * that is behind waits longer (CATCH_UP_LINGER): its next fetch is already there.
    */
   private due(p: number, st: PartitionState): boolean {
     if (st.buffered.length === 0) return false;
-    const last = st.buffered[st.buffered.length - 1]!.offset;
-    if (st.redo) return last >= st.redo.end - 1n;
     if (st.buffered.length >= this.o.maxChunkEvents) return true;
+    const last = st.buffered[st.buffered.length - 1]!.offset;
     const behind = (this.positions.get(p)?.highWatermark ?? 0n) > last + 1n;
     return Date.now() - st.bufferedSince >= (behind ? this.o.lingerMs * CATCH_UP_LINGER : this.o.lingerMs);
   }
 
-  /** Writes due chunks of one partition, one at a time (calls from fetches and the linger timer queue up). */
-  private flush(p: number, st: PartitionState, heartbeat?: () => Promise<void>): Promise<void> {
-    const run = async () => {
-      while (this.due(p, st) && this.partitions.get(p) === st) {
-        const end = st.redo ? st.redo.end : st.buffered[st.buffered.length - 1]!.offset + 1n;
-        const take = st.buffered.filter((m) => m.offset < end);
-        const range = st.redo ?? { start: st.next, end };
-        await this.runChunk(p, st, range, take, !!st.redo, heartbeat);
-        if (this.partitions.get(p) !== st) return; // revoked while writing: the next owner commits
-        if (st.redoLostMessages) {
-          // Before the state moves on: if this read fails, the chunk is redone (its tokens drop it) and read again.
-          st.hot = await this.writer.rebuild(p, range.end);
-          st.redoLostMessages = false;
-        }
-        st.buffered.splice(0, take.length);
-        st.bufferedSince = Date.now();
-        st.redo = undefined;
-        st.next = range.end;
-        this.positions.set(p, { next: range.end, highWatermark: this.positions.get(p)?.highWatermark ?? range.end });
-        // Kafka's committed offset tells the partition's next owner that this chunk is finished.
-        await this.consumer.commitOffsets([{ topic: this.topic, partition: p, offset: range.end.toString() }]);
-      }
-    };
-    st.lock = st.lock.then(run, run);
-    return st.lock;
+  private anyDue(): boolean {
+    let waiting = 0;
+    for (const [p, st] of this.partitions) {
+      if (this.due(p, st)) return true;
+      waiting += st.buffered.length;
+    }
+    return waiting >= this.o.maxChunkEvents;
   }
 
-  private async recover(p: number, fetchedFrom: bigint): Promise<PartitionState> {
+  /**
+   * The next chunk: the due partitions first, then every other partition with messages waiting
+   * (they ride along: the chunk's statements cost the same), up to maxChunkEvents in all.
+   */
+  private nextChunk(): { part: WritePart; st: PartitionState }[] {
+    if (!this.anyDue()) return [];
+    const waiting = [...this.partitions].filter(([, st]) => st.buffered.length > 0);
+    waiting.sort(([p, a], [q, b]) => Number(this.due(q, b)) - Number(this.due(p, a)) || p - q);
+    let room = this.o.maxChunkEvents;
+    const chunk: { part: WritePart; st: PartitionState }[] = [];
+    for (const [p, st] of waiting) {
+      if (room <= 0) break;
+      const messages = st.buffered.slice(0, room);
+      room -= messages.length;
+      chunk.push({ st, part: { partition: p, hot: st.hot, range: { start: st.next, end: messages[messages.length - 1]!.offset + 1n }, messages } });
+    }
+    return chunk.sort((a, b) => a.part.partition - b.part.partition);
+  }
+
+  /** Writes chunks while any partition is due, one at a time. */
+  private flush(heartbeat?: () => Promise<void>): Promise<void> {
+    const run = async () => {
+      for (let chunk = this.nextChunk(); chunk.length > 0; chunk = this.nextChunk()) {
+        const ours = ({ part, st }: { part: WritePart; st: PartitionState }) => this.partitions.get(part.partition) === st;
+        await this.writer.write(
+          chunk.map((c) => c.part),
+          { heartbeat, owned: () => !this.stopping && chunk.every(ours) },
+        );
+        // A partition revoked after the last statement: its next owner finds the chunk unfinished and replays it (ClickHouse drops the repeat).
+        const kept = chunk.filter(ours);
+        for (const { part, st } of kept) {
+          st.buffered.splice(0, part.messages.length);
+          st.bufferedSince = Date.now();
+          st.next = part.range.end;
+          this.positions.set(part.partition, { next: part.range.end, highWatermark: this.positions.get(part.partition)?.highWatermark ?? part.range.end });
+        }
+        // Kafka's committed offsets tell each partition's next owner that this chunk is finished.
+        if (kept.length) await this.consumer.commitOffsets(kept.map(({ part }) => ({ topic: this.topic, partition: part.partition, offset: part.range.end.toString() })));
+        if (kept.length < chunk.length) return;
+      }
+    };
+    this.lock = this.lock.then(run, run);
+    return this.lock;
+  }
+
+  private async recover(p: number, fetchedFrom: bigint, heartbeat: () => Promise<void>): Promise<PartitionState> {
+    const generation = this.generation;
     try {
       const last = await this.store.lastChunk(p);
       // Kafka's committed offset (where this fetch began) at or past the chunk's end proves it finished.
-      const redo = last && fetchedFrom < last.end ? last : undefined;
-      const next = redo ? redo.start : last ? last.end : fetchedFrom;
+      if (last && fetchedFrom < last.range.end && !this.replayed.has(last.token)) {
+        const replayed = await this.writer.replay(last, p, { heartbeat, owned: () => !this.stopping && this.generation === generation });
+        if (!replayed) this.emit('rowsExpired', p, last.token);
+        this.replayed.add(last.token);
+      }
+      const next = last ? last.range.end : fetchedFrom;
       const hot = await this.writer.rebuild(p, next);
-      this.emit('recovered', p, next, redo, hot.size);
-      return { hot, next, redo, buffered: [], bufferedSince: 0, lock: Promise.resolve() };
+      this.emit('recovered', p, next, hot.size);
+      return { hot, next, buffered: [], bufferedSince: 0 };
     } catch (err) {
       // kafkajs retries the batch; meanwhile the partition waits on ClickHouse exactly as a failing
       // write does, and must raise the same alert (a rebalance during an outage lands here).
-      this.writer.emit('writeFailed', err as Error, p, 0, 0);
+      if (err !== STALE) this.writer.emit('writeFailed', err as Error, p, 0, 0);
       throw err;
     }
-  }
-
-  private async runChunk(p: number, st: PartitionState, range: ChunkRange, chunk: ChunkMessage[], redo: boolean, heartbeat?: () => Promise<void>): Promise<void> {
-    await this.writer.write(p, st.hot, range, chunk, { redo, heartbeat, owned: () => !this.stopping && this.partitions.get(p) === st });
   }
 
   async stop(): Promise<void> {

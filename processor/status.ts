@@ -27,16 +27,21 @@ export class StatusTracker {
     source: EventEmitter<WriterEvents>,
     private readonly lag: () => Map<number, number>,
   ) {
+    source.on('replayed', () => this.wrote());
     source.on('chunk', (c) => {
-      this.lastChunkAt = Date.now();
-      // An outage shorter than the evaluation interval must still be reported once.
-      if (this.failingSince !== undefined) this.unreported ??= this.failingSince;
-      this.failingSince = undefined;
+      this.wrote();
       this.counted += c.result.events.length;
       this.lastMessageAt.set(c.partition, c.lastMessageAt);
       for (const ms of c.latenciesMs) this.latencies.push(ms);
     });
     source.on('writeFailed', () => (this.failingSince ??= Date.now()));
+  }
+
+  private wrote(): void {
+    this.lastChunkAt = Date.now();
+    // An outage shorter than the evaluation interval must still be reported once.
+    if (this.failingSince !== undefined) this.unreported ??= this.failingSince;
+    this.failingSince = undefined;
   }
 
   offsetGap(partition: number, count: number): void {

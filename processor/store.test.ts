@@ -26,7 +26,13 @@ describe('ProcessorStore.coldSeen', () => {
       values: counted.map((e, i) => ({ event_id: e.eventId, device_id: e.deviceId, geo_id: e.geoId, ts: dt64(e.ts), type: e.type, agent_id: 'gw', received_at: dt64(e.receivedAt), processed_at: dt64(e.receivedAt), kafka_partition: 3, kafka_offset: i === 0 ? 99_999 : i })),
       format: 'JSONEachRow',
     });
-    const seen = await new ProcessorStore(ch.client, 'vcam.events').coldSeen(3, 20_000n, events);
+    // Partition 4 asks for the same ids in one look-up: it counted none of them.
+    const answer = await new ProcessorStore(ch.client, 'vcam.events').coldSeen([
+      { partition: 3, before: 20_000n, events },
+      { partition: 4, before: 200_000n, events: counted.slice(0, 100) },
+    ]);
+    expect(answer.get(4)!.size).toBe(0);
+    const seen = answer.get(3)!;
     expect(seen.size).toBe(counted.length - 1);
     expect(seen.has(counted[1]!.eventId)).toBe(true);
     expect(seen.has(counted[0]!.eventId)).toBe(false);
@@ -35,25 +41,37 @@ describe('ProcessorStore.coldSeen', () => {
 });
 
 describe('ChunkWriter ownership', () => {
-  it('stops between inserts once the partition is no longer owned; the next owner redoes the chunk exactly once', async () => {
+  it('stops between inserts once a partition is no longer owned; the next owner of either partition replays the chunk exactly once', async () => {
     const opts = { lateAfterMs: 30_000, maxAgeMs: 29 * 86_400_000 };
-    const writer = new ChunkWriter(new ProcessorStore(ch.client, 'own.events'), new GeoTable(ch.client), opts, 600_000);
+    const store = new ProcessorStore(ch.client, 'own.events');
+    const writer = new ChunkWriter(store, new GeoTable(ch.client), opts, 600_000);
     const events = pipelineEvents(300, { prefix: 'own-' });
-    const chunk = events.map((e, i) => ({ offset: BigInt(i), timestamp: e.receivedAt, value: Buffer.from(JSON.stringify(e)) }));
-    const range = { start: 0n, end: BigInt(chunk.length) };
-    const rows = async () => Number((await ch.query<{ n: string }>("SELECT count() AS n FROM vcam.events WHERE kafka_partition = 7"))[0]!.n);
+    // One chunk of two partitions, 150 events each.
+    const parts = await Promise.all(
+      [7, 8].map(async (partition, i) => {
+        const messages = events.slice(i * 150, (i + 1) * 150).map((e, j) => ({ offset: BigInt(j), timestamp: e.receivedAt, value: Buffer.from(JSON.stringify(e)) }));
+        return { partition, hot: await writer.rebuild(partition, 0n), range: { start: 0n, end: 150n }, messages };
+      }),
+    );
+    const rows = async () => Number((await ch.query<{ n: string }>('SELECT count() AS n FROM vcam.events WHERE kafka_partition IN (7, 8)'))[0]!.n);
+    const logged = async () => Number((await ch.query<{ n: string }>('SELECT count() AS n FROM vcam.dedup_log WHERE kafka_partition IN (7, 8)'))[0]!.n);
     const geo = async () => Number((await ch.query<{ n: string }>('SELECT sum(events) AS n FROM vcam.geo_10s'))[0]!.n);
     const geoBefore = await geo();
 
-    // Owned for the chunk record and the first insert, then the rebalance takes the partition.
+    // Owned for the chunk record and the first insert, then the rebalance takes a partition.
     let checks = 0;
-    await expect(writer.write(7, await writer.rebuild(7, 0n), range, chunk, { redo: false, owned: () => ++checks <= 3 })).rejects.toBe(STALE);
-    expect(await rows()).toBe(300);
-    expect(await geo()).toBe(geoBefore);
+    await expect(writer.write(parts, { owned: () => ++checks <= 3 })).rejects.toBe(STALE);
+    expect([await rows(), await logged(), await geo()]).toEqual([300, 0, geoBefore]);
 
-    // The next owner finds the recorded chunk and redoes it under the same tokens.
-    await writer.write(7, await writer.rebuild(7, 0n), range, chunk, { redo: true, owned: () => true });
-    expect(await rows()).toBe(300);
-    expect(await geo()).toBe(geoBefore + 300);
+    // Both partitions' records name the one chunk; the next owner of partition 8 alone replays all of it.
+    const last7 = await store.lastChunk(7);
+    const last8 = await store.lastChunk(8);
+    expect(last8).toEqual(last7);
+    expect(last8!.token).toBe('own.events:7:0-150,8:0-150');
+    expect(await writer.replay(last8!, 8, { owned: () => true })).toBe(true);
+    expect([await rows(), await logged(), await geo()]).toEqual([300, 300, geoBefore + 300]);
+    // Replayed again (both partitions' next owners do it): nothing changes.
+    expect(await writer.replay(last7!, 7, { owned: () => true })).toBe(true);
+    expect([await rows(), await logged(), await geo()]).toEqual([300, 300, geoBefore + 300]);
   });
 });

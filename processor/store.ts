@@ -1,8 +1,8 @@
 /**
  * The processor's reads and writes in ClickHouse. Every write of a chunk carries an
- * `insert_deduplication_token` derived from (topic, partition, first offset, end offset,
- * table): writing the same chunk twice, in full or after a crash half-way, leaves each
- * table exactly as one write would.
+ * `insert_deduplication_token` derived from the chunk's parts (topic, and each partition's
+ * offset range) and the table: writing the same chunk twice, in full or after a crash half-way,
+ * leaves each table exactly as one write would.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { PipelineEvent } from '../common/contract.js';
@@ -25,6 +25,29 @@ export interface ChunkRange {
   end: bigint;
 }
 
+/** One partition's share of a chunk. A chunk spans every partition its processor had due. */
+export interface ChunkPart {
+  partition: number;
+  range: ChunkRange;
+}
+
+/**
+ * A chunk's rows exactly as inserted. They are kept with the chunk's record, so whoever next
+ * owns any of its partitions can replay the chunk without its messages or the state before it.
+ */
+export interface ChunkRows {
+  events: Record<string, unknown>[];
+  geo10s: object[];
+  geoType1m: object[];
+  device1m: object[];
+  dlq: object[];
+}
+
+/** A partition's last recorded chunk: its range in that partition and the chunk's token. */
+export interface RecordedChunk {
+  range: ChunkRange;
+  token: string;
+}
 
 export class ProcessorStore {
   constructor(
@@ -32,15 +55,39 @@ export class ProcessorStore {
     private readonly topic: string,
   ) {}
 
-  async lastChunk(partition: number): Promise<ChunkRange | undefined> {
+  /**
+   * The chunk's identity, from its parts; the prefix of every insert's dedup token. A chunk of
+   * one partition keeps the form chunks had before they spanned partitions.
+   */
+  token(parts: ChunkPart[]): string {
+    return `${this.topic}:${parts.map((p) => `${p.partition}:${p.range.start}-${p.range.end}`).join(',')}`;
+  }
+
+  async lastChunk(partition: number): Promise<RecordedChunk | undefined> {
     const rows = await (
       await this.client.query({
-        query: 'SELECT toString(start_offset) AS s, toString(end_offset) AS e FROM vcam.chunks FINAL WHERE topic = {topic:String} AND kafka_partition = {p:UInt16} ORDER BY start_offset DESC LIMIT 1',
+        query: 'SELECT toString(start_offset) AS s, toString(end_offset) AS e, token FROM vcam.chunks FINAL WHERE topic = {topic:String} AND kafka_partition = {p:UInt16} ORDER BY start_offset DESC LIMIT 1',
         query_params: { topic: this.topic, p: partition },
         format: 'JSONEachRow',
       })
-    ).json<{ s: string; e: string }>();
-    return rows[0] ? { start: BigInt(rows[0].s), end: BigInt(rows[0].e) } : undefined;
+    ).json<{ s: string; e: string; token: string }>();
+    const r = rows[0];
+    if (!r) return undefined;
+    const range = { start: BigInt(r.s), end: BigInt(r.e) };
+    // Records from before chunks spanned partitions carry no token: theirs had this form.
+    return { range, token: r.token || this.token([{ partition, range }]) };
+  }
+
+  /** The rows recorded with a chunk, or undefined when they expired (or predate kept rows). */
+  async recordedRows(token: string): Promise<ChunkRows | undefined> {
+    const rows = await (
+      await this.client.query({
+        query: 'SELECT payload FROM vcam.chunk_rows WHERE token = {token:String} ORDER BY written_at DESC LIMIT 1',
+        query_params: { token },
+        format: 'JSONEachRow',
+      })
+    ).json<{ payload: string }>();
+    return rows[0] ? (JSON.parse(rows[0].payload) as ChunkRows) : undefined;
   }
 
   /**
@@ -76,54 +123,83 @@ export class ProcessorStore {
   }
 
   /**
-   * Which of these events this partition already counted before `before` (the cold tier). The
-   * ids travel as query parameters in the URL, so a long list is asked in slices.
+   * Which of these events each partition already counted before its offset `before` (the cold
+   * tier), for all of a chunk's partitions in one look-up. The ids travel as query parameters in
+   * the URL, so a long list is asked in slices.
    */
-  async coldSeen(partition: number, before: bigint, events: PipelineEvent[]): Promise<Set<string>> {
-    const seen = new Set<string>();
-    for (let i = 0; i < events.length; i += COLD_SLICE) for (const id of await this.coldSlice(partition, before, events.slice(i, i + COLD_SLICE))) seen.add(id);
+  async coldSeen(asks: { partition: number; before: bigint; events: PipelineEvent[] }[]): Promise<Map<number, Set<string>>> {
+    const seen = new Map<number, Set<string>>(asks.map((a) => [a.partition, new Set()]));
+    const all = asks.flatMap((a) => a.events);
+    for (let i = 0; i < all.length; i += COLD_SLICE) {
+      for (const r of await this.coldSlice(asks, all.slice(i, i + COLD_SLICE))) seen.get(r.p)?.add(r.event_id);
+    }
     return seen;
   }
 
-  private async coldSlice(partition: number, before: bigint, events: PipelineEvent[]): Promise<string[]> {
+  private async coldSlice(asks: { partition: number; before: bigint }[], events: PipelineEvent[]): Promise<{ p: number; event_id: string }[]> {
     const rows = await (
       await this.client.query({
         // The ids travel hex-encoded: an eventId may hold any printable ASCII, and ClickHouse reads
         // backslashes and quotes in string query parameters inconsistently (ClickHouse issues
         // 68427, 69656): `x\'` failed the look-up, and so the chunk, on every retry.
-        query: `SELECT DISTINCT event_id FROM vcam.events
+        query: `SELECT DISTINCT kafka_partition AS p, event_id FROM vcam.events
                 WHERE device_id IN {devices:Array(String)} AND event_id IN (SELECT unhex(arrayJoin({ids:Array(String)})))
-                  AND kafka_partition = {p:UInt16} AND kafka_offset < {before:UInt64}`,
-        query_params: { devices: [...new Set(events.map((e) => e.deviceId))], ids: events.map((e) => Buffer.from(e.eventId).toString('hex')), p: partition, before: before.toString() },
+                  AND kafka_partition IN {ps:Array(UInt16)}
+                  AND kafka_offset < toUInt64(arrayElement({befores:Array(String)}, indexOf({ps:Array(UInt16)}, kafka_partition)))`,
+        query_params: {
+          devices: [...new Set(events.map((e) => e.deviceId))],
+          ids: events.map((e) => Buffer.from(e.eventId).toString('hex')),
+          ps: asks.map((a) => a.partition),
+          befores: asks.map((a) => a.before.toString()),
+        },
         format: 'JSONEachRow',
       })
-    ).json<{ event_id: string }>();
-    return rows.map((r) => r.event_id);
+    ).json<{ p: number; event_id: string }>();
+    return rows.map((r) => ({ p: Number(r.p), event_id: r.event_id }));
   }
 
-  /** Records the chunk's range before any of its data, so a restart knows exactly what to redo. */
-  async recordChunk(partition: number, range: ChunkRange): Promise<void> {
+  /** The rows of a chunk's results as they are inserted (and kept with its record). */
+  rows(results: ChunkResult[], now = Date.now()): ChunkRows {
+    const processedAt = dt64(now);
+    const rows: ChunkRows = { events: [], geo10s: [], geoType1m: [], device1m: [], dlq: [] };
+    // Aggregate rows of different partitions may share a key: the tables sum them.
+    for (const r of results) {
+      for (const e of r.events) rows.events.push({ ...e, ts: dt64(e.ts), received_at: dt64(e.received_at), processed_at: processedAt });
+      rows.geo10s.push(...r.geo10s.values());
+      rows.geoType1m.push(...r.geoType1m.values());
+      rows.device1m.push(...r.device1m.values());
+      for (const d of r.dead) rows.dlq.push({ ...d, agent_id: wellFormed(d.agent_id), message: wellFormed(d.message), payload: wellFormed(d.payload), received_at: dt64(d.received_at) });
+    }
+    return rows;
+  }
+
+  /**
+   * Records the chunk, its parts and its rows, before any of its data: whoever next owns one of
+   * its partitions replays exactly these rows under the same tokens. The rows first: a record
+   * is only ever found with its rows.
+   */
+  async recordChunk(token: string, parts: ChunkPart[], rows: ChunkRows): Promise<void> {
+    const now = dt64(Date.now());
+    await this.client.insert({ table: 'vcam.chunk_rows', values: [{ token, payload: JSON.stringify(rows), written_at: now }], format: 'JSONEachRow' });
     await this.client.insert({
       table: 'vcam.chunks',
-      values: [{ topic: this.topic, kafka_partition: partition, start_offset: range.start.toString(), end_offset: range.end.toString(), written_at: dt64(Date.now()) }],
+      values: parts.map((p) => ({ topic: this.topic, kafka_partition: p.partition, start_offset: p.range.start.toString(), end_offset: p.range.end.toString(), token, written_at: now })),
       format: 'JSONEachRow',
     });
   }
 
-  /** `beforeEach` may throw to stop between inserts (the chunk is then redone under the same tokens). */
-  async writeChunk(partition: number, range: ChunkRange, r: ChunkResult, beforeEach: () => void = () => undefined): Promise<void> {
-    const token = `${this.topic}:${partition}:${range.start}-${range.end}`;
+  /** `beforeEach` may throw to stop between inserts (the chunk is then replayed under the same tokens). */
+  async writeRows(token: string, rows: ChunkRows, beforeEach: () => void = () => undefined): Promise<void> {
     const insert = async (table: string, values: object[]) => {
       if (values.length === 0) return;
       beforeEach();
       await this.client.insert({ table, values, format: 'JSONEachRow', clickhouse_settings: { insert_deduplication_token: `${token}:${table}` } });
     };
-    const now = dt64(Date.now());
-    await insert('vcam.events', r.events.map((e) => ({ ...e, ts: dt64(e.ts), received_at: dt64(e.received_at), processed_at: now })));
-    await insert('vcam.dedup_log', r.events.map((e) => ({ kafka_partition: partition, kafka_offset: e.kafka_offset, ts: dt64(e.ts), event_id: e.event_id })));
-    await insert('vcam.geo_10s', [...r.geo10s.values()]);
-    await insert('vcam.geo_type_1m', [...r.geoType1m.values()]);
-    await insert('vcam.device_1m', [...r.device1m.values()]);
-    await insert('vcam.dlq', r.dead.map((d) => ({ ...d, agent_id: wellFormed(d.agent_id), message: wellFormed(d.message), payload: wellFormed(d.payload), received_at: dt64(d.received_at) })));
+    await insert('vcam.events', rows.events);
+    await insert('vcam.dedup_log', rows.events.map((e) => ({ kafka_partition: e.kafka_partition, kafka_offset: e.kafka_offset, ts: e.ts, event_id: e.event_id })));
+    await insert('vcam.geo_10s', rows.geo10s);
+    await insert('vcam.geo_type_1m', rows.geoType1m);
+    await insert('vcam.device_1m', rows.device1m);
+    await insert('vcam.dlq', rows.dlq);
   }
 }

@@ -12,7 +12,7 @@ export function instrumentWriter(w: ChunkWriter, registry: Registry, log: Logger
   const late = new Counter({ name: 'vcam_processor_events_late_total', help: 'Counted events that arrived after the lateness bound (still in their own bucket)', registers: r });
   const unknownGeo = new Counter({ name: 'vcam_processor_events_unknown_geo_total', help: 'Counted events whose geoId is not in the reference table', registers: r });
   const dead = new Counter({ name: 'vcam_processor_dead_letters_total', help: 'Messages written to vcam.dlq, by reason', labelNames: ['reason'], registers: r });
-  const chunks = new Counter({ name: 'vcam_processor_chunks_total', help: 'Chunks written (redo: replayed after a restart or rebalance)', labelNames: ['kind'], registers: r });
+  const chunks = new Counter({ name: 'vcam_processor_chunks_total', help: 'Chunk writes, each of one or more partitions (redo: a recorded chunk replayed after a restart or rebalance)', labelNames: ['kind'], registers: r });
   const writeFailures = new Counter({ name: 'vcam_processor_clickhouse_write_failures_total', help: 'ClickHouse requests of a chunk write or a partition recovery that failed and are retried (consumption of that partition waits)', registers: r });
   const latency = new Histogram({ name: 'vcam_processor_e2e_latency_seconds', help: 'Agent receive time to ClickHouse commit', buckets: LATENCY_BUCKETS, registers: r });
   w.on('chunk', (c) => {
@@ -21,9 +21,12 @@ export function instrumentWriter(w: ChunkWriter, registry: Registry, log: Logger
     if (c.result.late) late.inc(c.result.late);
     if (c.result.unknownGeo) unknownGeo.inc(c.result.unknownGeo);
     for (const d of c.result.dead) dead.inc({ reason: d.reason });
-    chunks.inc({ kind: c.redo ? 'redo' : 'new' });
+    chunks.inc({ kind: 'new' });
     for (const ms of c.latenciesMs) latency.observe(ms / 1000);
-    if (c.redo) log.info({ partition: c.partition, start: String(c.range.start), end: String(c.range.end) }, 'redid the last recorded chunk');
+  });
+  w.on('replayed', (token, rows) => {
+    chunks.inc({ kind: 'redo' });
+    log.info({ chunk: token, events: rows }, 'replayed the last recorded chunk from its kept rows');
   });
   let lastWarned = 0;
   w.on('writeFailed', (err, partition, attempt, retryInMs) => {
@@ -51,7 +54,8 @@ export function instrumentProcessor(p: Processor, registry: Registry, log: Logge
     },
   });
 
-  p.on('recovered', (partition, next, redo, hotIds) => log.info({ partition, next: String(next), redo: redo && `${redo.start}-${redo.end}`, hotIds }, 'partition assigned: dedup state rebuilt'));
+  p.on('recovered', (partition, next, hotIds) => log.info({ partition, next: String(next), hotIds }, 'partition assigned: dedup state rebuilt'));
+  p.on('rowsExpired', (partition, token) => log.error({ partition, chunk: token }, 'the last recorded chunk kept no rows to replay (older than 7 days, or recorded before rows were kept); its writes are taken as complete'));
   p.on('offsetGap', (partition, expected, got) => {
     gaps.inc();
     lost.inc(Number(got - expected));

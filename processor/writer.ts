@@ -1,18 +1,35 @@
 /**
- * Writes one chunk of one partition, the step both processors share (the Kafka consumer and the
- * single-node hand-off): cold lookups, the pure pipeline, the chunk record, the token-carrying
- * inserts, retried until they succeed or the caller says the chunk is no longer its own.
+ * Writes one chunk, the step both processors share (the Kafka consumer and the single-node
+ * hand-off): cold lookups, the pure pipeline per partition, the chunk record with its rows,
+ * the token-carrying inserts, retried until they succeed or the caller says the chunk is no
+ * longer its own. A chunk spans all the partitions its processor had due, so its eight
+ * statements serve all of them (ClickHouse's cost is per statement far more than per row).
  */
 import { EventEmitter } from 'node:events';
 import { retry } from '../common/retry.js';
 import { HotSet } from './dedup.js';
 import type { GeoTable } from './geo.js';
 import { coldCandidates, decodeChunk, processChunk, type ChunkMessage, type ChunkResult, type DeadRow, type PipelineOptions } from './pipeline.js';
-import type { ChunkRange, ProcessorStore } from './store.js';
+import type { ChunkPart, ChunkRange, ChunkRows, ProcessorStore, RecordedChunk } from './store.js';
 
 export interface WriterEvents {
-  chunk: [c: { partition: number; range: ChunkRange; result: ChunkResult; latenciesMs: number[]; attempts: number; redo: boolean; lastMessageAt: number }];
+  chunk: [c: { partition: number; range: ChunkRange; result: ChunkResult; latenciesMs: number[]; attempts: number; lastMessageAt: number }];
+  /** A recorded chunk written again from its kept rows (after a crash or a rebalance). */
+  replayed: [token: string, rows: number];
   writeFailed: [err: Error, partition: number, attempt: number, retryInMs: number];
+}
+
+/** A partition's share of a chunk to write: its messages and its dedup state before them. */
+export interface WritePart extends ChunkPart {
+  hot: HotSet;
+  messages: ChunkMessage[];
+  /** Dead letters found before the pipeline (single-node: refused by the bridge). */
+  dead?: DeadRow[];
+}
+
+export interface WriteOptions {
+  owned: () => boolean;
+  heartbeat?: () => Promise<void>;
 }
 
 export const STALE = new Error('chunk no longer owned');
@@ -38,43 +55,80 @@ export class ChunkWriter extends EventEmitter<WriterEvents> {
     return hot;
   }
 
-  async write(
-    partition: number,
-    hot: HotSet,
-    range: ChunkRange,
-    chunk: ChunkMessage[],
-    o: { redo: boolean; owned: () => boolean; heartbeat?: () => Promise<void>; dead?: DeadRow[] },
-  ): Promise<ChunkResult> {
+  /** Writes a new chunk of these parts (sorted by partition, each range starting where its partition's counting goes on). */
+  async write(parts: WritePart[], o: WriteOptions): Promise<void> {
+    const token = this.store.token(parts);
     let attempts = 0;
-    const result = await retry(
-      async () => {
-        attempts++;
-        if (!o.owned()) throw STALE;
-        // A refused heartbeat means the group is rebalancing or has dropped us: not ours any more.
-        if (o.heartbeat) await o.heartbeat().catch(() => Promise.reject(STALE));
-        const decoded = decodeChunk(chunk, this.pipeline);
-        const known = this.dedup ? hot : new HotSet(Infinity);
-        const cold = await this.store.coldSeen(partition, range.start, coldCandidates(decoded, known));
-        const r = processChunk(partition, decoded, known, cold, this.geo.current, this.pipeline);
-        if (o.dead) r.dead.push(...o.dead);
-        // Ownership is checked before every statement, not once: a write started outside a kafkajs
-        // batch (the linger timer's) is not held back by the rebalance, so it must stop by itself
-        // as soon as the partition is no longer ours, leaving at most the statement in flight.
-        const stillOwned = () => {
-          if (!o.owned()) throw STALE;
-        };
-        stillOwned();
-        await this.store.recordChunk(partition, range);
-        await this.store.writeChunk(partition, range, r, stillOwned);
-        return r;
-      },
-      { initialMs: 200, maxMs: 5_000, isRetriable: (err) => err !== STALE, onRetry: (err, attempt, delay) => this.emit('writeFailed', err as Error, partition, attempt, delay) },
-    );
-    for (const e of result.events) hot.add(e.event_id, e.ts);
-    hot.evict();
+    // Computed once: a retry writes the very rows it recorded, whatever changed meanwhile (the geo table).
+    let computed: { results: ChunkResult[]; rows: ChunkRows } | undefined;
+    await this.retrying(parts[0]!.partition, async () => {
+      attempts++;
+      await this.check(o);
+      computed ??= await this.compute(parts);
+      const stillOwned = this.stillOwned(o);
+      stillOwned();
+      await this.store.recordChunk(token, parts, computed.rows);
+      await this.store.writeRows(token, computed.rows, stillOwned);
+    });
     const now = Date.now();
-    const lastMessageAt = chunk.reduce((m, c) => Math.max(m, c.timestamp), 0);
-    this.emit('chunk', { partition, range, result, latenciesMs: result.events.map((e) => now - e.received_at), attempts, redo: o.redo, lastMessageAt });
-    return result;
+    parts.forEach((p, i) => {
+      const result = computed!.results[i]!;
+      for (const e of result.events) p.hot.add(e.event_id, e.ts);
+      p.hot.evict();
+      const lastMessageAt = p.messages.reduce((m, c) => Math.max(m, c.timestamp), 0);
+      this.emit('chunk', { partition: p.partition, range: p.range, result, latenciesMs: result.events.map((e) => now - e.received_at), attempts, lastMessageAt });
+    });
+  }
+
+  /**
+   * Writes a recorded chunk again from its kept rows, under its tokens: what landed before is
+   * dropped by ClickHouse, what did not lands now. False when the record kept no rows (they
+   * expire after 7 days, and records written before chunks kept rows have none).
+   */
+  async replay(chunk: RecordedChunk, partition: number, o: WriteOptions): Promise<boolean> {
+    const rows = await this.retrying(partition, async () => {
+      await this.check(o);
+      return this.store.recordedRows(chunk.token);
+    });
+    if (!rows) return false;
+    await this.retrying(partition, async () => {
+      await this.check(o);
+      await this.store.writeRows(chunk.token, rows, this.stillOwned(o));
+    });
+    this.emit('replayed', chunk.token, rows.events.length);
+    return true;
+  }
+
+  private async compute(parts: WritePart[]): Promise<{ results: ChunkResult[]; rows: ChunkRows }> {
+    const decoded = parts.map((p) => decodeChunk(p.messages, this.pipeline));
+    const known = parts.map((p) => (this.dedup ? p.hot : new HotSet(Infinity)));
+    const cold = await this.store.coldSeen(parts.map((p, i) => ({ partition: p.partition, before: p.range.start, events: coldCandidates(decoded[i]!, known[i]!) })));
+    const results = parts.map((p, i) => {
+      const r = processChunk(p.partition, decoded[i]!, known[i]!, cold.get(p.partition)!, this.geo.current, this.pipeline);
+      if (p.dead) r.dead.push(...p.dead);
+      return r;
+    });
+    return { results, rows: this.store.rows(results) };
+  }
+
+  private async check(o: WriteOptions): Promise<void> {
+    if (!o.owned()) throw STALE;
+    // A refused heartbeat means the group is rebalancing or has dropped us: not ours any more.
+    if (o.heartbeat) await o.heartbeat().catch(() => Promise.reject(STALE));
+  }
+
+  /**
+   * Ownership is checked before every statement, not once: a write started outside a kafkajs
+   * batch (the linger timer's) is not held back by the rebalance, so it must stop by itself as
+   * soon as a partition is no longer ours, leaving at most the statement in flight.
+   */
+  private stillOwned(o: WriteOptions): () => void {
+    return () => {
+      if (!o.owned()) throw STALE;
+    };
+  }
+
+  private retrying<T>(partition: number, fn: () => Promise<T>): Promise<T> {
+    return retry(fn, { initialMs: 200, maxMs: 5_000, isRetriable: (err) => err !== STALE, onRetry: (err, attempt, delay) => this.emit('writeFailed', err as Error, partition, attempt, delay) });
   }
 }

@@ -20,16 +20,19 @@ const sum = async (table: string, column = 'events') => Number((await env.ch.que
 describe('processor redo', () => {
   it('a chunk cut short after some of its inserts, or before its commit, is completed exactly once', async () => {
     const unique = pipelineEvents(4_000, { prefix: 'r' });
-    await produceEvents(env.peer.brokers, withDuplicates(unique), 1_000);
+    const messages = withDuplicates(unique);
+    const half = messages.length / 2;
+    await produceEvents(env.peer.brokers, messages.slice(0, half), 1_000);
 
-    // First processor: the third chunk it writes dies after its events and dedup-log inserts
-    // (aggregates missing); every chunk's offset commit is lost as well.
-    const original = ProcessorStore.prototype.writeChunk;
+    // First processor: its first chunk (all four partitions) is written; the second, of the
+    // messages produced after it, dies after its events and dedup-log inserts (aggregates
+    // missing); every chunk's offset commit is lost as well.
+    const original = ProcessorStore.prototype.writeRows;
     let chunks = 0;
     let died = false;
-    ProcessorStore.prototype.writeChunk = async function (this: ProcessorStore, ...args: Parameters<typeof original>) {
-      if (++chunks >= 3) {
-        // From the third chunk on (retries included), two inserts go through, then the process "dies".
+    ProcessorStore.prototype.writeRows = async function (this: ProcessorStore, ...args: Parameters<typeof original>) {
+      if (++chunks >= 2) {
+        // From the second chunk on (retries included), two inserts go through, then the process "dies".
         const real = (this as unknown as { client: ReturnType<typeof createClient> }).client;
         let inserts = 0;
         const dying = new Proxy(real, {
@@ -51,9 +54,11 @@ describe('processor redo', () => {
     const first = await startProcessorService(options());
     const consumer = first.processor as unknown as { consumer: { commitOffsets: () => Promise<void> } };
     consumer.consumer.commitOffsets = async () => undefined;
+    await waitFor(() => chunks === 1 && first.processor.lag().size === 4 && [...first.processor.lag().values()].every((l) => l === 0), 30_000, 'the first chunk');
+    await produceEvents(env.peer.brokers, messages.slice(half), 1_000);
     await waitFor(() => died, 30_000, 'the cut-short chunk');
     await first.close();
-    ProcessorStore.prototype.writeChunk = original;
+    ProcessorStore.prototype.writeRows = original;
     expect(await sum('vcam.geo_10s')).toBeLessThan(unique.length);
 
     // Second processor: redoes what was recorded and goes on.

@@ -47,22 +47,25 @@ describe('single-node mode', () => {
     await svc.close();
   });
 
-  it('redoes the last logged chunk at start: a hand-off cut short counts exactly once', async () => {
-    // Simulate a crash after the hand-off log was written and before the chunk's inserts.
+  it('replays the last recorded chunk at start: a hand-off cut short counts exactly once', async () => {
+    // Simulate a crash after the chunk was recorded with its rows and before its inserts.
     const before = Number((await ch.query<{ n: number }>('SELECT sum(events) AS n FROM vcam.geo_type_1m'))[0]!.n);
     const extra = pipelineEvents(200, { prefix: 'crash' });
     const first = createProcessor({ clickhouseUrl: ch.url });
     await first.start();
-    first.writer.write = async () => {
+    first.writer.store.writeRows = async () => {
       throw new Error('killed before the chunk was written');
     };
-    await expect(first.forward({ agentId: 'gw-1', events: extra, rejects: [], receivedAt: Date.now() })).rejects.toThrow('killed');
+    const failed = new Promise((resolve) => first.writer.once('writeFailed', resolve));
+    const forwarded = first.forward({ agentId: 'gw-1', events: extra, rejects: [], receivedAt: Date.now() });
+    await failed;
     await first.close();
+    await expect(forwarded).rejects.toThrow();
     expect(Number((await ch.query<{ n: number }>('SELECT sum(events) AS n FROM vcam.geo_type_1m'))[0]!.n)).toBe(before);
 
     const second = createProcessor({ clickhouseUrl: ch.url });
     await second.start();
-    await waitFor(async () => Number((await ch.query<{ n: number }>('SELECT sum(events) AS n FROM vcam.geo_type_1m'))[0]!.n) === before + 200, 10_000, 'the redone chunk');
+    await waitFor(async () => Number((await ch.query<{ n: number }>('SELECT sum(events) AS n FROM vcam.geo_type_1m'))[0]!.n) === before + 200, 10_000, 'the replayed chunk');
     // The agent never got its PUBACK, so it sends the same events again: still counted once.
     await second.forward({ agentId: 'gw-1', events: extra, rejects: [], receivedAt: Date.now() });
     expect(Number((await ch.query<{ n: number }>('SELECT sum(events) AS n FROM vcam.geo_type_1m'))[0]!.n)).toBe(before + 200);
