@@ -118,8 +118,9 @@ export const MIGRATIONS: Migration[] = [
     statements: () => [
       // A chunk's rows, kept so that the next owner of any of its partitions can replay it
       // exactly (processor/writer.ts). Only the last chunk of a partition is ever replayed.
+      // The payload is the rows' JSON, gzipped and base64-encoded by the processor.
       `CREATE TABLE IF NOT EXISTS vcam.chunk_rows (
-        token String, payload String CODEC(ZSTD(1)), written_at DateTime64(3, 'UTC')
+        token String, payload String, written_at DateTime64(3, 'UTC')
       ) ENGINE = ReplacingMergeTree(written_at) ORDER BY token TTL toDateTime(written_at) + INTERVAL 7 DAY`,
       "ALTER TABLE vcam.chunks ADD COLUMN IF NOT EXISTS token String DEFAULT ''",
       // Single-node chunks are replayed from their kept rows too; the input log is not needed.

@@ -4,6 +4,8 @@
  * offset range) and the table: writing the same chunk twice, in full or after a crash half-way,
  * leaves each table exactly as one write would.
  */
+import { promisify } from 'node:util';
+import { gzip, gunzipSync } from 'node:zlib';
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { PipelineEvent } from '../common/contract.js';
 import type { HotSet } from './dedup.js';
@@ -19,6 +21,7 @@ const wellFormed = (s: string) => s.replace(/[\ud800-\udbff](?![\udc00-\udfff])|
 
 /** Events per cold look-up: at most about 410 KB of URL (200-character ids, hex-encoded), below ClickHouse's 1 MiB limit. */
 const COLD_SLICE = 1_000;
+const gzipAsync = promisify(gzip);
 
 export interface ChunkRange {
   start: bigint;
@@ -87,7 +90,7 @@ export class ProcessorStore {
         format: 'JSONEachRow',
       })
     ).json<{ payload: string }>();
-    return rows[0] ? (JSON.parse(rows[0].payload) as ChunkRows) : undefined;
+    return rows[0] ? (JSON.parse(gunzipSync(Buffer.from(rows[0].payload, 'base64')).toString('utf8')) as ChunkRows) : undefined;
   }
 
   /**
@@ -180,7 +183,10 @@ export class ProcessorStore {
    */
   async recordChunk(token: string, parts: ChunkPart[], rows: ChunkRows): Promise<void> {
     const now = dt64(Date.now());
-    await this.client.insert({ table: 'vcam.chunk_rows', values: [{ token, payload: JSON.stringify(rows), written_at: now }], format: 'JSONEachRow' });
+    // Compressed here, off the event loop: as plain JSON inside JSON, the rows cost ClickHouse
+    // more to parse than the events insert itself (286 ms per 7 MB chunk, the largest statement).
+    const payload = (await gzipAsync(JSON.stringify(rows), { level: 1 })).toString('base64');
+    await this.client.insert({ table: 'vcam.chunk_rows', values: [{ token, payload, written_at: now }], format: 'JSONEachRow' });
     await this.client.insert({
       table: 'vcam.chunks',
       values: parts.map((p) => ({ topic: this.topic, kafka_partition: p.partition, start_offset: p.range.start.toString(), end_offset: p.range.end.toString(), token, written_at: now })),
