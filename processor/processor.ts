@@ -32,6 +32,8 @@ import { ChunkWriter, STALE, type WritePart } from './writer.js';
  * behind wrote a chunk per fetch, ~8 statements for 500 events, and never caught up.
  */
 const CATCH_UP_LINGER = 5;
+/** Chunks' worth of messages a processor holds before it waits for its writes instead of fetching more. */
+const BACKPRESSURE_CHUNKS = 2;
 
 export interface ProcessorOptions extends KafkaClientOptions {
   clickhouse: ClickHouseClient;
@@ -86,12 +88,24 @@ export class Processor extends EventEmitter<ProcessorEvents> {
   private assigned: number[] = [];
   /** Next offset to count per partition and the partition's high watermark, for lag. */
   private readonly positions = new Map<number, { next: bigint; highWatermark: bigint }>();
-  /** Chunks are written one after another (calls from fetches and the linger timer queue up). */
-  private lock: Promise<void> = Promise.resolve();
+  /** The write loop, while it runs: chunks are written one after another. */
+  private flushing?: Promise<void>;
+  /**
+   * The heartbeat of the latest batch, for the write loop: it keeps this member in the group
+   * while a write waits on ClickHouse, and it fails once the group has moved on (a rebalance,
+   * or this member expelled), which stops the write before it could land after the next owner's.
+   */
+  private heartbeat?: () => Promise<void>;
   /** Counts rebalances: a replay started before the last one is no longer this member's to do. */
   private generation = 0;
   /** Chunks replayed since the last rebalance: one chunk may be the last of several partitions. */
   private replayed = new Set<string>();
+  /**
+   * Partitions whose chunk write stopped half-way while they stayed ours, with the offset that
+   * chunk started at: their recovery must replay the last recorded chunk whatever the fetch
+   * position says (it is not the committed offset), and go on from no earlier than that offset.
+   */
+  private readonly abandoned = new Map<number, bigint>();
 
   constructor(private readonly o: ProcessorOptions) {
     super();
@@ -130,8 +144,10 @@ export class Processor extends EventEmitter<ProcessorEvents> {
     // again (and its state rebuilt): a chunk being retried stops instead of racing the new owner.
     consumer.on(consumer.events.REBALANCING, () => {
       this.generation++;
+      this.heartbeat = undefined;
       this.partitions.clear();
       this.replayed.clear();
+      this.abandoned.clear();
     });
     consumer.on(consumer.events.CRASH, ({ payload }) => {
       this.emit('crashed', payload.error);
@@ -145,7 +161,9 @@ export class Processor extends EventEmitter<ProcessorEvents> {
 
   private async restartConsumer(): Promise<void> {
     await this.consumer.disconnect().catch(() => undefined);
+    this.heartbeat = undefined;
     this.partitions.clear();
+    this.abandoned.clear();
     this.positions.clear();
     this.assigned = [];
     if (this.stopping) return;
@@ -173,6 +191,7 @@ export class Processor extends EventEmitter<ProcessorEvents> {
     const { batch } = b;
     const p = batch.partition;
     const heartbeat = () => b.heartbeat();
+    this.heartbeat = heartbeat;
     this.positions.set(p, { next: this.partitions.get(p)?.next ?? BigInt(batch.firstOffset() ?? 0), highWatermark: BigInt(batch.highWatermark) });
     if (batch.isEmpty()) return;
     let st = this.partitions.get(p);
@@ -197,7 +216,19 @@ export class Processor extends EventEmitter<ProcessorEvents> {
     }
     // Fetching moves on; what counts as done is only ever our own commit after a chunk's writes.
     b.resolveOffset(batch.lastOffset());
-    if (this.anyDue()) await this.flush(heartbeat);
+    if (!this.anyDue()) return;
+    // kafkajs fetches nothing while this batch is in hand, so a chunk is written behind the
+    // fetches (rule 6 in docs/architecture.md); only a processor holding more than it can write
+    // waits for it, and so stops fetching.
+    const writing = this.flush();
+    if (this.waiting() >= BACKPRESSURE_CHUNKS * this.o.maxChunkEvents) await writing;
+    else writing.catch(() => undefined);
+  }
+
+  private waiting(): number {
+    let n = 0;
+    for (const st of this.partitions.values()) n += st.buffered.length;
+    return n;
   }
 
   /**
@@ -213,12 +244,8 @@ export class Processor extends EventEmitter<ProcessorEvents> {
   }
 
   private anyDue(): boolean {
-    let waiting = 0;
-    for (const [p, st] of this.partitions) {
-      if (this.due(p, st)) return true;
-      waiting += st.buffered.length;
-    }
-    return waiting >= this.o.maxChunkEvents;
+    for (const [p, st] of this.partitions) if (this.due(p, st)) return true;
+    return this.waiting() >= this.o.maxChunkEvents;
   }
 
   /**
@@ -240,15 +267,29 @@ export class Processor extends EventEmitter<ProcessorEvents> {
     return chunk.sort((a, b) => a.part.partition - b.part.partition);
   }
 
-  /** Writes chunks while any partition is due, one at a time. */
-  private flush(heartbeat?: () => Promise<void>): Promise<void> {
+  /** Writes chunks while any partition is due, one at a time; a call while it runs joins it. */
+  private flush(): Promise<void> {
     const run = async () => {
       for (let chunk = this.nextChunk(); chunk.length > 0; chunk = this.nextChunk()) {
         const ours = ({ part, st }: { part: WritePart; st: PartitionState }) => this.partitions.get(part.partition) === st;
-        await this.writer.write(
-          chunk.map((c) => c.part),
-          { heartbeat, owned: () => !this.stopping && chunk.every(ours) },
-        );
+        try {
+          await this.writer.write(
+            chunk.map((c) => c.part),
+            { owned: () => !this.stopping && chunk.every(ours), heartbeat: this.heartbeat },
+          );
+        } catch (err) {
+          // Stopped half-way (a refused heartbeat: a rebalance, or Kafka unreachable): the chunk
+          // may be recorded and partly written. Its partitions start over from recovery, which
+          // replays it; a new chunk from the same offsets would have new tokens and count twice.
+          for (const c of chunk) {
+            if (!ours(c)) continue;
+            this.partitions.delete(c.part.partition);
+            this.abandoned.set(c.part.partition, c.part.range.start);
+            // Fetched already, so no batch would come to recover from: fetch the chunk again.
+            this.consumer.seek({ topic: this.topic, partition: c.part.partition, offset: c.part.range.start.toString() });
+          }
+          throw err;
+        }
         // A partition revoked after the last statement: its next owner finds the chunk unfinished and replays it (ClickHouse drops the repeat).
         const kept = chunk.filter(ours);
         for (const { part, st } of kept) {
@@ -262,22 +303,25 @@ export class Processor extends EventEmitter<ProcessorEvents> {
         if (kept.length < chunk.length) return;
       }
     };
-    this.lock = this.lock.then(run, run);
-    return this.lock;
+    this.flushing ??= run().finally(() => (this.flushing = undefined));
+    return this.flushing;
   }
 
   private async recover(p: number, fetchedFrom: bigint, heartbeat: () => Promise<void>): Promise<PartitionState> {
     const generation = this.generation;
     try {
       const last = await this.store.lastChunk(p);
-      // Kafka's committed offset (where this fetch began) at or past the chunk's end proves it finished.
-      if (last && fetchedFrom < last.range.end && !this.replayed.has(last.token)) {
+      // Kafka's committed offset (where a new assignment's first fetch begins) at or past the chunk's end proves it finished.
+      const abandonedAt = this.abandoned.get(p);
+      if (last && (abandonedAt !== undefined || fetchedFrom < last.range.end) && !this.replayed.has(last.token)) {
         const replayed = await this.writer.replay(last, p, { heartbeat, owned: () => !this.stopping && this.generation === generation });
         if (!replayed) this.emit('rowsExpired', p, last.token);
         this.replayed.add(last.token);
       }
-      const next = last ? last.range.end : fetchedFrom;
+      let next = last ? last.range.end : fetchedFrom;
+      if (abandonedAt !== undefined && (!last || abandonedAt > next)) next = abandonedAt;
       const hot = await this.writer.rebuild(p, next);
+      this.abandoned.delete(p);
       this.emit('recovered', p, next, hot.size);
       return { hot, next, buffered: [], bufferedSince: 0 };
     } catch (err) {
