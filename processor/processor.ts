@@ -99,7 +99,7 @@ export class Processor extends EventEmitter<ProcessorEvents> {
   /** Counts rebalances: a replay started before the last one is no longer this member's to do. */
   private generation = 0;
   /** Chunks replayed since the last rebalance: one chunk may be the last of several partitions. */
-  private replayed = new Set<string>();
+  private readonly replayed = new Set<string>();
   /**
    * Partitions whose chunk write stopped half-way while they stayed ours, with the offset that
    * chunk started at: their recovery must replay the last recorded chunk whatever the fetch
