@@ -5,7 +5,7 @@
  * leaves each table exactly as one write would.
  */
 import { promisify } from 'node:util';
-import { gzip, gunzipSync } from 'node:zlib';
+import { gzip, gunzip } from 'node:zlib';
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { PipelineEvent } from '../common/contract.js';
 import type { HotSet } from './dedup.js';
@@ -22,6 +22,7 @@ const wellFormed = (s: string) => s.replace(/[\ud800-\udbff](?![\udc00-\udfff])|
 /** Events per cold look-up: at most about 410 KB of URL (200-character ids, hex-encoded), below ClickHouse's 1 MiB limit. */
 const COLD_SLICE = 1_000;
 const gzipAsync = promisify(gzip);
+const gunzipAsync = promisify(gunzip);
 
 export interface ChunkRange {
   start: bigint;
@@ -106,7 +107,7 @@ export class ProcessorStore {
         format: 'JSONEachRow',
       })
     ).json<{ payload: string }>();
-    return rows[0] ? (JSON.parse(gunzipSync(Buffer.from(rows[0].payload, 'base64')).toString('utf8')) as ChunkRows) : undefined;
+    return rows[0] ? (JSON.parse((await gunzipAsync(Buffer.from(rows[0].payload, 'base64'))).toString('utf8')) as ChunkRows) : undefined;
   }
 
   /**

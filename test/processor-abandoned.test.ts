@@ -12,10 +12,11 @@ import { ProcessorStore } from '../processor/store.js';
 import { STALE } from '../processor/writer.js';
 import { waitFor } from './helpers/brokers.js';
 import { pipelineEvents, produceEvents, withDuplicates } from './helpers/events.js';
+import { columnSum } from './helpers/clickhouse.js';
 import { useKafkaAndClickHouse } from './helpers/stack.js';
 
 const env = useKafkaAndClickHouse(4);
-const sum = async (table: string, column = 'events') => Number((await env.ch.query<{ n: number }>(`SELECT sum(${column}) AS n FROM ${table}`))[0]!.n);
+const sum = (table: string, column?: string) => columnSum(env.ch, table, column);
 
 describe('processor: a chunk write stopped half-way', () => {
   it('is replayed when its partitions stay ours, not written again from the same offsets', async () => {

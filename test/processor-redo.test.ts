@@ -9,13 +9,14 @@ import { silentLogger } from '../common/log.js';
 import { startProcessorService } from '../processor/index.js';
 import { ProcessorStore } from '../processor/store.js';
 import { waitFor } from './helpers/brokers.js';
+import { columnSum } from './helpers/clickhouse.js';
 import { useKafkaAndClickHouse } from './helpers/stack.js';
 import { countPerGeoMinute, pipelineEvents, produceEvents, withDuplicates } from './helpers/events.js';
 
 const env = useKafkaAndClickHouse(4);
 
 const options = () => ({ brokers: env.peer.brokers, clientId: 'redo-test', logger: silentLogger, clickhouseUrl: env.ch.url, group: 'g-redo', sessionTimeoutMs: 3_000, retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1_000 } });
-const sum = async (table: string, column = 'events') => Number((await env.ch.query<{ n: number }>(`SELECT sum(${column}) AS n FROM ${table}`))[0]!.n);
+const sum = (table: string, column?: string) => columnSum(env.ch, table, column);
 
 describe('processor redo', () => {
   it('a chunk cut short after some of its inserts, or before its commit, is completed exactly once', async () => {

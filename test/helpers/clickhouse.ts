@@ -23,3 +23,8 @@ export async function startClickHouse(dataDir = mkdtempSync(join(tmpdir(), 'vcam
     },
   };
 }
+
+/** A column's total over a table, as a number (ClickHouse returns large sums as strings). */
+export async function columnSum(ch: { query<T>(sql: string): Promise<T[]> }, table: string, column = 'events'): Promise<number> {
+  return Number((await ch.query<{ n: number | string }>(`SELECT sum(${column}) AS n FROM ${table}`))[0]!.n);
+}
