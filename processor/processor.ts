@@ -26,12 +26,6 @@ import type { ChunkMessage, PipelineOptions } from './pipeline.js';
 import { ProcessorStore } from './store.js';
 import { ChunkWriter, STALE, type WritePart } from './writer.js';
 
-/**
- * How many linger times a partition that is behind gathers before writing. The Kafka test peer
- * returns one producer batch per partition and fetch (~500 events at 5,000/s), so a processor
- * behind wrote a chunk per fetch, ~8 statements for 500 events, and never caught up.
- */
-const CATCH_UP_LINGER = 5;
 /** Chunks' worth of messages a processor holds before it waits for its writes instead of fetching more. */
 const BACKPRESSURE_CHUNKS = 2;
 
@@ -68,8 +62,8 @@ interface PartitionState {
   hot: HotSet;
   /** The next offset this processor must count. */
   next: bigint;
-  buffered: ChunkMessage[];
-  bufferedSince: number;
+  /** Fetched, not yet written; fetchedAt starts a message's linger. */
+  buffered: (ChunkMessage & { fetchedAt: number })[];
 }
 
 export function pipelineOptions(o: { lateAfterMs: number; rawRetentionDays: number }): PipelineOptions {
@@ -211,8 +205,8 @@ export class Processor extends EventEmitter<ProcessorEvents> {
       // Kafka no longer holds the offsets we need: data loss, loudly, never silently. What is
       // buffered stays, and the next chunk's range spans the hole.
       if (first > pending) this.emit('offsetGap', p, pending, first);
-      if (st.buffered.length === 0) st.bufferedSince = Date.now();
-      for (const m of fresh) st.buffered.push({ offset: BigInt(m.offset), timestamp: Number(m.timestamp), value: m.value });
+      const fetchedAt = Date.now();
+      for (const m of fresh) st.buffered.push({ offset: BigInt(m.offset), timestamp: Number(m.timestamp), value: m.value, fetchedAt });
     }
     // Fetching moves on; what counts as done is only ever our own commit after a chunk's writes.
     b.resolveOffset(batch.lastOffset());
@@ -232,19 +226,18 @@ export class Processor extends EventEmitter<ProcessorEvents> {
   }
 
   /**
-   * A partition is due when its buffer is full or it has waited its linger time; a partition
-   * that is behind waits longer (CATCH_UP_LINGER): its next fetch is already there.
+   * A partition is due when its buffer is full or its oldest message has waited the linger time.
+   * A partition that is behind needs no longer linger: what it fetches while a chunk is written
+   * goes into the next chunk, so chunks grow with the backlog.
    */
-  private due(p: number, st: PartitionState): boolean {
+  private due(st: PartitionState): boolean {
     if (st.buffered.length === 0) return false;
     if (st.buffered.length >= this.o.maxChunkEvents) return true;
-    const last = st.buffered[st.buffered.length - 1]!.offset;
-    const behind = (this.positions.get(p)?.highWatermark ?? 0n) > last + 1n;
-    return Date.now() - st.bufferedSince >= (behind ? this.o.lingerMs * CATCH_UP_LINGER : this.o.lingerMs);
+    return Date.now() - st.buffered[0]!.fetchedAt >= this.o.lingerMs;
   }
 
   private anyDue(): boolean {
-    for (const [p, st] of this.partitions) if (this.due(p, st)) return true;
+    for (const st of this.partitions.values()) if (this.due(st)) return true;
     return this.waiting() >= this.o.maxChunkEvents;
   }
 
@@ -255,7 +248,7 @@ export class Processor extends EventEmitter<ProcessorEvents> {
   private nextChunk(): { part: WritePart; st: PartitionState }[] {
     if (!this.anyDue()) return [];
     const waiting = [...this.partitions].filter(([, st]) => st.buffered.length > 0);
-    waiting.sort(([p, a], [q, b]) => Number(this.due(q, b)) - Number(this.due(p, a)) || p - q);
+    waiting.sort(([p, a], [q, b]) => Number(this.due(b)) - Number(this.due(a)) || p - q);
     let room = this.o.maxChunkEvents;
     const chunk: { part: WritePart; st: PartitionState }[] = [];
     for (const [p, st] of waiting) {
@@ -293,8 +286,8 @@ export class Processor extends EventEmitter<ProcessorEvents> {
         // A partition revoked after the last statement: its next owner finds the chunk unfinished and replays it (ClickHouse drops the repeat).
         const kept = chunk.filter(ours);
         for (const { part, st } of kept) {
+          // What was fetched while this chunk was written has lingered already: it may be due now.
           st.buffered.splice(0, part.messages.length);
-          st.bufferedSince = Date.now();
           st.next = part.range.end;
           this.positions.set(part.partition, { next: part.range.end, highWatermark: this.positions.get(part.partition)?.highWatermark ?? part.range.end });
         }
@@ -323,7 +316,7 @@ export class Processor extends EventEmitter<ProcessorEvents> {
       const hot = await this.writer.rebuild(p, next);
       this.abandoned.delete(p);
       this.emit('recovered', p, next, hot.size);
-      return { hot, next, buffered: [], bufferedSince: 0 };
+      return { hot, next, buffered: [] };
     } catch (err) {
       // kafkajs retries the batch; meanwhile the partition waits on ClickHouse exactly as a failing
       // write does, and must raise the same alert (a rebalance during an outage lands here).
