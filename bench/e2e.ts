@@ -2,7 +2,9 @@
  * End to end: the highest rate the whole stack sustains, in single-node and Kafka mode, found by
  * probing with `verify()` (real child processes, ground truth compared exactly). A probe at rate R
  * is sustained when verify is ok (nothing lost, nothing counted twice, dead letters as sent), the
- * simulator really sent ≥ 95 % of R, and p99 receive→ClickHouse latency is ≤ 2 s. The search
+ * simulator really sent ≥ 95 % of R, and p99 receive→ClickHouse latency is ≤ 2 s once warmed up
+ * (events received 5 s or more into the run: the first second or two pay the processor's first
+ * fetches and ClickHouse's first inserts once; the whole run's p99 is reported beside). The search
  * doubles from a start rate until a probe fails, then bisects. Baseline, same run: the highest
  * rate the simulator and its agents reach with no pipeline behind them (Debian mosquitto).
  *
@@ -17,6 +19,7 @@ import { createClient, type ClickHouseClient } from '@clickhouse/client';
 import { queryRows } from '../clickhouse/query.js';
 import { PACKAGE_ROOT } from '../common/paths.js';
 import { sleep } from '../common/retry.js';
+import { WARMUP_MS, type Quantiles } from '../simulator/compare.js';
 import { SCENARIO_DEFAULTS, type Scenario } from '../simulator/scenario.js';
 import { Simulation, type Progress } from '../simulator/sim.js';
 import type { Mode, Stack } from '../simulator/stack.js';
@@ -41,6 +44,7 @@ const ABANDON_GRACE_S = 10;
 const ABANDON_BACKLOG_S = 10;
 const ABANDON_STALE_S = 5;
 export const SELF = 'simulator+agents';
+const NO_LATENCY: Quantiles = { p50: NaN, p95: NaN, p99: NaN };
 
 export interface BenchConfig {
   quick: boolean;
@@ -117,7 +121,8 @@ export interface Probe {
   rateAchieved: number;
   /** Events the cameras had sent and the bridge not yet acknowledged, at the last progress report of the run. */
   backlogAtEnd: number;
-  latencyMs: { p50: number; p95: number; p99: number };
+  latencyMs: Quantiles;
+  latencyAfterWarmupMs: Quantiles;
   lost: number;
   doubleCounted: number;
   throughputEps: number;
@@ -258,17 +263,17 @@ async function runProbe(mode: Mode, rate: number, cfg: BenchConfig): Promise<Pro
       },
     });
     why.push(...r.problems);
-    result = { rateAchieved: r.durationS > 0 ? Math.round(r.sent / r.durationS) : 0, latencyMs: r.latencyMs, lost: r.lost, doubleCounted: r.doubleCounted, throughputEps: r.throughputEps };
+    result = { rateAchieved: r.durationS > 0 ? Math.round(r.sent / r.durationS) : 0, latencyMs: r.latencyMs, latencyAfterWarmupMs: r.latencyAfterWarmupMs, lost: r.lost, doubleCounted: r.doubleCounted, throughputEps: r.throughputEps };
   } catch (err) {
     why.push(watchdog.reason ?? `verify failed: ${(err as Error).message.split('\n')[0]}`);
-    result = { rateAchieved: last?.rateAchieved ?? 0, latencyMs: { p50: NaN, p95: NaN, p99: NaN }, lost: NaN, doubleCounted: NaN, throughputEps: NaN };
+    result = { rateAchieved: last?.rateAchieved ?? 0, latencyMs: NO_LATENCY, latencyAfterWarmupMs: NO_LATENCY, lost: NaN, doubleCounted: NaN, throughputEps: NaN };
   } finally {
     sampler?.stop();
     await watchdog.close();
     rmSync(dir, { recursive: true, force: true });
   }
   if (result.rateAchieved < SENT_SHARE * rate) why.push(`the simulator sent ${result.rateAchieved}/s, under ${SENT_SHARE * 100} % of ${rate}/s`);
-  if (result.latencyMs.p99 > P99_LIMIT_MS) why.push(`p99 ${result.latencyMs.p99} ms > ${P99_LIMIT_MS} ms`);
+  if (result.latencyAfterWarmupMs.p99 > P99_LIMIT_MS) why.push(`p99 after warm-up ${result.latencyAfterWarmupMs.p99} ms > ${P99_LIMIT_MS} ms`);
   // Latency starts when an agent takes an event: events still waiting for their agent are not in it.
   const backlogAtEnd = last?.backlog ?? 0;
   if (!watchdog.reason && backlogAtEnd > (rate * P99_LIMIT_MS) / 1000) why.push(`the run ended with ${backlogAtEnd} events not yet acknowledged, over ${P99_LIMIT_MS / 1000} s of sends`);
@@ -355,12 +360,12 @@ export async function benchE2e(): Promise<Record<string, unknown>> {
       vsAgentsOnly: ratio(sustained, ceiling.eventsPerSec),
       firstFailingEps: s.firstFailing ?? null,
       searchStoppedBy: s.stoppedBy ?? null,
-      atSustained: s.best ? { rateAchieved: s.best.rateAchieved, throughputEps: s.best.throughputEps, latencyMs: s.best.latencyMs, processes: s.best.processes } : null,
+      atSustained: s.best ? { rateAchieved: s.best.rateAchieved, throughputEps: s.best.throughputEps, latencyMs: s.best.latencyMs, latencyAfterWarmupMs: s.best.latencyAfterWarmupMs, processes: s.best.processes } : null,
       probes: s.probes.map(({ mode: _, processes: __, ...p }) => p),
     };
   }
   return {
-    what: `highest rate with verify exact (nothing lost or counted twice), ≥ ${SENT_SHARE * 100} % of it really sent, at most ${P99_LIMIT_MS / 1000} s of sends unacknowledged when the run ended, and p99 ≤ ${P99_LIMIT_MS} ms`,
+    what: `highest rate with verify exact (nothing lost or counted twice), ≥ ${SENT_SHARE * 100} % of it really sent, at most ${P99_LIMIT_MS / 1000} s of sends unacknowledged when the run ended, and p99 ≤ ${P99_LIMIT_MS} ms over the events received ${WARMUP_MS / 1000} s or more into the run (latencyAfterWarmupMs; latencyMs is the whole run's)`,
     latency: "agent receive (received_at) → the processor's write of the chunk (processed_at); the chunk's aggregates follow in the same write",
     scenario: `simulator defaults (4 agents, 1,000 cameras, 50 geos, 5 % retries, 1 % old re-sends, 5 % late, 5 % out of order, 1 % malformed), no bursts, ${cfg.probeMs / 1000} s per probe`,
     search: `double from ${cfg.startRate}/s until a probe fails, then ${cfg.bisectSteps} bisection steps; after ${ABANDON_GRACE_S} s a probe is abandoned once the agents' backlog exceeds ${ABANDON_BACKLOG_S} s of sends or ClickHouse's newest event was received over ${ABANDON_STALE_S} s ago`,

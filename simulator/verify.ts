@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { sleep } from '../common/retry.js';
 import { ProcessAgent } from './agents.js';
 import { ChaosRun, planFaults, type ChaosOptions, type ChaosReport } from './chaos.js';
-import { compare, observe, type Observed } from './compare.js';
+import { compare, observe, type Observed, type Quantiles } from './compare.js';
 import type { Ledger } from './ledger.js';
 import { loadSimGeos } from './geos.js';
 import type { Scenario } from './scenario.js';
@@ -50,7 +50,9 @@ export interface VerifyReport {
   agentRejectsExpected: number;
   agentRejected: number;
   throughputEps: number;
-  latencyMs: { p50: number; p95: number; p99: number };
+  latencyMs: Quantiles;
+  /** Of events received 5 s or more after the first (compare.ts, WARMUP_MS). */
+  latencyAfterWarmupMs: Quantiles;
   burstsInjected: number;
   burstsAlerted: number;
   otherSpikeAlerts: number;
@@ -254,6 +256,7 @@ function report(o: VerifyOptions, sim: Simulation, seen: Observed, drained: bool
     agentRejected,
     throughputEps: seen.spanMs > 0 ? Math.round((seen.rawDistinct * 1000) / seen.spanMs) : 0,
     latencyMs: seen.latencyMs,
+    latencyAfterWarmupMs: seen.latencyAfterWarmupMs,
     burstsInjected: c.burstsInjected,
     burstsAlerted: c.burstsAlerted,
     otherSpikeAlerts: c.otherSpikeAlerts,
