@@ -12,7 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startAgentService } from '../agent/index.js';
 import { TOPICS } from '../common/kafka.js';
 import { silentLogger } from '../common/log.js';
-import { waitFor } from '../test/helpers/brokers.js';
+import { freePort, waitFor } from '../test/helpers/brokers.js';
 import { consumeAll } from '../test/helpers/kafka.js';
 import { startKafkaPeer, type KafkaPeer } from '../simulator/kafka-peer/index.js';
 import { addAgent, KafkaDownstream, startBridgeService, type BridgeService } from './index.js';
@@ -145,15 +145,21 @@ describe('bridge → Kafka', () => {
     expect(fromAgent()).toEqual(new Set(ids));
   });
 
-  it('started while Kafka is down, waits for it instead of exiting, then accepts agents and forwards', async () => {
+  it('started while Kafka is down, waits for it instead of exiting (up for Prometheus, the waits counted as failed forwards, not ready), then accepts agents and forwards', async () => {
     await peer.down(1);
     cleanups.push(() => peer.up(1));
     const lines: string[] = [];
     const logger = pino({ level: 'warn' }, { write: (l: string) => void lines.push(l) });
     let started = false;
-    const starting = bridge({ logger }).then((svc) => ((started = true), svc));
+    const httpPort = await freePort();
+    const starting = bridge({ logger, httpPort }).then((svc) => ((started = true), svc));
     await waitFor(() => lines.some((l) => l.includes('waiting for the downstream (kafka)')), 30_000, 'the bridge to say it waits for Kafka');
     expect(started).toBe(false);
+    const failures = async () => Number((await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text()).match(/vcam_bridge_forward_failures_total\{component="bridge"\} (\d+)/)?.[1]);
+    await waitFor(async () => (await failures()) >= 1, 10_000, 'the failed attempts on /metrics');
+    const health = await fetch(`http://127.0.0.1:${httpPort}/healthz`);
+    expect(health.status).toBe(503);
+    expect(await health.json()).toEqual({ ok: false, phase: 'waiting for the downstream (kafka)' });
     await peer.up(1);
     const svc = await starting;
     const kc = await consumer();

@@ -27,15 +27,27 @@ export async function startBridgeService(o: BridgeServiceOptions): Promise<Bridg
   const registry = o.registry ?? createRegistry({ component: 'bridge' });
   const bridge = await Bridge.create(o);
   instrumentBridge(bridge, registry, log);
-  await bridge.start();
+  // The ops endpoint comes first: a bridge (re)started while Kafka is down must be seen by
+  // Prometheus as up and failing to forward, the alert that names the cause, not as down.
+  // /healthz answers 503 until agents are accepted.
+  let started = false;
   const http =
     o.httpPort === undefined
       ? undefined
       : await listen(
-          opsRoutes(registry, () => ({ ok: true, downstream: bridge.downstreamKind, connectedAgents: bridge.connectedAgents, inFlightEvents: bridge.inFlightEvents, publishesInFlight: bridge.publishesInFlight })),
+          opsRoutes(registry, () =>
+            started
+              ? { ok: true, downstream: bridge.downstreamKind, connectedAgents: bridge.connectedAgents, inFlightEvents: bridge.inFlightEvents, publishesInFlight: bridge.publishesInFlight }
+              : { ok: false, phase: `waiting for the downstream (${bridge.downstreamKind})` },
+          ),
           o.httpPort,
           o.httpHost ?? '127.0.0.1',
         );
+  await bridge.start().catch(async (err) => {
+    await http?.close();
+    throw err;
+  });
+  started = true;
   log.info({ mqttPort: bridge.ports.mqtt, mqttsPort: bridge.ports.mqtts, httpPort: http?.port, downstream: bridge.downstreamKind, anonymous: !!o.allowAnonymous }, 'bridge started');
   let closing: Promise<void> | undefined;
   return {

@@ -12,7 +12,7 @@ export function instrumentBridge(bridge: Bridge, registry: Registry, log: Logger
   const publishes = new Counter({ name: 'vcam_bridge_publishes_total', help: 'Publishes by result (acked: PUBACK sent; refused: ACL or shutdown; abandoned: agent left before downstream had them)', labelNames: ['result'], registers: r });
   const forwarded = new Counter({ name: 'vcam_bridge_events_forwarded_total', help: 'Valid events safe downstream', labelNames: ['downstream'], registers: r });
   const rejected = new Counter({ name: 'vcam_bridge_events_rejected_total', help: 'Events (or whole payloads) sent to the dead-letter topic, by reason', labelNames: ['reason'], registers: r });
-  const failures = new Counter({ name: 'vcam_bridge_forward_failures_total', help: 'Downstream writes that failed and are being retried (PUBACK withheld)', registers: r });
+  const failures = new Counter({ name: 'vcam_bridge_forward_failures_total', help: 'Downstream writes that failed and are being retried (PUBACK withheld), and failed attempts to reach the downstream at start-up (agents not yet accepted)', registers: r });
   const tooLarge = new Counter({ name: 'vcam_bridge_packets_too_large_total', help: 'Connections closed for an MQTT packet over the size limit', registers: r });
   const latency = new Histogram({ name: 'vcam_bridge_forward_seconds', help: 'From publish received to safe downstream (the PUBACK delay), including retries', buckets: LATENCY_BUCKETS, registers: r });
 
@@ -49,7 +49,11 @@ export function instrumentBridge(bridge: Bridge, registry: Registry, log: Logger
     lastWarned = now;
     log.warn({ err: err.message, agentId, attempt, retryInMs }, 'downstream write failed; withholding PUBACK and retrying');
   });
-  bridge.on('downstreamWaiting', (err, attempt, retryInMs) => log.warn({ err: err.message, attempt, retryInMs }, `waiting for the downstream (${bridge.downstreamKind}) before accepting agents`));
+  // Started while the downstream is away: nothing can be forwarded, the same failure to an operator.
+  bridge.on('downstreamWaiting', (err, attempt, retryInMs) => {
+    failures.inc();
+    log.warn({ err: err.message, attempt, retryInMs }, `waiting for the downstream (${bridge.downstreamKind}) before accepting agents`);
+  });
   bridge.on('abandoned', (agentId, events) => {
     publishes.inc({ result: 'abandoned' });
     log.info({ agentId, events }, 'agent left while its publish was pending; it will re-send');

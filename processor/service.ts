@@ -48,28 +48,41 @@ export async function startProcessorService(o: ProcessorServiceOptions): Promise
   const log = o.logger ?? silentLogger;
   const retention = o.retention ?? DEFAULT_RETENTION;
   const clickhouse = createClient({ url: o.clickhouseUrl, username: o.clickhouseUser, password: o.clickhousePassword, request_timeout: 60_000 });
-  // A processor started (or restarted by its supervisor) while ClickHouse is down waits for it,
-  // as its writes do, instead of exiting and being restarted in a loop.
-  const applied = await retry(() => migrate(clickhouse, retention), {
-    initialMs: 500,
-    maxMs: 5_000,
-    isRetriable: (err) => !(err instanceof ClickHouseError),
-    onRetry: (err, attempt, delayMs) => log.warn({ err: (err as Error).message, attempt, retryInMs: delayMs }, 'waiting for ClickHouse'),
-  });
-  if (applied.length) log.info({ applied }, 'ClickHouse migrations applied');
   const registry = o.registry ?? createRegistry({ component: 'processor' });
   const processor = new Processor({ ...PROCESSOR_DEFAULTS, ...definedOnly(o), clickhouse, rawRetentionDays: retention.rawDays, logger: log });
   instrumentProcessor(processor, registry, log);
-  const monitor = await startMonitor({ client: clickhouse, source: processor.writer, lag: () => processor.lag(), log, registry, lateAfterMs: o.lateAfterMs ?? PROCESSOR_DEFAULTS.lateAfterMs, alerts: o.alerts });
-  processor.on('offsetGap', (p, expected, got) => monitor.tracker.offsetGap(p, Number(got - expected)));
-  await processor.start();
-  const group = o.group ?? PROCESSOR_DEFAULTS.group;
-  const dlq = o.copyDlq === false ? undefined : new DlqConsumer({ ...o, clickhouse, group: `${group}.dlq`, sessionTimeoutMs: o.sessionTimeoutMs ?? PROCESSOR_DEFAULTS.sessionTimeoutMs, maxWaitTimeInMs: o.maxWaitTimeInMs ?? PROCESSOR_DEFAULTS.maxWaitTimeInMs });
-  await dlq?.start();
+  // The ops endpoint comes first: a processor (re)started while ClickHouse is down must be seen
+  // by Prometheus as up and failing to reach ClickHouse, which is the alert that names the
+  // cause, not as down. /healthz answers 503 until the processor consumes.
+  let phase = 'waiting for ClickHouse';
   let http: RunningServer | undefined;
   if (o.httpPort !== undefined) {
-    http = await listen(opsRoutes(registry, () => ({ ok: true, partitions: processor.assignedPartitions, hotIds: processor.hotIds() })), o.httpPort, o.httpHost ?? '127.0.0.1');
+    http = await listen(opsRoutes(registry, () => (phase === 'consuming' ? { ok: true, partitions: processor.assignedPartitions, hotIds: processor.hotIds() } : { ok: false, phase })), o.httpPort, o.httpHost ?? '127.0.0.1');
   }
+  const group = o.group ?? PROCESSOR_DEFAULTS.group;
+  const consume = async () => {
+    // Started while ClickHouse is down, the processor waits for it, as its writes do, instead of
+    // exiting and being restarted in a loop; each failed attempt counts as a failed write.
+    const applied = await retry(() => migrate(clickhouse, retention), {
+      initialMs: 500,
+      maxMs: 5_000,
+      isRetriable: (err) => !(err instanceof ClickHouseError),
+      onRetry: (err, attempt, delayMs) => processor.writer.emit('writeFailed', err as Error, null, attempt, delayMs),
+    });
+    if (applied.length) log.info({ applied }, 'ClickHouse migrations applied');
+    const monitor = await startMonitor({ client: clickhouse, source: processor.writer, lag: () => processor.lag(), log, registry, lateAfterMs: o.lateAfterMs ?? PROCESSOR_DEFAULTS.lateAfterMs, alerts: o.alerts });
+    processor.on('offsetGap', (p, expected, got) => monitor.tracker.offsetGap(p, Number(got - expected)));
+    phase = 'joining the consumer group';
+    await processor.start();
+    const dlq = o.copyDlq === false ? undefined : new DlqConsumer({ ...o, clickhouse, group: `${group}.dlq`, sessionTimeoutMs: o.sessionTimeoutMs ?? PROCESSOR_DEFAULTS.sessionTimeoutMs, maxWaitTimeInMs: o.maxWaitTimeInMs ?? PROCESSOR_DEFAULTS.maxWaitTimeInMs });
+    await dlq?.start();
+    phase = 'consuming';
+    return { monitor, dlq };
+  };
+  const { monitor, dlq } = await consume().catch(async (err) => {
+    await http?.close();
+    throw err;
+  });
   log.info({ group, clickhouse: o.clickhouseUrl, httpPort: http?.port }, 'processor started');
   let closing: Promise<void> | undefined;
   return {

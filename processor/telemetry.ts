@@ -13,7 +13,7 @@ export function instrumentWriter(w: ChunkWriter, registry: Registry, log: Logger
   const unknownGeo = new Counter({ name: 'vcam_processor_events_unknown_geo_total', help: 'Counted events whose geoId is not in the reference table', registers: r });
   const dead = new Counter({ name: 'vcam_processor_dead_letters_total', help: 'Messages written to vcam.dlq, by reason', labelNames: ['reason'], registers: r });
   const chunks = new Counter({ name: 'vcam_processor_chunks_total', help: 'Chunk writes, each of one or more partitions (redo: a recorded chunk replayed after a restart or rebalance)', labelNames: ['kind'], registers: r });
-  const writeFailures = new Counter({ name: 'vcam_processor_clickhouse_write_failures_total', help: 'ClickHouse requests of a chunk write or a partition recovery that failed and are retried (consumption of that partition waits)', registers: r });
+  const writeFailures = new Counter({ name: 'vcam_processor_clickhouse_write_failures_total', help: 'ClickHouse requests that failed and are retried: of a chunk write or a partition recovery (consumption of that partition waits), or of start-up (the processor waits)', registers: r });
   const latency = new Histogram({ name: 'vcam_processor_e2e_latency_seconds', help: 'Agent receive time to ClickHouse commit', buckets: LATENCY_BUCKETS, registers: r });
   w.on('chunk', (c) => {
     counted.inc(c.result.events.length);
@@ -31,6 +31,7 @@ export function instrumentWriter(w: ChunkWriter, registry: Registry, log: Logger
   let lastWarned = 0;
   w.on('writeFailed', (err, partition, attempt, retryInMs) => {
     writeFailures.inc();
+    if (partition === null) return log.warn({ err: err.message, attempt, retryInMs }, 'waiting for ClickHouse');
     if (Date.now() - lastWarned < 10_000) return;
     lastWarned = Date.now();
     log.warn({ err: err.message, partition, attempt, retryInMs }, 'ClickHouse request failed; the partition waits and retries');

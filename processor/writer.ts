@@ -16,7 +16,8 @@ export interface WriterEvents {
   chunk: [c: { partition: number; range: ChunkRange; result: ChunkResult; latenciesMs: number[]; attempts: number; lastMessageAt: number }];
   /** A recorded chunk written again from its kept rows (after a crash or a rebalance). */
   replayed: [token: string, rows: number];
-  writeFailed: [err: Error, partition: number, attempt: number, retryInMs: number];
+  /** partition null: not a partition's request (the processor's start-up, waiting for ClickHouse). */
+  writeFailed: [err: Error, partition: number | null, attempt: number, retryInMs: number];
 }
 
 /** A partition's share of a chunk to write: its messages and its dedup state before them. */

@@ -129,6 +129,29 @@ describe('processor faults', () => {
     expect(await perGeoMinute(url)).toEqual(countPerGeoMinute(unique));
   });
 
+  it('a processor restarted while ClickHouse is down: up for Prometheus at once, its start-up attempts counted as failing writes, not ready until ClickHouse returns, then exact', { timeout: 120_000 }, async () => {
+    const { ch: first, dataDir, chPort, url, httpPort: firstPort } = await clickhouseAndProcessor('g-chstart');
+    const old = procs.find((p) => p.child.spawnargs.includes(String(firstPort)))!;
+    old.child.kill('SIGKILL');
+    await old.exited;
+    first.child.kill('SIGTERM');
+    await first.exited;
+    const httpPort = await freePort();
+    const restarted = processor(url, 'g-chstart', httpPort);
+    const failures = async () => Number((await fetch(`http://127.0.0.1:${httpPort}/metrics`).then((r) => r.text(), () => '')).match(/vcam_processor_clickhouse_write_failures_total\{component="processor"\} (\d+)/)?.[1] ?? -1);
+    await waitFor(async () => (await failures()) >= 2, 30_000, 'failed start-up attempts on /metrics while ClickHouse is down');
+    const health = await fetch(`http://127.0.0.1:${httpPort}/healthz`);
+    expect(health.status).toBe(503);
+    expect(await health.json()).toEqual({ ok: false, phase: 'waiting for ClickHouse' });
+    const unique = pipelineEvents(2_000, { prefix: 's' });
+    await produceEvents(peer.brokers, unique, 500);
+    await clickhouseProcess(dataDir, chPort);
+    await waitHealthy(httpPort, restarted);
+    await waitFor(async () => (await total(url)) >= unique.length, 60_000, 'every event counted after ClickHouse returned');
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(await total(url)).toBe(unique.length);
+  });
+
   it('a replaced geo table shows its new names without a restart; bad CSV lines are refused', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'vcam-chg-'));
     const chPort = await freePort();
