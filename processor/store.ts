@@ -162,10 +162,12 @@ export class ProcessorStore {
         // The ids travel hex-encoded: an eventId may hold any printable ASCII, and ClickHouse reads
         // backslashes and quotes in string query parameters inconsistently (ClickHouse issues
         // 68427, 69656): `x\'` failed the look-up, and so the chunk, on every retry.
+        // The offset bound is ...OrZero: ClickHouse may evaluate it on rows of partitions not
+        // asked about (indexOf 0, element ''), where toUInt64('') threw on the chaos run's data.
         query: `SELECT DISTINCT kafka_partition AS p, event_id FROM vcam.events
                 WHERE device_id IN {devices:Array(String)} AND event_id IN (SELECT unhex(arrayJoin({ids:Array(String)})))
                   AND kafka_partition IN {ps:Array(UInt16)}
-                  AND kafka_offset < toUInt64(arrayElement({befores:Array(String)}, indexOf({ps:Array(UInt16)}, kafka_partition)))`,
+                  AND kafka_offset < toUInt64OrZero(arrayElement({befores:Array(String)}, indexOf({ps:Array(UInt16)}, kafka_partition)))`,
         query_params: {
           devices: [...new Set(events.map((e) => e.deviceId))],
           ids: events.map((e) => Buffer.from(e.eventId).toString('hex')),
