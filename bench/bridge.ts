@@ -11,7 +11,7 @@ import { addAgent } from '../bridge/agents.js';
 import { agentTopic } from '../common/contract.js';
 import { freePort, startMosquitto, waitFor } from '../test/helpers/brokers.js';
 import { vcam, waitHealthy } from '../test/helpers/processes.js';
-import { startKafkaPeer } from '../simulator/kafka-peer/index.js';
+import { startLocalKafka } from '../kafka/index.js';
 import { ratio, timed } from './measure.js';
 import { readProc } from './procstat.js';
 
@@ -70,14 +70,14 @@ export async function benchBridge(): Promise<Record<string, unknown>> {
     await mosquitto.stop();
   }
 
-  // The bridge, as its own process, to the Kafka test peer.
-  const peer = await startKafkaPeer({ partitions: 16 });
+  // The bridge, as its own process, to the local Apache Kafka broker.
   const dir = mkdtempSync(join(tmpdir(), 'vcam-bench-bridge-'));
+  const kafka = await startLocalKafka({ dataDir: join(dir, 'kafka'), partitions: 16 });
   const agentsFile = join(dir, 'agents.json');
   const secrets: string[] = [];
   for (const id of ids) secrets.push(await addAgent(agentsFile, id));
   const [mqttPort, httpPort] = [await freePort(), await freePort()];
-  const bridge = vcam(['bridge', '--mqtt-port', String(mqttPort), '--http-port', String(httpPort), '--agents-file', agentsFile, '--kafka-brokers', peer.bootstrap, '--no-kafka-idempotent', '--log-level', 'warn'], {}, process.env.VCAM_BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.VCAM_BENCH_PROF}`] : []);
+  const bridge = vcam(['bridge', '--mqtt-port', String(mqttPort), '--http-port', String(httpPort), '--agents-file', agentsFile, '--kafka-brokers', kafka.bootstrap, '--log-level', 'warn'], {}, process.env.VCAM_BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.VCAM_BENCH_PROF}`] : []);
   let throughput: number;
   let cpuUsPerEvent: number | undefined;
   try {
@@ -93,7 +93,7 @@ export async function benchBridge(): Promise<Record<string, unknown>> {
   } finally {
     bridge.child.kill('SIGTERM');
     await bridge.exited;
-    await peer.stop();
+    await kafka.stop();
   }
   const r = Math.round;
   return {
@@ -103,7 +103,7 @@ export async function benchBridge(): Promise<Record<string, unknown>> {
     windowPerPublisher: WINDOW,
     baseline: { name: 'Debian mosquitto forwarding the same payloads to one QoS 1 subscriber', eventsPerSec: r(baseline) },
     bridge: {
-      what: 'vcam bridge process: auth, validate every event, Kafka sendBatch (gzip, acks=all) to the test peer, PUBACK after the ack',
+      what: 'vcam bridge process: auth, validate every event, idempotent Kafka sendBatch (gzip, acks=all) to the local Apache Kafka broker, PUBACK after the ack',
       eventsPerSec: r(throughput),
       vsMosquitto: ratio(throughput, baseline),
       cpuMicrosPerEvent: cpuUsPerEvent === undefined ? null : Math.round(cpuUsPerEvent * 10) / 10,

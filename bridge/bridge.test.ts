@@ -1,6 +1,6 @@
 /**
  * The bridge against real parts: mqtt.js publishers and real agents → aedes in the bridge →
- * librdkafka's mock cluster over the Kafka wire protocol → a kafkajs consumer.
+ * the local Apache Kafka broker → a kafkajs consumer.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
@@ -13,20 +13,20 @@ import { startAgentService } from '../agent/index.js';
 import { TOPICS } from '../common/kafka.js';
 import { silentLogger } from '../common/log.js';
 import { freePort, waitFor } from '../test/helpers/brokers.js';
-import { consumeAll } from '../test/helpers/kafka.js';
-import { startKafkaPeer, type KafkaPeer } from '../simulator/kafka-peer/index.js';
+import { consumeAll, startTestKafka } from '../test/helpers/kafka.js';
+import type { LocalKafka } from '../kafka/index.js';
 import { addAgent, KafkaDownstream, startBridgeService, type BridgeService } from './index.js';
 
-let peer: KafkaPeer;
+let kafka: LocalKafka;
 let agentsFile: string;
 const secrets: Record<string, string> = {};
 
 beforeAll(async () => {
-  peer = await startKafkaPeer({ partitions: 16 });
+  kafka = await startTestKafka(16);
   agentsFile = join(mkdtempSync(join(tmpdir(), 'vcam-bridge-')), 'agents.json');
   for (const id of ['gw-1', 'gw-2', 'gw-3']) secrets[id] = await addAgent(agentsFile, id);
 });
-afterAll(() => peer.stop());
+afterAll(() => kafka?.stop());
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -35,12 +35,11 @@ afterEach(async () => {
 
 async function bridge(over: Partial<Parameters<typeof startBridgeService>[0]> = {}): Promise<BridgeService> {
   const downstream = new KafkaDownstream({
-    brokers: peer.brokers,
+    brokers: kafka.brokers,
     clientId: 'test-bridge',
     logger: silentLogger,
-    // Test configuration for the mock cluster: no idempotent producer (its controller id is 0),
-    // gzip to stay under its per-partition retention (docs/testing.md).
-    idempotent: false,
+    // The production settings: idempotent producer, gzip.
+    idempotent: true,
     compression: 'gzip',
     sendRetries: 1,
     sendTimeoutMs: 5_000,
@@ -52,7 +51,7 @@ async function bridge(over: Partial<Parameters<typeof startBridgeService>[0]> = 
 }
 
 async function consumer() {
-  const c = await consumeAll(peer.brokers, [TOPICS.events, TOPICS.dlq]);
+  const c = await consumeAll(kafka.brokers, [TOPICS.events, TOPICS.dlq]);
   cleanups.push(() => c.stop());
   return c;
 }
@@ -122,8 +121,8 @@ describe('bridge → Kafka', () => {
     cleanups.push(() => agent.close());
     await waitFor(() => agent.agent.connected, 10_000, 'agent connected');
 
-    await peer.down(1);
-    cleanups.push(() => peer.up(1));
+    await kafka.kill();
+    cleanups.push(() => kafka.start());
     const ids: string[] = [];
     for (let k = 0; k < 5; k++) {
       const body = Array.from({ length: 100 }, (_, i) => ({ deviceId: `cam-${i % 5}`, geoId: 1, ts: now - 1_000 + k * 100 + i, type: 'vehicle' }));
@@ -138,7 +137,7 @@ describe('bridge → Kafka', () => {
     expect(agent.agent.stats().backlogEvents).toBe(500);
     expect(svc.bridge.publishesInFlight).toBeGreaterThan(0);
 
-    await peer.up(1);
+    await kafka.start();
     await waitFor(() => agent.agent.stats().backlogEvents === 0, 60_000, 'the agent outbox to drain after Kafka returns');
     const fromAgent = () => new Set(kc.of(TOPICS.events).filter((m) => m.headers.agentId === 'gw-3').map((m) => m.headers.eventId));
     await kc.waitFor(() => fromAgent().size >= 500, 30_000, 'all 500 events in Kafka');
@@ -146,8 +145,8 @@ describe('bridge → Kafka', () => {
   });
 
   it('started while Kafka is down, waits for it instead of exiting (up for Prometheus, the waits counted as failed forwards, not ready), then accepts agents and forwards', async () => {
-    await peer.down(1);
-    cleanups.push(() => peer.up(1));
+    await kafka.kill();
+    cleanups.push(() => kafka.start());
     const lines: string[] = [];
     const logger = pino({ level: 'warn' }, { write: (l: string) => void lines.push(l) });
     let started = false;
@@ -160,7 +159,7 @@ describe('bridge → Kafka', () => {
     const health = await fetch(`http://127.0.0.1:${httpPort}/healthz`);
     expect(health.status).toBe(503);
     expect(await health.json()).toEqual({ ok: false, phase: 'waiting for the downstream (kafka)' });
-    await peer.up(1);
+    await kafka.start();
     const svc = await starting;
     const kc = await consumer();
     const c = await connect(svc.mqttPort, 'gw-1');
@@ -215,15 +214,15 @@ describe('bridge → Kafka', () => {
     const svc = await bridge();
     const kc = await consumer();
     const c = await connect(svc.mqttPort, 'gw-1');
-    await peer.down(1);
-    cleanups.push(() => peer.up(1));
+    await kafka.kill();
+    cleanups.push(() => kafka.start());
     const eventId = `drain-${Date.now()}`;
     const acked = c.publishAsync('vcam/v1/agents/gw-1/events', payload('gw-1', [pev('gw-1', 1, { eventId })]), { qos: 1 });
     await waitFor(() => svc.bridge.publishesInFlight === 1, 10_000, 'the publish pending at the bridge');
     const closing = svc.close();
     await new Promise((r) => setTimeout(r, 300));
     await expect(connect(svc.mqttPort, 'gw-2')).rejects.toThrow(/ECONNREFUSED/);
-    await peer.up(1);
+    await kafka.start();
     await acked;
     await closing;
     await kc.waitFor(() => kc.of(TOPICS.events).some((m) => m.headers.eventId === eventId), 30_000, 'the drained event in Kafka');

@@ -18,9 +18,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentTopic } from '../common/contract.js';
 import { TOPICS } from '../common/kafka.js';
 import { silentLogger } from '../common/log.js';
-import { consumeAll } from '../test/helpers/kafka.js';
+import { consumeAll, startTestKafka } from '../test/helpers/kafka.js';
 import { eventArb, expectEvent, FUZZ_NOW, fuzzAssert, fuzzInputs, fuzzTimeout, isPlainObject, notJsonBytes, oddValue, parsesAsJson, Tally, type Reason } from '../test/helpers/fuzz.js';
-import { startKafkaPeer, type KafkaPeer } from '../simulator/kafka-peer/index.js';
+import type { LocalKafka } from '../kafka/index.js';
 import { addAgent, KafkaDownstream, startBridgeService, type BridgeService } from './index.js';
 
 const INPUTS = fuzzInputs(1_000);
@@ -31,21 +31,21 @@ const AGENTS = Array.from({ length: 12 }, (_, i) => `gw-fuzz-${i}`);
 /** Publishes per run, all at once: PUBACKs wait for Kafka, so runs are round trips and more per run go faster. */
 const PER_RUN = 8;
 
-let peer: KafkaPeer;
+let kafka: LocalKafka;
 let svc: BridgeService;
 const secrets = new Map<string, string>();
 const clients = new Map<string, MqttClient>();
 beforeAll(async () => {
-  peer = await startKafkaPeer({ partitions: 16 });
+  kafka = await startTestKafka(16);
   const agentsFile = join(mkdtempSync(join(tmpdir(), 'vcam-fuzz-')), 'agents.json');
   for (const a of AGENTS) secrets.set(a, await addAgent(agentsFile, a));
-  const downstream = new KafkaDownstream({ brokers: peer.brokers, clientId: 'fuzz-bridge', logger: silentLogger, idempotent: false, compression: 'gzip', sendRetries: 3, sendTimeoutMs: 10_000 });
+  const downstream = new KafkaDownstream({ brokers: kafka.brokers, clientId: 'fuzz-bridge', logger: silentLogger, idempotent: true, compression: 'gzip', sendRetries: 3, sendTimeoutMs: 10_000 });
   svc = await startBridgeService({ mqttPort: 0, agentsFile, downstream, maxPacketBytes: MAX_PACKET });
 });
 afterAll(async () => {
   for (const c of clients.values()) await c.endAsync(true).catch(() => undefined);
   await svc?.close();
-  await peer?.stop();
+  await kafka?.stop();
 });
 
 const connect = (agent: string, password = secrets.get(agent)!) =>
@@ -166,7 +166,7 @@ function explains(got: Tally<string>, rejects: { reasons: Reason[] }[]): boolean
 describe('bridge fuzz', () => {
   it(`takes ${INPUTS}+ generated publishes from ${AGENTS.length} agents: valid events to Kafka once each, every refusal dead-lettered and counted`, { timeout: fuzzTimeout(INPUTS, 10, 120_000) }, async () => {
     // Joining a group takes the peer 3 s: the consumer joins while the runs go on (it reads from the beginning).
-    const joining = consumeAll(peer.brokers, [TOPICS.events, TOPICS.dlq], (m) => (m.topic === TOPICS.dlq ? { ...m, value: Buffer.from(valueKey(m.value)) } : m));
+    const joining = consumeAll(kafka.brokers, [TOPICS.events, TOPICS.dlq], (m) => (m.topic === TOPICS.dlq ? { ...m, value: Buffer.from(valueKey(m.value)) } : m));
     for (const a of AGENTS) clients.set(a, await connect(a));
     /** What Kafka must hold: valid events by agent, and refusals by agent and dead-letter value. */
     const validEvents: { agentId: string; value: unknown }[] = [];

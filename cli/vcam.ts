@@ -18,6 +18,7 @@ export const COMMANDS: Record<string, Entry> = {
   agent: { summary: 'camera-gateway agent: HTTP ingest, SQLite outbox, MQTT publish', load: async () => (await import('../agent/cli.js')).main },
   bridge: { summary: 'MQTT front door (embedded aedes) forwarding to Kafka', load: async () => (await import('../bridge/cli.js')).main },
   processor: { summary: 'Kafka consumer: dedup, geo join, aggregates into ClickHouse', load: async () => (await import('../processor/cli.js')).main },
+  kafka: { summary: 'a local Apache Kafka broker (KRaft) on loopback; `vcam kafka fetch` brings its jars', load: async () => (await import('../kafka/cli.js')).main },
   clickhouse: { summary: 'embedded ClickHouse (chDB) served over HTTP', load: async () => (await import('../clickhouse/cli.js')).serverMain },
   migrate: { summary: 'create or upgrade the vcam database in ClickHouse', load: async () => (await import('../clickhouse/cli.js')).migrateMain },
   geo: { summary: 'geo reference table: `vcam geo load FILE.csv`', load: async () => (await import('../clickhouse/cli.js')).geoMain },

@@ -1,7 +1,8 @@
 /**
  * How every vcam command runs: parse config (or print --help), start, wait for SIGINT/SIGTERM,
  * shut down gracefully. Exit codes mean the same everywhere:
- *   0 ok · 1 failed at run time · 2 usage or configuration error · 69 not available yet
+ *   0 ok · 1 failed at run time · 2 usage or configuration error · 69 not available (not built
+ *   yet, or something it needs, such as Java, is missing)
  *   130/143 a second signal forced the exit before shutdown finished.
  */
 import { loadConfig, type Command, type Config, type Spec } from './config.js';
@@ -61,7 +62,7 @@ export async function exitWith(run: () => Promise<number>): Promise<never> {
       const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
       process.stderr.write(`error: ${e.address ?? ''}:${e.port ?? '?'} is already in use by another process; pick another port (see --help)\n`);
       code = EXIT.USAGE;
-    } else if (err instanceof VcamError && err.code === 'NOT_IMPLEMENTED') {
+    } else if (err instanceof VcamError && (err.code === 'NOT_IMPLEMENTED' || err.code === 'UNAVAILABLE')) {
       process.stderr.write(`${err.message}\n`);
       code = EXIT.UNAVAILABLE;
     } else {

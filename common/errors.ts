@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'CONFIG_INVALID'
   | 'USAGE'
   | 'NOT_IMPLEMENTED'
+  | 'UNAVAILABLE'
   | 'CONNECTION'
   | 'TIMEOUT';
 

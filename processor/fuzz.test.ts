@@ -38,11 +38,11 @@ let svc: ProcessorService;
 let producer: Producer;
 let kafka: Kafka;
 beforeAll(async () => {
-  kafka = new Kafka({ clientId: 'fuzz-producer', brokers: env.peer.brokers, logLevel: logLevel.NOTHING, retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1_000 } });
+  kafka = new Kafka({ clientId: 'fuzz-producer', brokers: env.kafka.brokers, logLevel: logLevel.NOTHING, retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1_000 } });
   producer = kafka.producer();
   await producer.connect();
   svc = await startProcessorService({
-    brokers: env.peer.brokers,
+    brokers: env.kafka.brokers,
     clientId: 'fuzz-processor',
     logger: silentLogger,
     clickhouseUrl: env.ch.url,

@@ -286,9 +286,9 @@ export class ChaosRun {
       }
       case 'kafka-down': {
         const kafka = this.c.stack.kafka!;
-        await kafka.down(-1);
+        await kafka.kill();
         await sleep(f.durationMs, this.signal);
-        await kafka.up(-1);
+        await kafka.start();
         const up = Date.now();
         return this.record(f, at, up, (await this.writtenAfter(up)) - up);
       }

@@ -171,7 +171,7 @@ export const verifyCommand = defineCommand({
     chaosPauseMax: { type: 'duration', default: '10s', description: 'chaos: longest time a killed component stays down' },
     json: { type: 'boolean', default: false, description: 'only the JSON report on stdout, progress as JSON lines on stderr' },
     keep: { type: 'boolean', default: false, description: 'keep the temporary directory (it is kept anyway when verify fails)' },
-    partitions: { type: 'int', default: 4, description: 'Kafka mode: partitions of the events topic (the test peer keeps 5 MiB of each: more partitions hold a longer backlog)' },
+    partitions: { type: 'int', default: 4, description: 'Kafka mode: partitions of the events topic on the local broker' },
     alertBaseline: { type: 'duration', default: '2m', description: "the processor's spike baseline for this run (short, so bursts can be judged in minutes)" },
     drainTimeout: { type: 'duration', default: '120s', description: 'how long the pipeline may take to deliver everything after the simulator stops' },
     break: { type: 'string', choices: ['none', 'dedup'], default: 'none', description: 'break the pipeline on purpose to see verify fail (dedup: the processor counts every copy)' },

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { freePort } from '../common/http.js';
 import { VCAM_BIN } from '../common/paths.js';
 import { sleep } from '../common/retry.js';
-import { startKafkaPeer, type KafkaPeer } from './kafka-peer/index.js';
+import { LocalKafka } from '../kafka/index.js';
 
 export type Mode = 'single-node' | 'kafka';
 
@@ -118,7 +118,7 @@ export class Child {
 
 export class Stack {
   readonly children: Child[] = [];
-  kafka?: KafkaPeer;
+  kafka?: LocalKafka;
   /** One per bridge, in order. */
   mqttUrls: string[] = [];
   clickhouseUrl = '';
@@ -157,19 +157,16 @@ export class Stack {
     const dedup = [...(o.dedup ? [] : ['--no-dedup']), '--hot-horizon', `${o.hotHorizonMs}ms`];
     let downstream: string[];
     if (o.mode === 'kafka') {
-      this.kafka = await startKafkaPeer({ partitions: o.partitions });
+      this.kafka = new LocalKafka({ dataDir: join(o.dir, 'kafka'), partitions: o.partitions });
+      await this.kafka.start();
       const brokers = this.kafka.bootstrap;
       for (let i = 1; i <= (o.processors ?? 1); i++) {
         const httpPort = await freePort();
-        // Test-peer settings (docs/testing.md): a short session so a restarted member rejoins fast.
+        // A short session: a member killed by chaos leaves the group in seconds, not 30.
         await this.start(`processor-${i}`, ['processor', '--kafka-brokers', brokers, '--clickhouse-url', this.clickhouseUrl, '--http-port', String(httpPort), '--session-timeout', '6s', ...alerts, ...dedup], httpPort);
       }
-      // The mock cluster's controller id 0 breaks the idempotent producer: off for the test peer only.
-      // The peer answers a fetch with one producer batch per partition (real Kafka: up to 1 MiB),
-      // so the processor's reading speed is batch size × fetches; 50 ms batches, not 5 ms ones,
-      // let it catch up after a write (16 partitions at 10,000/s: p50 2.8 s → 0.7 s) and pack
-      // more events into the 5 MiB the peer keeps per partition.
-      downstream = ['--kafka-brokers', brokers, '--no-kafka-idempotent', '--kafka-linger', '50ms'];
+      // The bridges' production settings: idempotent producer, default linger.
+      downstream = ['--kafka-brokers', brokers];
     } else {
       downstream = ['--clickhouse-url', this.clickhouseUrl, ...alerts, ...dedup];
     }

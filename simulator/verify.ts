@@ -58,6 +58,8 @@ export interface VerifyReport {
   otherSpikeAlerts: number;
   drained: boolean;
   drainS: number;
+  /** Kafka mode: the Apache Kafka broker the run talked to. */
+  kafka?: { version: string; partitions: number };
   /** What went wrong, in words; empty when ok. */
   problems: string[];
   mismatches: string[];
@@ -262,6 +264,7 @@ function report(o: VerifyOptions, sim: Simulation, seen: Observed, drained: bool
     otherSpikeAlerts: c.otherSpikeAlerts,
     drained,
     drainS,
+    ...(stack.kafka && { kafka: { version: stack.kafka.version, partitions: o.partitions } }),
     problems,
     mismatches: c.mismatches,
     dir: o.dir,

@@ -9,15 +9,15 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TOPICS } from '../common/kafka.js';
 import { freePort } from './helpers/brokers.js';
-import { consumeAll } from './helpers/kafka.js';
+import { consumeAll, startTestKafka } from './helpers/kafka.js';
 import { VCAM_BIN, vcam, waitHealthy } from './helpers/processes.js';
-import { startKafkaPeer, type KafkaPeer } from '../simulator/kafka-peer/index.js';
+import type { LocalKafka } from '../kafka/index.js';
 
-let peer: KafkaPeer;
+let kafka: LocalKafka;
 beforeAll(async () => {
-  peer = await startKafkaPeer({ partitions: 16 });
+  kafka = await startTestKafka(16);
 });
-afterAll(() => peer.stop());
+afterAll(() => kafka?.stop());
 
 describe('vcam bridge + vcam agent processes', () => {
   it('carry events from HTTP ingest to Kafka, and both shut down cleanly on SIGTERM', async () => {
@@ -28,14 +28,14 @@ describe('vcam bridge + vcam agent processes', () => {
 
     const [mqttPort, bridgeHttp, agentHttp] = [await freePort(), await freePort(), await freePort()];
     const bridge = vcam(['bridge', '--mqtt-port', String(mqttPort), '--http-port', String(bridgeHttp), '--agents-file', agentsFile, '--log-level', 'warn'], {
-      VCAM_KAFKA_BROKERS: peer.bootstrap,
+      VCAM_KAFKA_BROKERS: kafka.bootstrap,
       // Test configuration for the mock cluster (docs/testing.md).
       VCAM_KAFKA_IDEMPOTENT: 'false',
     });
     await waitHealthy(bridgeHttp, bridge);
     const agent = vcam(['agent', '--id', 'gw-cli', '--data-dir', join(dir, 'agent'), '--http-port', String(agentHttp), '--mqtt-url', `mqtt://127.0.0.1:${mqttPort}`, '--mqtt-username', 'gw-cli', '--log-level', 'warn'], { VCAM_MQTT_PASSWORD: secret });
     await waitHealthy(agentHttp, agent);
-    const consumer = await consumeAll(peer.brokers, [TOPICS.events]);
+    const consumer = await consumeAll(kafka.brokers, [TOPICS.events]);
 
     const body = Array.from({ length: 300 }, (_, i) => ({ deviceId: `cam-${i % 3}`, geoId: 5, ts: Date.now() - 1000 - i, type: 'person' }));
     const r = await fetch(`http://127.0.0.1:${agentHttp}/v1/events`, { method: 'POST', body: JSON.stringify(body) });

@@ -23,7 +23,7 @@ describe('processor: a chunk write stopped half-way', () => {
     const unique = pipelineEvents(4_000, { prefix: 'ab' });
     const messages = withDuplicates(unique);
     const half = messages.length / 2;
-    await produceEvents(env.peer.brokers, messages.slice(0, half), 1_000);
+    await produceEvents(env.kafka.brokers, messages.slice(0, half), 1_000);
 
     // The first chunk's write stops after its events and dedup-log inserts, as the writer stops
     // when a heartbeat is refused; the partitions are not revoked. It stops only once the rest
@@ -44,10 +44,10 @@ describe('processor: a chunk write stopped half-way', () => {
       await new Promise((r) => setTimeout(r, 2_000));
       throw STALE;
     };
-    const svc = await startProcessorService({ brokers: env.peer.brokers, clientId: 'abandoned-test', logger: silentLogger, clickhouseUrl: env.ch.url, group: 'g-abandoned', sessionTimeoutMs: 6_000, retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1_000 } });
+    const svc = await startProcessorService({ brokers: env.kafka.brokers, clientId: 'abandoned-test', logger: silentLogger, clickhouseUrl: env.ch.url, group: 'g-abandoned', sessionTimeoutMs: 6_000, retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1_000 } });
     try {
       await waitFor(() => writes >= 1, 30_000, 'the first chunk write');
-      await produceEvents(env.peer.brokers, messages.slice(half), 1_000);
+      await produceEvents(env.kafka.brokers, messages.slice(half), 1_000);
       release();
       const lag = () => [...svc.processor.lag().values()].reduce((a, b) => a + b, 0);
       await waitFor(async () => (await sum('vcam.geo_10s')) >= unique.length && svc.processor.lag().size === 4 && lag() === 0, 60_000, 'every event counted');

@@ -21,7 +21,7 @@ describe('processor crash', () => {
     const unique = pipelineEvents(20_000, { prefix: 'k' });
     const port = await freePort();
     const start = () =>
-      vcam(['processor', '--kafka-brokers', env.peer.bootstrap, '--clickhouse-url', env.ch.url, '--http-port', String(port), '--log-level', 'warn', '--hot-horizon', '2m'], {
+      vcam(['processor', '--kafka-brokers', env.kafka.bootstrap, '--clickhouse-url', env.ch.url, '--http-port', String(port), '--log-level', 'warn', '--hot-horizon', '2m'], {
         // Test configuration for the mock cluster (docs/testing.md).
         VCAM_SESSION_TIMEOUT: '3s',
       });
@@ -29,7 +29,7 @@ describe('processor crash', () => {
 
     let proc: Proc = start();
     await waitHealthy(port, proc);
-    const producing = produceEvents(env.peer.brokers, withDuplicates(unique), 200, 40);
+    const producing = produceEvents(env.kafka.brokers, withDuplicates(unique), 200, 40);
     const rand = rng(SEED);
     let kills = 0;
     for (let i = 0; i < 4; i++) {

@@ -11,14 +11,15 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { freePort, waitFor } from './helpers/brokers.js';
 import { countPerGeoMinute, pipelineEvents, produceEvents, withDuplicates } from './helpers/events.js';
 import { vcam, waitHealthy, type Proc } from './helpers/processes.js';
-import { startKafkaPeer, type KafkaPeer } from '../simulator/kafka-peer/index.js';
+import type { LocalKafka } from '../kafka/index.js';
+import { startTestKafka } from './helpers/kafka.js';
 
 // One Kafka peer per test: each test's consumer group reads its topic from the beginning.
-let peer: KafkaPeer;
+let kafka: LocalKafka;
 beforeEach(async () => {
-  peer = await startKafkaPeer({ partitions: 16 });
+  kafka = await startTestKafka(16);
 });
-afterEach(() => peer?.stop());
+afterEach(() => kafka?.stop());
 
 const procs: Proc[] = [];
 afterEach(async () => {
@@ -42,7 +43,7 @@ async function clickhouseProcess(dataDir: string, port: number): Promise<Proc> {
 }
 
 function processor(chUrl: string, group: string, port: number): Proc {
-  const proc = vcam(['processor', '--kafka-brokers', peer.bootstrap, '--clickhouse-url', chUrl, '--group', group, '--http-port', String(port), '--log-level', 'warn', '--hot-horizon', '2m', '--session-timeout', '3s']);
+  const proc = vcam(['processor', '--kafka-brokers', kafka.bootstrap, '--clickhouse-url', chUrl, '--group', group, '--http-port', String(port), '--log-level', 'warn', '--hot-horizon', '2m', '--session-timeout', '3s']);
   procs.push(proc);
   return proc;
 }
@@ -88,12 +89,12 @@ describe('processor faults', () => {
     const unique = pipelineEvents(8_000, { prefix: 'c' });
     const stream = withDuplicates(unique);
     const half = Math.floor(stream.length / 2);
-    await produceEvents(peer.brokers, stream.slice(0, half), 400);
+    await produceEvents(kafka.brokers, stream.slice(0, half), 400);
     await waitFor(async () => (await total(url)) > 500, 30_000, 'some events counted');
     ch.child.kill('SIGTERM');
     await ch.exited;
     // Events keep arriving in Kafka while ClickHouse is away.
-    const producing = produceEvents(peer.brokers, stream.slice(half), 400, 50);
+    const producing = produceEvents(kafka.brokers, stream.slice(half), 400, 50);
     const failures = async () => (await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text()).match(/vcam_processor_clickhouse_write_failures_total\{component="processor"\} (\d+)/)?.[1];
     await waitFor(async () => Number(await failures()) > 0, 20_000, 'failed writes while ClickHouse is down');
     await new Promise((r) => setTimeout(r, 3_000));
@@ -119,7 +120,7 @@ describe('processor faults', () => {
     await ch.exited;
     // No partition has been recovered yet: the first batches find ClickHouse gone.
     const unique = pipelineEvents(3_000, { prefix: 'r' });
-    await produceEvents(peer.brokers, unique, 500);
+    await produceEvents(kafka.brokers, unique, 500);
     const failures = async () => Number((await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text()).match(/vcam_processor_clickhouse_write_failures_total\{component="processor"\} (\d+)/)?.[1]);
     await waitFor(async () => (await failures()) >= 5, 30_000, 'failed recoveries counted while ClickHouse is down');
     ch = await clickhouseProcess(dataDir, chPort);
@@ -144,7 +145,7 @@ describe('processor faults', () => {
     expect(health.status).toBe(503);
     expect(await health.json()).toEqual({ ok: false, phase: 'waiting for ClickHouse' });
     const unique = pipelineEvents(2_000, { prefix: 's' });
-    await produceEvents(peer.brokers, unique, 500);
+    await produceEvents(kafka.brokers, unique, 500);
     await clickhouseProcess(dataDir, chPort);
     await waitHealthy(httpPort, restarted);
     await waitFor(async () => (await total(url)) >= unique.length, 60_000, 'every event counted after ClickHouse returned');
@@ -171,7 +172,7 @@ describe('processor faults', () => {
     const nameOf = async (id: string) => (await (await client.query({ query: 'SELECT geo_name FROM vcam.events WHERE event_id = {id:String}', query_params: { id }, format: 'JSONEachRow' })).json<{ geo_name: string }>())[0]?.geo_name;
     const now = Date.now();
     const ev = (i: number) => ({ eventId: `cam-g:geo${i}`, deviceId: 'cam-g', geoId: 1, ts: now - 1000 + i, type: 'person', agentId: 'gw-1', seq: i, receivedAt: now });
-    await produceEvents(peer.brokers, [ev(1)]);
+    await produceEvents(kafka.brokers, [ev(1)]);
     await waitFor(async () => (await nameOf('cam-g:geo1')) !== undefined, 30_000, 'the first event');
     expect(await nameOf('cam-g:geo1')).toBe('Old Town');
 
@@ -182,7 +183,7 @@ describe('processor faults', () => {
     expect(await bad.exited).toBe(2);
     expect(bad.stderr()).toMatch(/line 2: geoId "x"[\s\S]*line 3: geoName is empty/);
     await new Promise((r) => setTimeout(r, 6_000)); // the processor re-reads the table every 5 s
-    await produceEvents(peer.brokers, [ev(2)]);
+    await produceEvents(kafka.brokers, [ev(2)]);
     await waitFor(async () => (await nameOf('cam-g:geo2')) !== undefined, 30_000, 'the second event');
     expect(await nameOf('cam-g:geo2')).toBe('New Town');
     await client.close();
@@ -203,7 +204,7 @@ describe('processor faults', () => {
       await new Promise((r) => setTimeout(r, 4_000));
     }
     const unique = pipelineEvents(12_000, { prefix: `m${n}` });
-    const producing = produceEvents(peer.brokers, withDuplicates(unique), 400, 60);
+    const producing = produceEvents(kafka.brokers, withDuplicates(unique), 400, 60);
     await waitFor(async () => (await total(url)) > 2_000, 60_000, 'counting under way');
     const assigned = await Promise.all(ports.map(async (port) => ((await (await fetch(`http://127.0.0.1:${port}/healthz`)).json()) as { partitions: number[] }).partitions.length));
     expect(assigned.filter((n) => n > 0).length, `partitions per member: ${assigned.join(', ')}; ${members.map((m) => m.stderr().slice(-500)).join('\n')}`).toBeGreaterThanOrEqual(2);

@@ -22,8 +22,8 @@ describe('processor: a chunk to finish whose head Kafka no longer holds', () => 
   it('is replayed from its kept rows: every event counted once, re-sends known as duplicates', { timeout: 180_000 }, async () => {
     const events = pipelineEvents(30_000, { prefix: 'gap' });
     // Uncompressed, over the test peer's 5 MiB per partition: the log start moves past offset 0.
-    await produceEvents(env.peer.brokers, events, 1_000, 0, CompressionTypes.None);
-    const kafka = new Kafka({ clientId: 'gap-test', brokers: env.peer.brokers, logLevel: logLevel.NOTHING });
+    await produceEvents(env.kafka.brokers, events, 1_000, 0, CompressionTypes.None);
+    const kafka = new Kafka({ clientId: 'gap-test', brokers: env.kafka.brokers, logLevel: logLevel.NOTHING });
     const admin = kafka.admin();
     await admin.connect();
     const [{ low }] = await admin.fetchTopicOffsets(TOPICS.events);
@@ -44,9 +44,9 @@ describe('processor: a chunk to finish whose head Kafka no longer holds', () => 
 
     // Re-sends of 500 events of the lost head, which are in ClickHouse: duplicates.
     const resent = events.slice(0, 500).map((e) => ({ ...e, seq: e.seq + 1_000_000 }));
-    await produceEvents(env.peer.brokers, resent);
+    await produceEvents(env.kafka.brokers, resent);
 
-    const svc = await startProcessorService({ brokers: env.peer.brokers, clientId: 'gap-processor', logger: silentLogger, clickhouseUrl: env.ch.url, group: 'g-gap', sessionTimeoutMs: 6_000, hotHorizonMs: 60 * 60_000, retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1_000 } });
+    const svc = await startProcessorService({ brokers: env.kafka.brokers, clientId: 'gap-processor', logger: silentLogger, clickhouseUrl: env.ch.url, group: 'g-gap', sessionTimeoutMs: 6_000, hotHorizonMs: 60 * 60_000, retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1_000 } });
     try {
       const geoSum = async () => Number((await env.ch.query<{ n: string }>('SELECT sum(events) AS n FROM vcam.geo_10s'))[0]!.n);
       const lag = () => [...svc.processor.lag().values()].reduce((a, b) => a + b, 0);

@@ -25,7 +25,7 @@ function groundTruth(n: number, now: number) {
 }
 
 async function produce(events: Ev[]) {
-  const kafka = new Kafka({ clientId: 'test-producer', brokers: env.peer.brokers, logLevel: logLevel.NOTHING });
+  const kafka = new Kafka({ clientId: 'test-producer', brokers: env.kafka.brokers, logLevel: logLevel.NOTHING });
   const producer = kafka.producer();
   await producer.connect();
   for (let i = 0; i < events.length; i += 500) {
@@ -60,7 +60,7 @@ describe('processor: Kafka → ClickHouse', () => {
     await produce(stream);
 
     svc = await startProcessorService({
-      brokers: env.peer.brokers,
+      brokers: env.kafka.brokers,
       clientId: 'test-processor',
       logger: silentLogger,
       clickhouseUrl: env.ch.url,

@@ -15,7 +15,7 @@ import { countPerGeoMinute, pipelineEvents, produceEvents, withDuplicates } from
 
 const env = useKafkaAndClickHouse(4);
 
-const options = () => ({ brokers: env.peer.brokers, clientId: 'redo-test', logger: silentLogger, clickhouseUrl: env.ch.url, group: 'g-redo', sessionTimeoutMs: 3_000, retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1_000 } });
+const options = () => ({ brokers: env.kafka.brokers, clientId: 'redo-test', logger: silentLogger, clickhouseUrl: env.ch.url, group: 'g-redo', sessionTimeoutMs: 3_000, retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1_000 } });
 const sum = (table: string, column?: string) => columnSum(env.ch, table, column);
 
 describe('processor redo', () => {
@@ -23,7 +23,7 @@ describe('processor redo', () => {
     const unique = pipelineEvents(4_000, { prefix: 'r' });
     const messages = withDuplicates(unique);
     const half = messages.length / 2;
-    await produceEvents(env.peer.brokers, messages.slice(0, half), 1_000);
+    await produceEvents(env.kafka.brokers, messages.slice(0, half), 1_000);
 
     // First processor: its first chunk (all four partitions) is written; the second, of the
     // messages produced after it, dies after its events and dedup-log inserts (aggregates
@@ -56,7 +56,7 @@ describe('processor redo', () => {
     const consumer = first.processor as unknown as { consumer: { commitOffsets: () => Promise<void> } };
     consumer.consumer.commitOffsets = async () => undefined;
     await waitFor(() => chunks === 1 && first.processor.lag().size === 4 && [...first.processor.lag().values()].every((l) => l === 0), 30_000, 'the first chunk');
-    await produceEvents(env.peer.brokers, messages.slice(half), 1_000);
+    await produceEvents(env.kafka.brokers, messages.slice(half), 1_000);
     await waitFor(() => died, 30_000, 'the cut-short chunk');
     await first.close();
     ProcessorStore.prototype.writeRows = original;

@@ -1,12 +1,13 @@
 /**
  * `vcam verify` end to end, as a user runs it: real child processes, real ClickHouse engine,
- * real MQTT, the Kafka test peer. Short runs; the 10k events/s figures are in the issue notes.
+ * real MQTT, the local Apache Kafka broker. Short runs; the 10k events/s figures are in the issue notes.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { KAFKA_VERSION } from '../kafka/index.js';
 import type { VerifyReport } from '../simulator/index.js';
 import { waitFor } from './helpers/brokers.js';
 import { vcam } from './helpers/processes.js';
@@ -37,9 +38,10 @@ describe('vcam verify', () => {
     expect(code).toBe(0);
   });
 
-  it('Kafka mode (test peer, separate bridge and processor processes): exact, exit 0', async () => {
+  it('Kafka mode (the local Apache Kafka broker, separate bridge and processor processes): exact, exit 0, the broker named', async () => {
     const { code, report } = await run(['--kafka']);
     expect(report.mode).toBe('kafka');
+    expect(report.kafka).toEqual({ version: KAFKA_VERSION, partitions: 4 });
     expectExact(report);
     expect(code).toBe(0);
   });

@@ -1,6 +1,23 @@
-/** A kafkajs consumer for tests: reads topics from the beginning and keeps every message. */
+/** The local Apache Kafka broker in a temp directory, and a kafkajs consumer that keeps every message. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Kafka, logLevel, type IHeaders } from 'kafkajs';
+import { startLocalKafka, type LocalKafka } from '../../kafka/index.js';
 import { waitFor } from './brokers.js';
+
+/** A broker of its own for one test file (one JVM per file: two cores); `stop()` also removes its data. */
+export async function startTestKafka(partitions = 16): Promise<LocalKafka> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'vcam-kafka-'));
+  const kafka = await startLocalKafka({ dataDir, partitions, heapMb: 384 });
+  const stop = kafka.stop.bind(kafka);
+  return Object.assign(kafka, {
+    stop: async () => {
+      await stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  });
+}
 
 export interface Consumed {
   topic: string;
@@ -13,7 +30,7 @@ export interface Consumed {
 /** `keep` may shrink what is kept of each message (a long run holds hundreds of thousands). */
 export async function consumeAll(brokers: string[], topics: string[], keep: (m: Consumed) => Consumed = (m) => m) {
   const kafka = new Kafka({ clientId: 'vcam-test-consumer', brokers, logLevel: logLevel.NOTHING });
-  // Test configuration for the mock cluster (docs/testing.md): short session, short fetch wait.
+  // A short session and fetch wait: tests wait on what arrives, not on timers.
   const consumer = kafka.consumer({ groupId: `test-${process.pid}-${Math.random().toString(16).slice(2)}`, sessionTimeout: 6_000, heartbeatInterval: 500, maxWaitTimeInMs: 100, retry: { retries: 10 } });
   await consumer.connect();
   await consumer.subscribe({ topics, fromBeginning: true });
