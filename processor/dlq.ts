@@ -12,7 +12,8 @@ import type { Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
 import { DEFAULT_RETENTION, dt64 } from '../clickhouse/schema.js';
 import { storableTime } from '../common/contract.js';
 import { createGroupConsumer, TOPICS, type KafkaClientOptions } from '../common/kafka.js';
-import { backoffDelay, retry } from '../common/retry.js';
+import { retry } from '../common/retry.js';
+import { KeptConsumer } from './consumer.js';
 
 export interface DlqConsumerOptions extends KafkaClientOptions {
   clickhouse: ClickHouseClient;
@@ -45,7 +46,8 @@ interface PartitionCopy {
 }
 
 export class DlqConsumer {
-  private consumer: Consumer;
+  /** The group member, restarted with backoff whenever it stops (consumer.ts). */
+  readonly member: KeptConsumer;
   private stopping = false;
   /** Forgotten on every rebalance and read back from ClickHouse. */
   private readonly parts = new Map<number, PartitionCopy>();
@@ -54,45 +56,37 @@ export class DlqConsumer {
   copied = 0;
 
   constructor(private readonly o: DlqConsumerOptions) {
-    this.consumer = this.createConsumer();
+    this.member = new KeptConsumer({
+      create: () => this.createConsumer(),
+      run: async (consumer) => {
+        await consumer.connect();
+        await consumer.subscribe({ topic: TOPICS.dlq, fromBeginning: true });
+        await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: (b) => this.onBatch(b) });
+      },
+    });
     this.timer = setInterval(() => {
       for (const [p, st] of this.parts) if (this.due(st)) void this.flush(p, st).catch(() => undefined);
     }, GATHER_MS / 4);
     this.timer.unref();
   }
 
+  private get consumer(): Consumer {
+    return this.member.consumer;
+  }
+
   private createConsumer(): Consumer {
+    this.generation++;
+    this.parts.clear();
     const consumer = createGroupConsumer(this.o, { groupId: this.o.group, sessionTimeoutMs: this.o.sessionTimeoutMs, maxWaitTimeInMs: this.o.maxWaitTimeInMs });
     consumer.on(consumer.events.REBALANCING, () => {
       this.generation++;
       this.parts.clear();
     });
-    // As in processor.ts: after a non-retriable crash kafkajs stays down; start a fresh member.
-    consumer.on(consumer.events.CRASH, ({ payload }) => {
-      if (!payload.restart) this.restart(payload.error, 0);
-    });
     return consumer;
   }
 
-  private restart(err: Error, attempt: number): void {
-    if (this.stopping) return;
-    this.o.logger.warn({ err: err.message, attempt }, 'dead-letter copier stopped; starting a new consumer');
-    setTimeout(() => {
-      void (async () => {
-        await this.consumer.disconnect().catch(() => undefined);
-        if (this.stopping) return;
-        this.generation++;
-        this.parts.clear();
-        this.consumer = this.createConsumer();
-        await this.start().catch((e: Error) => this.restart(e, attempt + 1));
-      })();
-    }, backoffDelay(attempt, { initialMs: 1_000, maxMs: 30_000 }));
-  }
-
-  async start(): Promise<void> {
-    await this.consumer.connect();
-    await this.consumer.subscribe({ topic: TOPICS.dlq, fromBeginning: true });
-    await this.consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: (b) => this.onBatch(b) });
+  start(): Promise<void> {
+    return this.member.start();
   }
 
   private async storedNext(partition: number): Promise<bigint> {
@@ -176,7 +170,7 @@ export class DlqConsumer {
   async stop(): Promise<void> {
     this.stopping = true;
     clearInterval(this.timer);
-    await this.consumer.disconnect();
+    await this.member.stop();
   }
 }
 

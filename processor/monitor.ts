@@ -5,6 +5,7 @@ import type { Logger } from '../common/log.js';
 import { Gauge, type Registry } from '../common/metrics.js';
 import { AlertEvaluator, ALERT_DEFAULTS, type AlertOptions } from './alerts/index.js';
 import { StatusTracker } from './status.js';
+import type { HealthSnapshot } from './alerts/index.js';
 import type { WriterEvents } from './writer.js';
 
 export interface Monitor {
@@ -13,8 +14,8 @@ export interface Monitor {
   stop(): void;
 }
 
-export async function startMonitor(o: { client: ClickHouseClient; source: EventEmitter<WriterEvents>; lag: () => Map<number, number>; log: Logger; registry: Registry; lateAfterMs: number; everyMs?: number; alerts?: Partial<AlertOptions> }): Promise<Monitor> {
-  const tracker = new StatusTracker(o.source, o.lag);
+export async function startMonitor(o: { client: ClickHouseClient; source: EventEmitter<WriterEvents>; lag: () => Map<number, number>; log: Logger; registry: Registry; lateAfterMs: number; everyMs?: number; alerts?: Partial<AlertOptions>; consumerDown?: () => HealthSnapshot['consumerDown'] }): Promise<Monitor> {
+  const tracker = new StatusTracker(o.source, o.lag, o.consumerDown);
   const alerts = AlertEvaluator.standard(o.client, () => tracker.health(), { ...ALERT_DEFAULTS, ...o.alerts, lateAfterMs: o.lateAfterMs });
   alerts.on('opened', (a) => o.log[a.severity === 'critical' ? 'error' : 'warn']({ kind: a.kind, subject: a.subject }, `ALERT: ${a.message}`));
   alerts.on('resolved', (a) => o.log.info({ kind: a.kind, subject: a.subject }, 'alert resolved'));

@@ -20,6 +20,7 @@ import { EventEmitter } from 'node:events';
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { Consumer, EachBatchPayload } from 'kafkajs';
 import { createGroupConsumer, TOPICS, type KafkaClientOptions } from '../common/kafka.js';
+import { KeptConsumer } from './consumer.js';
 import type { HotSet } from './dedup.js';
 import { GeoTable } from './geo.js';
 import type { ChunkMessage, PipelineOptions } from './pipeline.js';
@@ -55,7 +56,6 @@ export interface ProcessorEvents {
   rowsExpired: [partition: number, token: string];
   offsetGap: [partition: number, expected: bigint, got: bigint];
   geoReloaded: [geos: number];
-  crashed: [err: Error];
 }
 
 interface PartitionState {
@@ -72,7 +72,8 @@ export function pipelineOptions(o: { lateAfterMs: number; rawRetentionDays: numb
 
 export class Processor extends EventEmitter<ProcessorEvents> {
   readonly topic: string;
-  private consumer: Consumer;
+  /** The group member, restarted with backoff whenever it stops (consumer.ts). */
+  readonly member: KeptConsumer;
   private stopping = false;
   private readonly store: ProcessorStore;
   private readonly geo: GeoTable;
@@ -107,7 +108,18 @@ export class Processor extends EventEmitter<ProcessorEvents> {
     this.store = new ProcessorStore(o.clickhouse, this.topic);
     this.geo = new GeoTable(o.clickhouse);
     this.writer = new ChunkWriter(this.store, this.geo, pipelineOptions(o), o.hotHorizonMs, o.dedup);
-    this.consumer = this.createConsumer();
+    this.member = new KeptConsumer({
+      create: () => this.createConsumer(),
+      run: async (consumer) => {
+        await consumer.connect();
+        await consumer.subscribe({ topic: this.topic, fromBeginning: true });
+        await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: (p) => this.onBatch(p) });
+      },
+    });
+  }
+
+  private get consumer(): Consumer {
+    return this.member.consumer;
   }
 
   /** Events waiting per partition: high watermark minus the next offset to count. */
@@ -126,7 +138,20 @@ export class Processor extends EventEmitter<ProcessorEvents> {
     return n;
   }
 
+  /** No partition is ours to write until it is assigned again and its state rebuilt. */
+  private forgetPartitions(): void {
+    this.generation++;
+    this.heartbeat = undefined;
+    this.partitions.clear();
+    this.replayed.clear();
+    this.abandoned.clear();
+  }
+
   private createConsumer(): Consumer {
+    // A new member (first or after a crash) starts from nothing. Positions stay, so lag shows
+    // the last known backlog, not 0, while no member is in the group.
+    this.forgetPartitions();
+    this.assigned = [];
     const consumer = createGroupConsumer(this.o, { groupId: this.o.group, sessionTimeoutMs: this.o.sessionTimeoutMs, maxWaitTimeInMs: this.o.maxWaitTimeInMs });
     consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
       const mine = new Set(payload.memberAssignment[this.topic] ?? []);
@@ -134,46 +159,14 @@ export class Processor extends EventEmitter<ProcessorEvents> {
       for (const p of this.partitions.keys()) if (!mine.has(p)) this.partitions.delete(p);
       for (const p of this.positions.keys()) if (!mine.has(p)) this.positions.delete(p);
     });
-    // From the moment a rebalance starts, no partition is ours to write until it is assigned
-    // again (and its state rebuilt): a chunk being retried stops instead of racing the new owner.
-    consumer.on(consumer.events.REBALANCING, () => {
-      this.generation++;
-      this.heartbeat = undefined;
-      this.partitions.clear();
-      this.replayed.clear();
-      this.abandoned.clear();
-    });
-    consumer.on(consumer.events.CRASH, ({ payload }) => {
-      this.emit('crashed', payload.error);
-      // kafkajs restarts only after retriable errors; after any other (e.g. a rejected
-      // SyncGroup) it stays down. A processor that silently stops consuming is worse than
-      // one that starts over, so start a fresh consumer; partition state is rebuilt on assignment.
-      if (!payload.restart && !this.stopping) setTimeout(() => void this.restartConsumer(), 1_000);
-    });
+    // From the moment a rebalance starts, a chunk being retried stops instead of racing the new owner.
+    consumer.on(consumer.events.REBALANCING, () => this.forgetPartitions());
     return consumer;
-  }
-
-  private async restartConsumer(): Promise<void> {
-    await this.consumer.disconnect().catch(() => undefined);
-    this.heartbeat = undefined;
-    this.partitions.clear();
-    this.abandoned.clear();
-    this.positions.clear();
-    this.assigned = [];
-    if (this.stopping) return;
-    this.consumer = this.createConsumer();
-    await this.runConsumer().catch((err) => this.emit('crashed', err as Error));
-  }
-
-  private async runConsumer(): Promise<void> {
-    await this.consumer.connect();
-    await this.consumer.subscribe({ topic: this.topic, fromBeginning: true });
-    await this.consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: (p) => this.onBatch(p) });
   }
 
   async start(): Promise<void> {
     await this.geo.watch(this.o.geoRefreshMs, (geos) => this.emit('geoReloaded', geos));
-    await this.runConsumer();
+    await this.member.start();
     // A partition that goes quiet still gets its last chunk written within the linger time.
     this.lingerTimer = setInterval(() => {
       if (this.anyDue()) void this.flush().catch(() => undefined);
@@ -329,6 +322,6 @@ export class Processor extends EventEmitter<ProcessorEvents> {
     this.stopping = true;
     this.geo.stop();
     clearInterval(this.lingerTimer);
-    await this.consumer.disconnect();
+    await this.member.stop();
   }
 }

@@ -11,7 +11,7 @@ import { DlqConsumer } from './dlq.js';
 import { Processor, type ProcessorOptions } from './processor.js';
 import type { AlertOptions } from './alerts/index.js';
 import { startMonitor } from './monitor.js';
-import { instrumentProcessor } from './telemetry.js';
+import { instrumentConsumers, instrumentProcessor } from './telemetry.js';
 
 export interface ProcessorServiceOptions extends KafkaClientOptions, Partial<Omit<ProcessorOptions, keyof KafkaClientOptions | 'clickhouse'>> {
   clickhouseUrl: string;
@@ -54,12 +54,28 @@ export async function startProcessorService(o: ProcessorServiceOptions): Promise
   // The ops endpoint comes first: a processor (re)started while ClickHouse is down must be seen
   // by Prometheus as up and failing to reach ClickHouse, which is the alert that names the
   // cause, not as down. /healthz answers 503 until the processor consumes.
-  let phase = 'waiting for ClickHouse';
-  let http: RunningServer | undefined;
-  if (o.httpPort !== undefined) {
-    http = await listen(opsRoutes(registry, () => (phase === 'consuming' ? { ok: true, partitions: processor.assignedPartitions, hotIds: processor.hotIds() } : { ok: false, phase })), o.httpPort, o.httpHost ?? '127.0.0.1');
-  }
   const group = o.group ?? PROCESSOR_DEFAULTS.group;
+  const dlq = o.copyDlq === false ? undefined : new DlqConsumer({ ...o, clickhouse, group: `${group}.dlq`, sessionTimeoutMs: o.sessionTimeoutMs ?? PROCESSOR_DEFAULTS.sessionTimeoutMs, maxWaitTimeInMs: o.maxWaitTimeInMs ?? PROCESSOR_DEFAULTS.maxWaitTimeInMs });
+  const members = { events: processor.member, ...(dlq && { dead_letters: dlq.member }) };
+  instrumentConsumers(members, registry, log);
+  // The consumer out of its group the longest, if any: /healthz and the consumer_down alert.
+  const consumerDown = () => {
+    const down = Object.entries(members).filter(([, m]) => m.downSince !== undefined);
+    down.sort(([, a], [, b]) => a.downSince! - b.downSince!);
+    const [name, m] = down[0] ?? [];
+    return m ? { consumer: name!.replace('_', ' '), since: m.downSince!, error: m.lastError?.message ?? 'not yet in its group' } : undefined;
+  };
+  let phase = 'waiting for ClickHouse';
+  const health = () => {
+    const down = consumerDown();
+    if (phase === 'consuming' && !down) return { ok: true, partitions: processor.assignedPartitions, hotIds: processor.hotIds() };
+    if (phase === 'consuming') return { ok: false, phase: `the ${down!.consumer} consumer is out of its Kafka group since ${new Date(down!.since).toISOString()}, restarting`, error: down!.error };
+    // Joining: a start that keeps failing says why.
+    const failing = phase === 'joining the consumer group' && processor.member.lastError;
+    return { ok: false, phase, ...(failing && { error: failing.message }) };
+  };
+  let http: RunningServer | undefined;
+  if (o.httpPort !== undefined) http = await listen(opsRoutes(registry, health), o.httpPort, o.httpHost ?? '127.0.0.1');
   const consume = async () => {
     // Started while ClickHouse is down, the processor waits for it, as its writes do, instead of
     // exiting and being restarted in a loop; each failed attempt counts as a failed write.
@@ -70,16 +86,15 @@ export async function startProcessorService(o: ProcessorServiceOptions): Promise
       onRetry: (err, attempt, delayMs) => processor.writer.emit('writeFailed', err as Error, null, attempt, delayMs),
     });
     if (applied.length) log.info({ applied }, 'ClickHouse migrations applied');
-    const monitor = await startMonitor({ client: clickhouse, source: processor.writer, lag: () => processor.lag(), log, registry, lateAfterMs: o.lateAfterMs ?? PROCESSOR_DEFAULTS.lateAfterMs, alerts: o.alerts });
+    const monitor = await startMonitor({ client: clickhouse, source: processor.writer, lag: () => processor.lag(), log, registry, lateAfterMs: o.lateAfterMs ?? PROCESSOR_DEFAULTS.lateAfterMs, alerts: o.alerts, consumerDown });
     processor.on('offsetGap', (p, expected, got) => monitor.tracker.offsetGap(p, Number(got - expected)));
     phase = 'joining the consumer group';
     await processor.start();
-    const dlq = o.copyDlq === false ? undefined : new DlqConsumer({ ...o, clickhouse, group: `${group}.dlq`, sessionTimeoutMs: o.sessionTimeoutMs ?? PROCESSOR_DEFAULTS.sessionTimeoutMs, maxWaitTimeInMs: o.maxWaitTimeInMs ?? PROCESSOR_DEFAULTS.maxWaitTimeInMs });
     await dlq?.start();
     phase = 'consuming';
-    return { monitor, dlq };
+    return monitor;
   };
-  const { monitor, dlq } = await consume().catch(async (err) => {
+  const monitor = await consume().catch(async (err) => {
     await http?.close();
     throw err;
   });

@@ -26,6 +26,7 @@ export class StatusTracker {
   constructor(
     source: EventEmitter<WriterEvents>,
     private readonly lag: () => Map<number, number>,
+    private readonly consumerDown: () => HealthSnapshot['consumerDown'] = () => undefined,
   ) {
     source.on('replayed', () => this.wrote());
     source.on('chunk', (c) => {
@@ -62,7 +63,7 @@ export class StatusTracker {
     // With nothing waiting there is no stall, however long ago the last chunk was.
     const failingSince = this.failingSince ?? this.unreported;
     this.unreported = undefined;
-    return { instance: this.instance, lagEvents, lagSeconds, lastChunkAt: lagEvents > 0 ? this.lastChunkAt : Date.now(), failingSince, lostOffsets: this.lost };
+    return { instance: this.instance, lagEvents, lagSeconds, lastChunkAt: lagEvents > 0 ? this.lastChunkAt : Date.now(), failingSince, consumerDown: this.consumerDown(), lostOffsets: this.lost };
   }
 
   /** Writes one row per partition (or one with partition -1 without Kafka) and starts a new interval. */

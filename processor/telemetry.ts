@@ -1,6 +1,7 @@
 /** Turns the processor's events into Prometheus metrics and log lines, in one place. */
 import { Counter, Gauge, Histogram, LATENCY_BUCKETS, type Registry } from '../common/metrics.js';
 import type { Logger } from '../common/log.js';
+import type { KeptConsumer } from './consumer.js';
 import type { Processor } from './processor.js';
 import type { ChunkWriter } from './writer.js';
 
@@ -63,5 +64,33 @@ export function instrumentProcessor(p: Processor, registry: Registry, log: Logge
     log.error({ partition, expected: String(expected), got: String(got) }, 'DATA LOSS: Kafka no longer holds these offsets (retention passed before they were processed)');
   });
   p.on('geoReloaded', (geos) => log.info({ geos }, 'geo reference table loaded'));
-  p.on('crashed', (err) => log.error({ err: err.message }, 'consumer crashed; restarting'));
+}
+
+/** The processor's Kafka consumers, by name: in their group or not, and every stop and failed start. */
+export function instrumentConsumers(members: Record<string, KeptConsumer>, registry: Registry, log: Logger): void {
+  const r = [registry];
+  const downs = new Counter({ name: 'vcam_processor_consumer_restarts_total', help: 'Times a Kafka consumer stopped or failed to start and was started again (by kafkajs or with our backoff)', labelNames: ['consumer'], registers: r });
+  new Gauge({
+    name: 'vcam_processor_consumer_up',
+    help: '1 while the Kafka consumer has a member in its group, 0 while it is down and restarting',
+    labelNames: ['consumer'],
+    registers: r,
+    collect() {
+      for (const [consumer, m] of Object.entries(members)) this.set({ consumer }, m.downSince === undefined ? 1 : 0);
+    },
+  });
+  for (const [consumer, m] of Object.entries(members)) {
+    downs.inc({ consumer }, 0);
+    let streakSince: number | undefined;
+    m.on('down', (err, attempt, retryInMs, byKafkajs) => {
+      downs.inc({ consumer });
+      streakSince ??= Date.now();
+      // Once per streak, then every tenth attempt: the alert and the gauge carry the rest.
+      if (attempt === 1 || attempt % 10 === 0) log.error({ consumer, err: err.message, attempt, retryInMs, restartedBy: byKafkajs ? 'kafkajs' : 'vcam' }, 'Kafka consumer down; starting a new member');
+    });
+    m.on('joined', () => {
+      if (streakSince !== undefined) log.info({ consumer, downS: Math.round((Date.now() - streakSince) / 1000) }, 'Kafka consumer back in its group');
+      streakSince = undefined;
+    });
+  }
 }

@@ -1,7 +1,8 @@
 /**
  * The processor's own health as alerts: consumer lag over a threshold, ClickHouse writes
- * failing, a stall (work waiting and nothing written for a while), and data loss (Kafka no
- * longer held offsets that were never processed; stays open until someone resolves it).
+ * failing, a stall (work waiting and nothing written for a while), no member of its consumers
+ * in the group (Kafka unreachable, restarts failing), and data loss (Kafka no longer held
+ * offsets that were never processed; stays open until someone resolves it).
  */
 import type { Finding, Rule } from './book.js';
 
@@ -11,6 +12,8 @@ export interface HealthSnapshot {
   lagSeconds: number;
   lastChunkAt: number;
   failingSince?: number;
+  /** A Kafka consumer of this processor that is not in its group (consumer.ts), the longest down. */
+  consumerDown?: { consumer: string; since: number; error: string };
   lostOffsets: { partition: number; count: number; at: number }[];
 }
 
@@ -18,12 +21,14 @@ export interface PipelineHealthOptions {
   maxLagEvents: number;
   maxLagSeconds: number;
   stalledAfterMs: number;
+  /** A consumer out of its group this long is an alert (kafkajs' own restarts take a few seconds). */
+  consumerDownAfterMs: number;
 }
 
 export function pipelineHealthRule(health: () => HealthSnapshot, o: PipelineHealthOptions): Rule {
   let me = '';
   return {
-    kinds: ['consumer_lag', 'clickhouse_write_failing', 'processor_stalled', 'data_loss'],
+    kinds: ['consumer_lag', 'clickhouse_write_failing', 'processor_stalled', 'consumer_down', 'data_loss'],
     sticky: ['data_loss'],
     // Another processor's health is its own to report and resolve.
     owns: (subject) => subject === `processor:${me}` || subject.startsWith('partition:'),
@@ -37,6 +42,10 @@ export function pipelineHealthRule(health: () => HealthSnapshot, o: PipelineHeal
       }
       if (h.failingSince !== undefined) findings.push({ kind: 'clickhouse_write_failing', subject: who, severity: 'critical', message: `ClickHouse writes failing since ${new Date(h.failingSince).toISOString()}; consumption paused, nothing lost` });
       if (h.lagEvents > 0 && now - h.lastChunkAt > o.stalledAfterMs) findings.push({ kind: 'processor_stalled', subject: who, severity: 'critical', message: `${h.lagEvents} events waiting and nothing written for ${Math.round((now - h.lastChunkAt) / 1000)} s` });
+      const down = h.consumerDown;
+      if (down && now - down.since >= o.consumerDownAfterMs) {
+        findings.push({ kind: 'consumer_down', subject: who, severity: 'critical', message: `the ${down.consumer} consumer has not been in its Kafka group since ${new Date(down.since).toISOString()} (restarting with backoff; last error: ${down.error}); nothing is lost, Kafka keeps the backlog` });
+      }
       for (const l of h.lostOffsets) findings.push({ kind: 'data_loss', subject: `partition:${l.partition}:${l.at}`, severity: 'critical', message: `Kafka no longer held ${l.count} offsets of partition ${l.partition}: events lost before processing` });
       return findings;
     },

@@ -70,7 +70,7 @@ export async function fuzzAssert<Ts extends [unknown, ...unknown[]]>(
     endOnFailure: o.shrink === false,
     reporter: (d) => {
       if (!d.failed) return;
-      const error = d.errorInstance instanceof Error ? d.errorInstance.message : String(d.errorInstance);
+      const error = d.errorInstance instanceof Error ? d.errorInstance.stack ?? d.errorInstance.message : String(d.errorInstance);
       throw new Error(
         `${name} failed after ${d.numRuns} run(s) (${d.numShrinks} shrinks). Replay: VCAM_FUZZ_SEED=${d.seed} VCAM_FUZZ_NOW=${FUZZ_NOW} VCAM_FUZZ_PATH=${d.counterexamplePath ?? ''}\n` +
           `${truncate(error, 4_000)}\ncounterexample: ${truncate(fc.stringify(d.counterexample), o.counterexampleChars ?? 2_000)}`,

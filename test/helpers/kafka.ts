@@ -6,10 +6,13 @@ import { Kafka, logLevel, type IHeaders } from 'kafkajs';
 import { startLocalKafka, type LocalKafka } from '../../kafka/index.js';
 import { waitFor } from './brokers.js';
 
-/** A broker of its own for one test file (one JVM per file: two cores); `stop()` also removes its data. */
+/**
+ * A broker of its own for one test file (one JVM per file: two cores), both topics with
+ * `partitions` partitions; `stop()` also removes its data.
+ */
 export async function startTestKafka(partitions = 16): Promise<LocalKafka> {
   const dataDir = mkdtempSync(join(tmpdir(), 'vcam-kafka-'));
-  const kafka = await startLocalKafka({ dataDir, partitions, heapMb: 384 });
+  const kafka = await startLocalKafka({ dataDir, partitions, dlqPartitions: partitions, heapMb: 384 });
   const stop = kafka.stop.bind(kafka);
   return Object.assign(kafka, {
     stop: async () => {

@@ -1,0 +1,115 @@
+/**
+ * A consumer-group member that is never left stopped: one lifecycle for the processor's consumer
+ * and the dead-letter copier.
+ *
+ * kafkajs restarts a member itself after a retriable crash, but after any other crash (a
+ * rejected SyncGroup, retries exhausted while the broker was away) it stays down, and a failed
+ * `connect`/`run` at start is the caller's to handle. Here every such stop starts a fresh member
+ * after a backoff that grows to `maxMs`, forever, until `stop()`. Each crash and failed start is
+ * an event (counted by telemetry.ts); while no member is in the group, `downSince` says since
+ * when, for /healthz and the `consumer_down` alert.
+ */
+import { EventEmitter } from 'node:events';
+import type { Consumer } from 'kafkajs';
+import { backoffDelay, type BackoffOptions } from '../common/retry.js';
+
+export interface KeptConsumerEvents {
+  /** The member joined the group: first start, kafkajs' own restart or ours. */
+  joined: [];
+  /**
+   * The member stopped or could not start. `retryInMs` is when a new one starts (ours, or
+   * kafkajs' own restart when `byKafkajs`).
+   */
+  down: [err: Error, attempt: number, retryInMs: number, byKafkajs: boolean];
+}
+
+export interface KeptConsumerOptions {
+  /** A fresh kafkajs consumer; called for the first member and for each restart. */
+  create: () => Consumer;
+  /** Connects, subscribes and runs `consumer` (resolves once it runs). */
+  run: (consumer: Consumer) => Promise<void>;
+  backoff?: BackoffOptions;
+}
+
+export class KeptConsumer extends EventEmitter<KeptConsumerEvents> {
+  consumer: Consumer;
+  /** Since when no member of ours is in the group; undefined while one is. */
+  downSince: number | undefined = Date.now();
+  lastError: Error | undefined;
+  private attempt = 0;
+  private stopping = false;
+  private timer: NodeJS.Timeout | undefined;
+  private firstJoin: { resolve: () => void; promise: Promise<void> };
+
+  constructor(private readonly o: KeptConsumerOptions) {
+    super();
+    let resolve!: () => void;
+    this.firstJoin = { promise: new Promise<void>((r) => (resolve = r)), resolve };
+    this.consumer = this.member();
+  }
+
+  /** Starts the first member; resolves once a member has joined the group (retrying meanwhile). */
+  async start(): Promise<void> {
+    void this.launch();
+    await this.firstJoin.promise;
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.timer);
+    this.firstJoin.resolve();
+    await this.consumer.disconnect().catch(() => undefined);
+  }
+
+  private member(): Consumer {
+    const consumer = this.o.create();
+    consumer.on(consumer.events.GROUP_JOIN, () => {
+      if (consumer !== this.consumer) return;
+      this.attempt = 0;
+      this.downSince = undefined;
+      this.lastError = undefined;
+      this.emit('joined');
+      this.firstJoin.resolve();
+    });
+    consumer.on(consumer.events.CRASH, ({ payload }) => {
+      if (consumer !== this.consumer || this.stopping) return;
+      if (payload.restart) {
+        this.wentDown(payload.error, true);
+        return;
+      }
+      this.restartLater(payload.error);
+    });
+    return consumer;
+  }
+
+  private async launch(): Promise<void> {
+    if (this.stopping) return;
+    try {
+      await this.o.run(this.consumer);
+    } catch (err) {
+      this.restartLater(err as Error);
+    }
+  }
+
+  private wentDown(err: Error, byKafkajs: boolean): number {
+    this.downSince ??= Date.now();
+    this.lastError = err;
+    const delay = backoffDelay(this.attempt, this.o.backoff ?? { initialMs: 1_000, maxMs: 30_000 });
+    this.emit('down', err, ++this.attempt, delay, byKafkajs);
+    return delay;
+  }
+
+  private restartLater(err: Error): void {
+    if (this.stopping) return;
+    const delay = this.wentDown(err, false);
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      void (async () => {
+        await this.consumer.disconnect().catch(() => undefined);
+        if (this.stopping) return;
+        this.consumer = this.member();
+        await this.launch();
+      })();
+    }, delay);
+  }
+}
