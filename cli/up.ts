@@ -2,9 +2,11 @@
  * `vcam up` (what `npm start` runs): the product on one machine with embedded defaults —
  * embedded ClickHouse, the bridge in single-node mode with the processor in its process, one
  * local agent for real cameras, and the simulator at a modest rate — with vconsole in the
- * foreground on a terminal (a live per-geo summary otherwise). `--clickhouse-url` points at a real
- * ClickHouse instead; `--kafka-brokers` runs the bridge against Kafka (then run `vcam processor`
- * next to it); `--no-sim` leaves the fleet to real agents.
+ * foreground on a terminal (a live per-geo summary otherwise). `--kafka` runs the Kafka-mode
+ * topology instead: a local Apache Kafka broker, the bridge in Kafka mode and `vcam processor` as
+ * its own process. `--clickhouse-url` points at a real ClickHouse instead; `--kafka-brokers` runs
+ * the bridge against an existing Kafka (then run `vcam processor` next to it); `--no-sim` leaves
+ * the fleet to real agents.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -13,12 +15,14 @@ import { startAgentService } from '../agent/index.js';
 import { addAgent, KafkaDownstream, startBridgeService } from '../bridge/index.js';
 import { ClickHouseServer, migrate } from '../clickhouse/index.js';
 import { runService } from '../common/cli.js';
+import { VcamError } from '../common/errors.js';
 import { defineCommand } from '../common/config.js';
 import { createLogger, LOG_LEVELS } from '../common/log.js';
 import { createRegistry } from '../common/metrics.js';
 import { hasTerminal, startConsole } from '../console/index.js';
+import { LocalKafka } from '../kafka/index.js';
 import { createProcessor } from '../processor/index.js';
-import { geoCsv, loadSimGeos, SCENARIO_DEFAULTS, Simulation, type Progress, type Scenario } from '../simulator/index.js';
+import { Child, geoCsv, loadSimGeos, SCENARIO_DEFAULTS, Simulation, type Progress, type Scenario } from '../simulator/index.js';
 
 
 export const upCommand = defineCommand({
@@ -30,7 +34,10 @@ export const upCommand = defineCommand({
     mqttPort: { type: 'int', default: 1883, description: 'the bridge\'s MQTT port' },
     clickhousePort: { type: 'int', default: 8123, description: 'the embedded ClickHouse HTTP port' },
     clickhouseUrl: { type: 'string', description: 'use this ClickHouse instead of the embedded one' },
-    kafkaBrokers: { type: 'list', description: 'run the bridge against Kafka instead of single-node mode (start `vcam processor` separately)' },
+    kafka: { type: 'boolean', default: false, description: 'Kafka mode on this machine: a local Apache Kafka broker (Java 17+; `vcam kafka fetch` once), the bridge in Kafka mode, `vcam processor` as its own process' },
+    kafkaPort: { type: 'int', default: 9092, description: 'with --kafka: the local broker\'s port' },
+    processorHttpPort: { type: 'int', default: 9102, description: 'with --kafka: the processor\'s /healthz and /metrics port' },
+    kafkaBrokers: { type: 'list', description: 'run the bridge against this Kafka instead of single-node mode (start `vcam processor` separately)' },
     sim: { type: 'boolean', default: true, description: 'run the simulator (--no-sim: only real agents)' },
     simRate: { type: 'int', default: 200, description: 'simulator: camera sends per second' },
     simGeos: { type: 'int', default: 20, description: 'simulator: geos (their names are loaded into the geo table)' },
@@ -44,6 +51,7 @@ export const upCommand = defineCommand({
 
 export function main(argv: string[]): Promise<number> {
   return runService(upCommand, argv, async (c) => {
+    if (c.kafka && c.kafkaBrokers?.length) throw new VcamError('USAGE', '--kafka starts a local broker; --kafka-brokers uses an existing one: give one of them');
     const dataDir = resolve(c.dataDir);
     mkdirSync(dataDir, { recursive: true });
     const foreground = c.console && hasTerminal();
@@ -72,13 +80,29 @@ export function main(argv: string[]): Promise<number> {
     if (!existsSync(secretFile)) writeFileSync(secretFile, await addAgent(agentsFile, 'local'), { mode: 0o600 });
     const secret = readFileSync(secretFile, 'utf8').trim();
 
+    let brokers = c.kafkaBrokers ?? [];
+    const metricsUrls: string[] = [];
+    if (c.kafka) {
+      const kafka = new LocalKafka({ dataDir: join(dataDir, 'kafka'), port: c.kafkaPort });
+      await kafka.start();
+      closers.push(() => kafka.stop());
+      brokers = kafka.brokers;
+      out.write(`  Kafka             ${kafka.bootstrap} (Apache Kafka ${kafka.version}, local; log ${join(dataDir, 'kafka', 'broker.log')})\n`);
+      const processorUrl = `http://127.0.0.1:${c.processorHttpPort}`;
+      const processor = new Child('processor', ['processor', '--kafka-brokers', kafka.bootstrap, '--clickhouse-url', clickhouseUrl, '--http-port', String(c.processorHttpPort), '--log-level', c.logLevel], dataDir, `${processorUrl}/healthz`);
+      closers.push(() => processor.stop());
+      await processor.healthy(120_000);
+      metricsUrls.push(`${processorUrl}/metrics`);
+      out.write(`  processor         ${processorUrl}/healthz (own process; log ${processor.logFile})\n`);
+    }
+
     const registry = createRegistry({ component: 'up' });
-    const downstream = c.kafkaBrokers?.length
-      ? new KafkaDownstream({ brokers: c.kafkaBrokers, clientId: 'vcam-bridge', logger: log('bridge'), idempotent: true, compression: 'gzip', sendRetries: 5, sendTimeoutMs: 30_000 })
+    const downstream = brokers.length
+      ? new KafkaDownstream({ brokers, clientId: 'vcam-bridge', logger: log('bridge'), idempotent: true, compression: 'gzip', sendRetries: 5, sendTimeoutMs: 30_000 })
       : createProcessor({ clickhouseUrl, logger: log('processor'), registry });
     const bridge = await startBridgeService({ mqttPort: c.mqttPort, agentsFile, downstream, logger: log('bridge'), registry });
     closers.push(() => bridge.close());
-    out.write(`  bridge            mqtt://127.0.0.1:${bridge.mqttPort} → ${c.kafkaBrokers?.length ? `Kafka ${c.kafkaBrokers.join(',')}` : 'processor (single-node) → ClickHouse'}\n`);
+    out.write(`  bridge            mqtt://127.0.0.1:${bridge.mqttPort} → ${brokers.length ? `Kafka ${brokers.join(',')}` : 'processor (single-node) → ClickHouse'}\n`);
 
     const agent = await startAgentService({ id: 'local', dataDir: join(dataDir, 'agent-local'), httpPort: c.httpPort, mqttUrl: `mqtt://127.0.0.1:${bridge.mqttPort}`, mqttUsername: 'local', mqttPassword: secret, logger: log('agent') });
     closers.push(() => agent.close());
@@ -99,13 +123,14 @@ export function main(argv: string[]): Promise<number> {
     }
     out.write(`Try:  curl -s localhost:${agent.port}/v1/events -d '{"deviceId":"cam-1","geoId":7,"ts":'$(date +%s000)',"type":"person"}'\n`);
 
-    // Last started, first stopped: the simulator, the agent, the bridge (draining into ClickHouse), ClickHouse.
+    // Last started, first stopped: the simulator, the agent, the bridge (draining into ClickHouse
+    // or Kafka), the processor, Kafka, ClickHouse.
     const closeAll = async () => {
       for (const close of closers.reverse()) await close();
     };
     if (foreground) {
       out.write(`Logs: ${logFile}. Starting vconsole (q quits and stops everything)…\n`);
-      const ui = await startConsole(ch, { clickhouseUrl, metricsUrls: [`http://127.0.0.1:${agent.port}/metrics`], refreshMs: 1_000, ackAs: process.env.USER ?? 'operator' });
+      const ui = await startConsole(ch, { clickhouseUrl, metricsUrls: [`http://127.0.0.1:${agent.port}/metrics`, ...metricsUrls], refreshMs: 1_000, ackAs: process.env.USER ?? 'operator' });
       // The screen goes first, so shutdown never draws over a closing stack; a crashed screen still shuts down.
       const done = ui.done.catch((err: Error) => log('up').error({ err: err.message }, 'console failed'));
       return {

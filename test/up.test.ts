@@ -1,8 +1,10 @@
-/** `vcam up` (npm start): the whole single-node product from one command, fed one request. */
+/** `vcam up` (npm start): the whole single-node product from one command, fed one request; `--kafka`, the Kafka-mode topology. */
 import { mkdtempSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { KAFKA_VERSION } from '../kafka/index.js';
 import { freePort, waitFor } from './helpers/brokers.js';
 import { vcam, waitHealthy } from './helpers/processes.js';
 
@@ -43,4 +45,36 @@ describe('vcam up', () => {
     up.child.kill('SIGINT');
     expect(await up.exited).toBe(0);
   });
+
+  it('--kafka: a local Apache Kafka broker, the bridge in Kafka mode and `vcam processor` as its own process; posted events counted; Ctrl-C stops every process', async () => {
+    const [http, mqtt, ch, kafka, proc] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
+    const dataDir = mkdtempSync(join(tmpdir(), 'vcam-up-kafka-'));
+    const up = vcam(['up', '--kafka', '--no-sim', '--data-dir', dataDir, '--http-port', String(http), '--mqtt-port', String(mqtt), '--clickhouse-port', String(ch), '--kafka-port', String(kafka), '--processor-http-port', String(proc), '--summary-every', '500ms']);
+    let out = '';
+    up.child.stdout!.on('data', (d) => (out += d));
+    await waitHealthy(http, up, 120_000);
+    expect(out).toMatch(new RegExp(`Kafka +127\\.0\\.0\\.1:${kafka} \\(Apache Kafka ${KAFKA_VERSION}, local`));
+    const health = (await (await fetch(`http://127.0.0.1:${proc}/healthz`)).json()) as { ok: boolean; partitions: number[] };
+    expect(health.ok).toBe(true);
+    expect(health.partitions).toEqual(Array.from({ length: 16 }, (_, i) => i));
+    const now = Date.now();
+    const body = [1, 2, 3, 4].map((i) => ({ deviceId: `cam-${i}`, geoId: 43, ts: now - i, type: 'person' }));
+    expect((await fetch(`http://127.0.0.1:${http}/v1/events`, { method: 'POST', body: JSON.stringify(body) })).status).toBe(202);
+    await waitFor(() => /geo 43 .* 1m +4 /.test(out), 60_000, 'geo 43 with 4 events in the summary');
+    up.child.kill('SIGINT');
+    expect(await up.exited).toBe(0);
+    // The broker and the processor went with it.
+    for (const port of [kafka, proc]) await waitFor(() => portClosed(port), 30_000, `port ${port} closed`);
+  }, 240_000);
 });
+
+function portClosed(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host: '127.0.0.1', port });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(false);
+    });
+    s.once('error', () => resolve(true));
+  });
+}
