@@ -16,11 +16,10 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync, type WriteStream } from 'node:fs';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Kafka, logLevel, type ITopicConfig } from 'kafkajs';
-import { freePort } from '../common/http.js';
+import { freePort, portOpen } from '../common/http.js';
 import { TOPICS } from '../common/kafka.js';
 import { VcamError } from '../common/errors.js';
 import { sleep } from '../common/retry.js';
@@ -225,17 +224,6 @@ num.partitions=${this.o.partitions ?? 16}
       await admin.disconnect();
     }
   }
-}
-
-function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host: '127.0.0.1', port });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
 }
 
 export async function startLocalKafka(o: LocalKafkaOptions): Promise<LocalKafka> {

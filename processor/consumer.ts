@@ -10,7 +10,7 @@
  * when, for /healthz and the `consumer_down` alert.
  */
 import { EventEmitter } from 'node:events';
-import type { Consumer } from 'kafkajs';
+import type { Consumer, EachBatchHandler } from 'kafkajs';
 import { backoffDelay, type BackoffOptions } from '../common/retry.js';
 
 export interface KeptConsumerEvents {
@@ -26,8 +26,9 @@ export interface KeptConsumerEvents {
 export interface KeptConsumerOptions {
   /** A fresh kafkajs consumer; called for the first member and for each restart. */
   create: () => Consumer;
-  /** Connects, subscribes and runs `consumer` (resolves once it runs). */
-  run: (consumer: Consumer) => Promise<void>;
+  topic: string;
+  /** vcam commits its own offsets and resolves its own batches. */
+  eachBatch: EachBatchHandler;
   backoff?: BackoffOptions;
 }
 
@@ -85,7 +86,9 @@ export class KeptConsumer extends EventEmitter<KeptConsumerEvents> {
   private async launch(): Promise<void> {
     if (this.stopping) return;
     try {
-      await this.o.run(this.consumer);
+      await this.consumer.connect();
+      await this.consumer.subscribe({ topic: this.o.topic, fromBeginning: true });
+      await this.consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: this.o.eachBatch });
     } catch (err) {
       this.restartLater(err as Error);
     }

@@ -56,14 +56,7 @@ export class DlqConsumer {
   copied = 0;
 
   constructor(private readonly o: DlqConsumerOptions) {
-    this.member = new KeptConsumer({
-      create: () => this.createConsumer(),
-      run: async (consumer) => {
-        await consumer.connect();
-        await consumer.subscribe({ topic: TOPICS.dlq, fromBeginning: true });
-        await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: (b) => this.onBatch(b) });
-      },
-    });
+    this.member = new KeptConsumer({ create: () => this.createConsumer(), topic: TOPICS.dlq, eachBatch: (b) => this.onBatch(b) });
     this.timer = setInterval(() => {
       for (const [p, st] of this.parts) if (this.due(st)) void this.flush(p, st).catch(() => undefined);
     }, GATHER_MS / 4);

@@ -55,6 +55,8 @@ export interface ProcessorEvents {
   /** The partition's last chunk had to be replayed but its kept rows were gone. */
   rowsExpired: [partition: number, token: string];
   offsetGap: [partition: number, expected: bigint, got: bigint];
+  /** The log ends before offsets already counted (topic recreated, log truncated): the partition is held. */
+  offsetsBackwards: [partition: number, expected: bigint, logEnd: bigint];
   geoReloaded: [geos: number];
 }
 
@@ -108,14 +110,7 @@ export class Processor extends EventEmitter<ProcessorEvents> {
     this.store = new ProcessorStore(o.clickhouse, this.topic);
     this.geo = new GeoTable(o.clickhouse);
     this.writer = new ChunkWriter(this.store, this.geo, pipelineOptions(o), o.hotHorizonMs, o.dedup);
-    this.member = new KeptConsumer({
-      create: () => this.createConsumer(),
-      run: async (consumer) => {
-        await consumer.connect();
-        await consumer.subscribe({ topic: this.topic, fromBeginning: true });
-        await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: (p) => this.onBatch(p) });
-      },
-    });
+    this.member = new KeptConsumer({ create: () => this.createConsumer(), topic: this.topic, eachBatch: (b) => this.onBatch(b) });
   }
 
   private get consumer(): Consumer {
@@ -192,6 +187,15 @@ export class Processor extends EventEmitter<ProcessorEvents> {
       }
     }
     const pending = st.buffered.length ? st.buffered[st.buffered.length - 1]!.offset + 1n : st.next;
+    if (BigInt(batch.highWatermark) < pending) {
+      // Offsets this processor counted (or holds) are no longer in the log: the topic was
+      // recreated or its log truncated. Counting the new log under the old offsets would skip it
+      // in silence (everything below `pending` looks done) and reuse the old chunks' tokens, so
+      // the partition is held, counted and alerted until an operator decides (docs/operations.md).
+      this.emit('offsetsBackwards', p, pending, BigInt(batch.highWatermark));
+      this.consumer.pause([{ topic: this.topic, partitions: [p] }]);
+      return;
+    }
     const fresh = batch.messages.filter((m) => BigInt(m.offset) >= pending);
     if (fresh.length > 0) {
       const first = BigInt(fresh[0]!.offset);

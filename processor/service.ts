@@ -88,6 +88,7 @@ export async function startProcessorService(o: ProcessorServiceOptions): Promise
     if (applied.length) log.info({ applied }, 'ClickHouse migrations applied');
     const monitor = await startMonitor({ client: clickhouse, source: processor.writer, lag: () => processor.lag(), log, registry, lateAfterMs: o.lateAfterMs ?? PROCESSOR_DEFAULTS.lateAfterMs, alerts: o.alerts, consumerDown });
     processor.on('offsetGap', (p, expected, got) => monitor.tracker.offsetGap(p, Number(got - expected)));
+    processor.on('offsetsBackwards', (p, expected, logEnd) => monitor.tracker.offsetsBackwards(p, expected, logEnd));
     phase = 'joining the consumer group';
     await processor.start();
     await dlq?.start();

@@ -20,6 +20,7 @@ export class StatusTracker {
   private failingSince?: number;
   private unreported?: number;
   private readonly lost: HealthSnapshot['lostOffsets'] = [];
+  private readonly backwards = new Map<number, HealthSnapshot['offsetsBackwards'][number]>();
   /** Kafka timestamp of the newest message written, per partition: lag in seconds is measured from it. */
   private readonly lastMessageAt = new Map<number, number>();
 
@@ -49,6 +50,11 @@ export class StatusTracker {
     this.lost.push({ partition, count, at: Date.now() });
   }
 
+  /** One entry per partition: its first detection stands until the alert is resolved by hand. */
+  offsetsBackwards(partition: number, expected: bigint, logEnd: bigint): void {
+    if (!this.backwards.has(partition)) this.backwards.set(partition, { partition, expected: String(expected), logEnd: String(logEnd) });
+  }
+
   /** Per partition with events waiting: how far behind, in seconds, the newest written message is. */
   lagSeconds(now = Date.now()): Map<number, number> {
     const out = new Map<number, number>();
@@ -63,7 +69,7 @@ export class StatusTracker {
     // With nothing waiting there is no stall, however long ago the last chunk was.
     const failingSince = this.failingSince ?? this.unreported;
     this.unreported = undefined;
-    return { instance: this.instance, lagEvents, lagSeconds, lastChunkAt: lagEvents > 0 ? this.lastChunkAt : Date.now(), failingSince, consumerDown: this.consumerDown(), lostOffsets: this.lost };
+    return { instance: this.instance, lagEvents, lagSeconds, lastChunkAt: lagEvents > 0 ? this.lastChunkAt : Date.now(), failingSince, consumerDown: this.consumerDown(), lostOffsets: this.lost, offsetsBackwards: [...this.backwards.values()] };
   }
 
   /** Writes one row per partition (or one with partition -1 without Kafka) and starts a new interval. */

@@ -63,6 +63,11 @@ export function instrumentProcessor(p: Processor, registry: Registry, log: Logge
     lost.inc(Number(got - expected));
     log.error({ partition, expected: String(expected), got: String(got) }, 'DATA LOSS: Kafka no longer holds these offsets (retention passed before they were processed)');
   });
+  const backwards = new Counter({ name: 'vcam_processor_offsets_backwards_total', help: 'Times a partition\'s log ended before offsets already counted (topic recreated or log truncated); the partition is held', registers: r });
+  p.on('offsetsBackwards', (partition, expected, logEnd) => {
+    backwards.inc();
+    log.error({ partition, expected: String(expected), logEnd: String(logEnd) }, 'Kafka offsets went backwards (topic recreated or log truncated): partition held, nothing counted from it; see the runbook of VcamOffsetsBackwards');
+  });
   p.on('geoReloaded', (geos) => log.info({ geos }, 'geo reference table loaded'));
 }
 

@@ -14,7 +14,7 @@ import { vcam, waitHealthy, type Proc } from './helpers/processes.js';
 import type { LocalKafka } from '../kafka/index.js';
 import { startTestKafka } from './helpers/kafka.js';
 
-// One Kafka peer per test: each test's consumer group reads its topic from the beginning.
+// One broker per test: each test's consumer group reads its topic from the beginning.
 let kafka: LocalKafka;
 beforeEach(async () => {
   kafka = await startTestKafka(16);
@@ -110,6 +110,43 @@ describe('processor faults', () => {
       const rows = await (await client.query({ query: "SELECT state FROM vcam.alerts FINAL WHERE kind = 'clickhouse_write_failing'", format: 'JSONEachRow' })).json<{ state: string }>();
       return rows.length === 1 && rows[0]!.state === 'resolved';
     }, 40_000, 'the write-failure alert to be recorded and resolved');
+    await client.close();
+  });
+
+  it('Kafka unreachable for 60 s after a processor crash: the restarted processor retries, is unhealthy and alerts, and resumes exactly when the broker returns', { timeout: 240_000 }, async () => {
+    const group = 'g-kafkadown';
+    const { url, httpPort } = await clickhouseAndProcessor(group);
+    const unique = pipelineEvents(6_000, { prefix: 'k' });
+    const half = unique.length / 2;
+    await produceEvents(kafka.brokers, unique.slice(0, half), 500);
+    await waitFor(async () => (await total(url)) === half, 60_000, 'the first half counted');
+    // The broker goes away, the processor crashes, and its supervisor starts it again.
+    await kafka.kill();
+    const [crashed] = procs.slice(-1);
+    crashed!.child.kill('SIGKILL');
+    await crashed!.exited;
+    const restarted = processor(url, group, httpPort);
+    const get = async (path: string) => fetch(`http://127.0.0.1:${httpPort}${path}`).then(async (r) => ({ status: r.status, text: await r.text() }), () => ({ status: 0, text: '' }));
+    const restarts = async () => Number((await get('/metrics')).text.match(/vcam_processor_consumer_restarts_total\{consumer="events",component="processor"\} (\d+)/)?.[1] ?? 0);
+    // Each start tries kafkajs' default 5 connection retries (about 20 s) before it counts as failed.
+    await waitFor(async () => (await restarts()) >= 2, 90_000, 'the consumer restarted again and again');
+    const health = await get('/healthz');
+    expect(health.status).toBe(503);
+    expect(JSON.parse(health.text)).toMatchObject({ ok: false, phase: 'joining the consumer group', error: expect.any(String) });
+    expect((await get('/metrics')).text).toMatch(/vcam_processor_consumer_up\{consumer="events",component="processor"\} 0/);
+    const client = createClient({ url });
+    const alertState = async () => (await (await client.query({ query: "SELECT state FROM vcam.alerts FINAL WHERE kind = 'consumer_down'", format: 'JSONEachRow' })).json<{ state: string }>()).map((r) => r.state);
+    await waitFor(async () => (await alertState()).join() === 'open', 60_000, 'the consumer_down alert open');
+    await new Promise((r) => setTimeout(r, 60_000));
+    expect(restarted.child.exitCode).toBe(null);
+    await kafka.start();
+    await produceEvents(kafka.brokers, unique.slice(half), 500);
+    await waitHealthy(httpPort, restarted, 90_000);
+    await waitFor(async () => (await total(url)) >= unique.length, 90_000, 'every event counted after Kafka returned');
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(await total(url)).toBe(unique.length);
+    expect(await perGeoMinute(url)).toEqual(countPerGeoMinute(unique));
+    await waitFor(async () => (await alertState()).join() === 'resolved', 60_000, 'the consumer_down alert resolved');
     await client.close();
   });
 

@@ -1,10 +1,10 @@
 /** `vcam up` (npm start): the whole single-node product from one command, fed one request; `--kafka`, the Kafka-mode topology. */
 import { mkdtempSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { KAFKA_VERSION } from '../kafka/index.js';
+import { portOpen } from '../common/http.js';
 import { freePort, waitFor } from './helpers/brokers.js';
 import { vcam, waitHealthy } from './helpers/processes.js';
 
@@ -64,17 +64,6 @@ describe('vcam up', () => {
     up.child.kill('SIGINT');
     expect(await up.exited).toBe(0);
     // The broker and the processor went with it.
-    for (const port of [kafka, proc]) await waitFor(() => portClosed(port), 30_000, `port ${port} closed`);
+    for (const port of [kafka, proc]) await waitFor(async () => !(await portOpen(port)), 30_000, `port ${port} closed`);
   }, 240_000);
 });
-
-function portClosed(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host: '127.0.0.1', port });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(false);
-    });
-    s.once('error', () => resolve(true));
-  });
-}

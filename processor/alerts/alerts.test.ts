@@ -25,7 +25,7 @@ async function minuteOfGeo(geo: number, minuteStart: number, events: number) {
 }
 
 describe('alerts', () => {
-  const health: HealthSnapshot = { instance: 'p1', lagEvents: 0, lagSeconds: 0, lastChunkAt: t0, lostOffsets: [] };
+  const health: HealthSnapshot = { instance: 'p1', lagEvents: 0, lagSeconds: 0, lastChunkAt: t0, lostOffsets: [], offsetsBackwards: [] };
   let evaluator: AlertEvaluator;
   beforeAll(async () => {
     evaluator = AlertEvaluator.standard(ch.client, () => health, { ...ALERT_DEFAULTS, lateAfterMs: 30_000 });
@@ -82,16 +82,23 @@ describe('alerts', () => {
     expect((await alerts()).find((a) => a.subject === 'device:cam-quiet')!.state).toBe('resolved');
   });
 
-  it('pipeline health: failing writes, lag and stalls open and resolve; data loss stays open', async () => {
+  it('pipeline health: failing writes, lag, stalls and a consumer out of its group open and resolve; data loss and offsets gone backwards stay open', async () => {
     const now = Date.now();
-    Object.assign(health, { failingSince: now - 5_000, lagEvents: 500_000, lastChunkAt: now - 120_000, lostOffsets: [{ partition: 3, count: 21_000, at: now }] });
+    const backwards = [{ partition: 2, expected: '5000', logEnd: '120' }];
+    // A consumer down for less than the threshold is a restart in progress, not an alert.
+    Object.assign(health, { consumerDown: { consumer: 'events', since: now - ALERT_DEFAULTS.consumerDownAfterMs + 1_000, error: 'Connection error: connect ECONNREFUSED' } });
     await evaluator.tick(now);
-    const kinds = (await alerts()).filter((a) => a.subject.startsWith('processor:') || a.kind === 'data_loss').map((a) => `${a.kind}:${a.state}`);
-    expect(kinds.sort()).toEqual(['clickhouse_write_failing:open', 'consumer_lag:open', 'data_loss:open', 'processor_stalled:open']);
-    Object.assign(health, { failingSince: undefined, lagEvents: 0, lastChunkAt: now, lostOffsets: [] });
+    expect((await alerts()).filter((a) => a.kind === 'consumer_down')).toEqual([]);
+    Object.assign(health, { failingSince: now - 5_000, lagEvents: 500_000, lastChunkAt: now - 120_000, lostOffsets: [{ partition: 3, count: 21_000, at: now }], offsetsBackwards: backwards });
+    await evaluator.tick(now + 1_000);
+    const pipeline = (a: { kind: string; subject: string }) => a.subject.startsWith('processor:') || a.kind === 'data_loss' || a.kind === 'offsets_backwards';
+    const kinds = (await alerts()).filter(pipeline).map((a) => `${a.kind}:${a.state}`);
+    expect(kinds.sort()).toEqual(['clickhouse_write_failing:open', 'consumer_down:open', 'consumer_lag:open', 'data_loss:open', 'offsets_backwards:open', 'processor_stalled:open']);
+    expect((await alerts()).find((a) => a.kind === 'consumer_down')!.message).toMatch(/events consumer has not been in its Kafka group since .* last error: Connection error: connect ECONNREFUSED/);
+    Object.assign(health, { failingSince: undefined, consumerDown: undefined, lagEvents: 0, lastChunkAt: now, lostOffsets: [], offsetsBackwards: [] });
     await evaluator.tick(now + 10_000);
-    const after = (await alerts()).filter((a) => a.subject.startsWith('processor:') || a.kind === 'data_loss').map((a) => `${a.kind}:${a.state}`);
-    expect(after.sort()).toEqual(['clickhouse_write_failing:resolved', 'consumer_lag:resolved', 'data_loss:open', 'processor_stalled:resolved']);
+    const after = (await alerts()).filter(pipeline).map((a) => `${a.kind}:${a.state}`);
+    expect(after.sort()).toEqual(['clickhouse_write_failing:resolved', 'consumer_down:resolved', 'consumer_lag:resolved', 'data_loss:open', 'offsets_backwards:open', 'processor_stalled:resolved']);
     // Few events behind, but old ones: lag in seconds alone opens the lag alert.
     Object.assign(health, { lagEvents: 10, lagSeconds: 300 });
     await evaluator.tick(now + 20_000);
@@ -105,7 +112,7 @@ describe('alerts', () => {
   it('two processors evaluating the same spike record one alert', async () => {
     for (let m = 20; m < 30; m++) await minuteOfGeo(9, t0 + m * MIN, 10);
     await minuteOfGeo(9, t0 + 30 * MIN, 300);
-    const other = AlertEvaluator.standard(ch.client, () => ({ instance: 'p2', lagEvents: 0, lagSeconds: 0, lastChunkAt: Date.now(), lostOffsets: [] }), { ...ALERT_DEFAULTS, lateAfterMs: 30_000 });
+    const other = AlertEvaluator.standard(ch.client, () => ({ instance: 'p2', lagEvents: 0, lagSeconds: 0, lastChunkAt: Date.now(), lostOffsets: [], offsetsBackwards: [] }), { ...ALERT_DEFAULTS, lateAfterMs: 30_000 });
     await other.start(3_600_000);
     other.stop();
     await evaluator.tick(at(t0 + 31 * MIN));
@@ -115,11 +122,11 @@ describe('alerts', () => {
   });
 
   it('a restarted evaluator picks up the open alerts instead of opening them twice', async () => {
-    const again = AlertEvaluator.standard(ch.client, () => ({ instance: 'p1', lagEvents: 0, lagSeconds: 0, lastChunkAt: Date.now(), lostOffsets: [] }), { ...ALERT_DEFAULTS, lateAfterMs: 30_000 });
+    const again = AlertEvaluator.standard(ch.client, () => ({ instance: 'p1', lagEvents: 0, lagSeconds: 0, lastChunkAt: Date.now(), lostOffsets: [], offsetsBackwards: [] }), { ...ALERT_DEFAULTS, lateAfterMs: 30_000 });
     await again.start(3_600_000);
     again.stop();
-    // data_loss stays open until a person resolves it; the geo 9 spike is still open; the rest resolved above.
-    expect(again.book.openAlerts().map((a) => a.kind).sort()).toEqual(['data_loss', 'geo_spike']);
+    // data_loss and offsets_backwards stay open until a person resolves them; the geo 9 spike is still open; the rest resolved above.
+    expect(again.book.openAlerts().map((a) => a.kind).sort()).toEqual(['data_loss', 'geo_spike', 'offsets_backwards']);
   });
 
   it('minutes from before the processor ran are no baseline: no spike until it has run for the whole baseline', async () => {

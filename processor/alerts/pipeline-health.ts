@@ -15,6 +15,8 @@ export interface HealthSnapshot {
   /** A Kafka consumer of this processor that is not in its group (consumer.ts), the longest down. */
   consumerDown?: { consumer: string; since: number; error: string };
   lostOffsets: { partition: number; count: number; at: number }[];
+  /** Partitions whose log ended before offsets already counted (held; processor.ts). */
+  offsetsBackwards: { partition: number; expected: string; logEnd: string }[];
 }
 
 export interface PipelineHealthOptions {
@@ -28,8 +30,8 @@ export interface PipelineHealthOptions {
 export function pipelineHealthRule(health: () => HealthSnapshot, o: PipelineHealthOptions): Rule {
   let me = '';
   return {
-    kinds: ['consumer_lag', 'clickhouse_write_failing', 'processor_stalled', 'consumer_down', 'data_loss'],
-    sticky: ['data_loss'],
+    kinds: ['consumer_lag', 'clickhouse_write_failing', 'processor_stalled', 'consumer_down', 'data_loss', 'offsets_backwards'],
+    sticky: ['data_loss', 'offsets_backwards'],
     // Another processor's health is its own to report and resolve.
     owns: (subject) => subject === `processor:${me}` || subject.startsWith('partition:'),
     async evaluate(now) {
@@ -47,6 +49,9 @@ export function pipelineHealthRule(health: () => HealthSnapshot, o: PipelineHeal
         findings.push({ kind: 'consumer_down', subject: who, severity: 'critical', message: `the ${down.consumer} consumer has not been in its Kafka group since ${new Date(down.since).toISOString()} (restarting with backoff; last error: ${down.error}); nothing is lost, Kafka keeps the backlog` });
       }
       for (const l of h.lostOffsets) findings.push({ kind: 'data_loss', subject: `partition:${l.partition}:${l.at}`, severity: 'critical', message: `Kafka no longer held ${l.count} offsets of partition ${l.partition}: events lost before processing` });
+      for (const b of h.offsetsBackwards) {
+        findings.push({ kind: 'offsets_backwards', subject: `partition:${b.partition}:backwards`, severity: 'critical', message: `Kafka's log of partition ${b.partition} ends at offset ${b.logEnd}, before offset ${b.expected} already counted (topic recreated or log truncated): the partition is held, nothing of it is counted; see the runbook` });
+      }
       return findings;
     },
   };
