@@ -26,7 +26,7 @@ import type { Mode, Stack } from '../simulator/stack.js';
 import { verify } from '../simulator/verify.js';
 import { startMosquitto } from '../test/helpers/brokers.js';
 import { ratio } from './measure.js';
-import { childrenNamed, Sampler, type ProcUsage } from './procstat.js';
+import { Sampler, type ProcUsage } from './procstat.js';
 
 export const P99_LIMIT_MS = 2_000;
 const SENT_SHARE = 0.95;
@@ -248,8 +248,8 @@ async function runProbe(mode: Mode, rate: number, cfg: BenchConfig): Promise<Pro
       onStackUp: async (stack) => {
         if (mode === 'kafka') await consumersAssigned(stack);
         watchdog.watch(stack.clickhouseUrl);
-        const peers = childrenNamed('kafka-peer');
-        sampler = new Sampler(() => new Map<string, number | undefined>([[SELF, process.pid], ...stack.children.map((c) => [c.name, c.child.pid] as const), ...peers.map((pid) => ['kafka-peer', pid] as const)]));
+        // The broker's pid is read at each sample: chaos may restart it.
+        sampler = new Sampler(() => new Map<string, number | undefined>([[SELF, process.pid], ...stack.children.map((c) => [c.name, c.child.pid] as const), ...(stack.kafka ? [['kafka', stack.kafka.pid] as const] : [])]));
       },
       onProgress: (phase, p) => {
         if (phase === 'running') {
@@ -369,7 +369,7 @@ export async function benchE2e(): Promise<Record<string, unknown>> {
     latency: "agent receive (received_at) → the processor's write of the chunk (processed_at); the chunk's aggregates follow in the same write",
     scenario: `simulator defaults (4 agents, 1,000 cameras, 50 geos, 5 % retries, 1 % old re-sends, 5 % late, 5 % out of order, 1 % malformed), no bursts, ${cfg.probeMs / 1000} s per probe`,
     search: `double from ${cfg.startRate}/s until a probe fails, then ${cfg.bisectSteps} bisection steps; after ${ABANDON_GRACE_S} s a probe is abandoned once the agents' backlog exceeds ${ABANDON_BACKLOG_S} s of sends or ClickHouse's newest event was received over ${ABANDON_STALE_S} s ago`,
-    processes: 'cores = CPU seconds per second over the run; RSS sampled every second from /proc; simulator+agents is this bench process; kafka-peer is the test peer (librdkafka mock), not Kafka',
+    processes: 'cores = CPU seconds per second over the run; RSS sampled every second from /proc; simulator+agents is this bench process; kafka is the local Apache Kafka broker (JVM)',
     components: code,
     quick: cfg.quick,
     baseline: {

@@ -2,7 +2,7 @@
  * CPU and resident memory of processes, read from /proc while a benchmark runs. The stack's
  * children are separate processes, so process.cpuUsage() and memoryUsage() cannot see them.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 
 // Linux reports utime and stime in clock ticks; 100 per second on every architecture Node runs on.
 const TICKS_PER_S = 100;
@@ -23,27 +23,6 @@ export function readProc(pid: number): ProcSample | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** Direct children of this process whose command name is `comm` (the Kafka test peer hides its pid). */
-export function childrenNamed(comm: string): number[] {
-  const out: number[] = [];
-  for (const tid of readdirSync(`/proc/${process.pid}/task`)) {
-    let list = '';
-    try {
-      list = readFileSync(`/proc/${process.pid}/task/${tid}/children`, 'utf8');
-    } catch {
-      continue;
-    }
-    for (const pid of list.trim().split(/\s+/).filter(Boolean).map(Number)) {
-      try {
-        if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === comm) out.push(pid);
-      } catch {
-        // exited in between
-      }
-    }
-  }
-  return out;
 }
 
 export interface ProcUsage {

@@ -162,7 +162,7 @@ export const verifyCommand = defineCommand({
     'or counted twice and the dead letters match the malformed events sent; 1 otherwise.',
   options: {
     kafka: { type: 'boolean', default: false, description: 'Kafka mode (default: single-node)' },
-    chaos: { type: 'boolean', default: false, description: 'Kafka mode with faults at times drawn from --seed: kill -9 of agents, bridges and processors, ClickHouse stopped, Kafka down, an agent cut off and rebuilt from an old outbox copy (needs Debian\'s prometheus, to check the alerts)' },
+    chaos: { type: 'boolean', default: false, description: 'Kafka mode with faults at times drawn from --seed: kill -9 of agents, bridges and processors, ClickHouse stopped, the Kafka broker killed (-9) and restarted, an agent cut off and rebuilt from an old outbox copy (needs Debian\'s prometheus, to check the alerts)' },
     chaosKills: { type: 'int', default: 20, description: 'chaos: kill -9s spread over agents, bridges and processors' },
     chaosClickhouseOutage: { type: 'duration', default: '60s', description: 'chaos: how long ClickHouse is stopped' },
     chaosKafkaOutage: { type: 'duration', default: '30s', description: 'chaos: how long the Kafka broker is down' },
