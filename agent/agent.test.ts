@@ -114,9 +114,8 @@ describe('agent → aedes', () => {
 
     const after = await post(svc, JSON.stringify(ev(7)));
     expect(after.status).toBe(202);
-    // What `curl -d` sends by default: the body is looked at, not the label.
-    const curlDefault = await post(svc, JSON.stringify(ev(8)), 'application/x-www-form-urlencoded');
-    expect(curlDefault.status).toBe(202);
+    const ndjsonOk = await post(svc, `${JSON.stringify(ev(8))}\n`, 'application/x-ndjson');
+    expect(ndjsonOk.status).toBe(202);
     await sub.waitFor(() => sub.events.length >= 6, 10_000, 'the valid events');
     await new Promise((r) => setTimeout(r, 200));
     expect(sub.events.map((e) => e.ts - base).sort((a, b) => a - b)).toEqual([1, 4, 5, 6, 7, 8]);
@@ -126,6 +125,45 @@ describe('agent → aedes', () => {
     expect(metrics).toMatch(/vcam_agent_events_rejected_total\{reason="body_too_large",agent="gw-1"\} 1/);
     expect(metrics).toMatch(/vcam_agent_events_rejected_total\{reason="missing_field",agent="gw-1"\} 1/);
     expect(metrics).toMatch(/vcam_agent_events_published_total\{agent="gw-1"\} 6/);
+  });
+
+  it('refuses what a web page can send (text/plain, forms, no content type: 415; a foreign Origin: 403) and stores none of it', async () => {
+    const b = await broker();
+    const svc = await agent({ mqttUrl: b.url, allowedOrigins: ['https://ops.example'] });
+    const url = `http://127.0.0.1:${svc.port}/v1/events`;
+    const body = JSON.stringify(ev(1, { eventId: 'page-injected' }));
+    const send = (headers: Record<string, string>, payload: string | Blob = body) => fetch(url, { method: 'POST', body: payload, headers }).then(async (r) => ({ status: r.status, body: (await r.json()) as { error: string; message: string } }));
+    // The three content types a cross-site "simple" request may carry, and none at all (a Blob without a type).
+    for (const type of ['text/plain;charset=UTF-8', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x']) {
+      const r = await send({ 'content-type': type });
+      expect([r.status, r.body.error], type).toEqual([415, 'UNSUPPORTED_MEDIA_TYPE']);
+      expect(r.body.message).toMatch(/not accepted .*send application\/json or application\/x-ndjson/);
+    }
+    const untyped = await send({}, new Blob([body]));
+    expect([untyped.status, untyped.body.message]).toEqual([415, expect.stringMatching(/without a content type is not accepted/)]);
+    const foreign = await send({ 'content-type': 'application/json', origin: 'https://evil.example' });
+    expect([foreign.status, foreign.body.error]).toEqual([403, 'FORBIDDEN_ORIGIN']);
+    expect(foreign.body.message).toMatch(/cross-site request from https:\/\/evil.example refused/);
+    expect(svc.agent.stats().backlogEvents).toBe(0);
+    // An allowed origin and a plain JSON post both go through.
+    expect((await send({ 'content-type': 'application/json', origin: 'https://ops.example' })).status).toBe(202);
+    const metrics = await svc.registry.metrics();
+    expect(metrics).toMatch(/vcam_agent_events_rejected_total\{reason="unsupported_media_type",agent="gw-1"\} 4/);
+    expect(metrics).toMatch(/vcam_agent_events_rejected_total\{reason="forbidden_origin",agent="gw-1"\} 1/);
+  });
+
+  it('with an ingest token, refuses a missing or wrong bearer token with 401 and takes the right one', async () => {
+    const b = await broker();
+    const token = 'f3b1c0ffee5eed5a1ad5a1ad5eed0001';
+    const svc = await agent({ mqttUrl: b.url, ingestToken: token });
+    const send = (auth?: string) => fetch(`http://127.0.0.1:${svc.port}/v1/events`, { method: 'POST', body: JSON.stringify(ev(2)), headers: { 'content-type': 'application/json', ...(auth ? { authorization: auth } : {}) } });
+    for (const auth of [undefined, 'Bearer wrong-token-of-some-length', `Basic ${token}`, `Bearer ${token}x`]) {
+      const r = await send(auth);
+      expect(r.status, String(auth)).toBe(401);
+      expect(r.headers.get('www-authenticate')).toBe('Bearer');
+    }
+    expect(svc.agent.stats().backlogEvents).toBe(0);
+    expect((await send(`Bearer ${token}`)).status).toBe(202);
   });
 
   it('holds the backlog while the broker is down and drains it in sequence order when it returns', async () => {

@@ -43,7 +43,7 @@ export interface RecordResult {
 
 export interface AgentEvents {
   accepted: [stored: number, duplicates: number];
-  rejected: [reason: RejectReason | 'body_too_large' | 'outbox_full' | 'unsupported_media_type', count: number];
+  rejected: [reason: RejectReason | 'body_too_large' | 'outbox_full' | 'unsupported_media_type' | 'forbidden_origin' | 'unauthorized', count: number];
   dropped: [count: number, reason: 'overflow' | 'expired'];
   published: [batch: { events: number; bytes: number; firstSeq: number; lastSeq: number; latencyMs: number }];
   publishFailed: [err: Error];

@@ -1,5 +1,7 @@
 /** `vcam agent`: runs one camera-gateway agent. */
+import { readFileSync } from 'node:fs';
 import { defineCommand } from '../common/config.js';
+import { ConfigError } from '../common/errors.js';
 import { runService } from '../common/cli.js';
 import { createLogger, LOG_LEVELS } from '../common/log.js';
 import { createRegistry } from '../common/metrics.js';
@@ -25,6 +27,8 @@ export const agentCommand = defineCommand({
     httpPort: { type: 'int', default: 8080, description: 'HTTP port for ingest, /healthz and /metrics (0 picks a free port)' },
     httpHost: { type: 'string', default: '127.0.0.1', description: 'HTTP listen address' },
     maxBodyBytes: { type: 'bytes', default: '1MiB', description: 'largest accepted request body' },
+    ingestTokenFile: { type: 'string', description: 'file holding a token every POST /v1/events must carry as Authorization: Bearer <token> (set it whenever --http-host is not loopback)' },
+    allowedOrigins: { type: 'list', description: 'origins (https://host:port,…) whose web pages may post events; requests from any other Origin are refused (none by default)' },
     outboxMaxEvents: { type: 'int', default: AGENT_DEFAULTS.outboxMaxEvents, description: 'outbox bound: events' },
     outboxMaxBytes: { type: 'bytes', default: '4GiB', description: 'outbox bound: bytes' },
     outboxMaxAge: { type: 'duration', default: '7d', description: 'events older than this are expired unsent (0 = never)' },
@@ -41,8 +45,11 @@ export const agentCommand = defineCommand({
 export function main(argv: string[]): Promise<number> {
   return runService(agentCommand, argv, (c) => {
     const logger = createLogger('agent', c.logLevel);
+    const ingestToken = c.ingestTokenFile === undefined ? undefined : readToken(c.ingestTokenFile);
+    if (!ingestToken && !['127.0.0.1', '::1', 'localhost'].includes(c.httpHost)) logger.warn({ httpHost: c.httpHost }, 'ingest is open to the network without a token: anyone who reaches this port can post events (set --ingest-token-file)');
     return startAgentService({
       ...c,
+      ingestToken,
       mqttProtocol: c.mqttProtocol === '5' ? 5 : 4,
       outboxMaxAgeMs: c.outboxMaxAge,
                   drainMs: c.drainTimeout,
@@ -50,4 +57,15 @@ export function main(argv: string[]): Promise<number> {
       registry: createRegistry({ agent: c.id }, true),
     });
   });
+}
+
+function readToken(file: string): string {
+  let token: string;
+  try {
+    token = readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    throw new ConfigError(`--ingest-token-file ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  if (token.length < 16) throw new ConfigError(`--ingest-token-file ${file}: the token must be at least 16 characters (e.g. openssl rand -hex 32 > ${file})`);
+  return token;
 }

@@ -4,10 +4,17 @@
  *   202  every event committed; body lists the eventIds in input order
  *   400  some or all events invalid; the valid ones ARE committed (their ids are listed) and
  *        each invalid one has an index, a reason code and a message
- *   405/415  wrong method or content type
+ *   401  --ingest-token-file is set and the request has no or the wrong bearer token
+ *   403  a cross-site request: an Origin header that is not allowed (none is by default)
+ *   405/415  wrong method, or a content type other than JSON or NDJSON
  *   413  body larger than the limit
  *   503  outbox full (reject policy), with Retry-After; nothing of the request was stored
+ *
+ * A web page in the operator's browser can POST here without a preflight only as text/plain,
+ * a form, or without a content type: all three are 415, and a request a browser labels with a
+ * foreign Origin is 403, so no page can inject camera events.
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readBody, sendJson } from '../common/http.js';
 import { VcamError } from '../common/errors.js';
@@ -16,28 +23,32 @@ import type { Agent } from './agent.js';
 export interface IngestOptions {
   maxBodyBytes: number;
   retryAfterS: number;
+  /** Origins (scheme://host[:port]) whose pages may post events; none by default. */
+  allowedOrigins?: string[];
+  /** When set, every request needs `Authorization: Bearer <token>`. */
+  token?: string;
 }
 
 type Parsed = { items: unknown[]; lineErrors: { index: number; message: string }[] };
 
-/** What `curl -d`, `fetch` with a string body and plain HTTP tools send by default: look at the body instead. */
-const SNIFFED_TYPES = new Set(['text/plain', 'application/x-www-form-urlencoded', 'application/octet-stream']);
 const NDJSON_TYPES = new Set(['application/x-ndjson', 'application/ndjson', 'application/jsonl', 'application/x-jsonlines']);
 
-/** Splits a body into candidate events. Throws INVALID_JSON for a JSON body that does not parse. */
-export function parseEvents(body: string, contentType: string | undefined): Parsed {
+/** JSON or NDJSON from the Content-Type header; anything else (none included) is UNSUPPORTED_MEDIA_TYPE. */
+function bodyFormat(contentType: string | undefined): 'json' | 'ndjson' {
   const type = contentType?.split(';')[0]!.trim().toLowerCase() || undefined;
-  if (type && NDJSON_TYPES.has(type)) return parseNdjson(body);
-  const declaredJson = type === 'application/json' || !!type?.endsWith('+json');
-  if (type && !declaredJson && !SNIFFED_TYPES.has(type)) {
-    throw new VcamError('UNSUPPORTED_MEDIA_TYPE', `content type ${type} is not supported; send application/json or application/x-ndjson`);
-  }
+  if (type && NDJSON_TYPES.has(type)) return 'ndjson';
+  if (type === 'application/json' || type?.endsWith('+json')) return 'json';
+  const what = type ? `content type ${type} is not accepted` : 'a request without a content type is not accepted';
+  throw new VcamError('UNSUPPORTED_MEDIA_TYPE', `${what} (a browser form or page could send it); send application/json or application/x-ndjson, e.g. curl -H 'content-type: application/json'`);
+}
+
+/** Splits a body into candidate events. Throws INVALID_JSON for a JSON body that does not parse. */
+function parseEvents(body: string, format: 'json' | 'ndjson'): Parsed {
+  if (format === 'ndjson') return parseNdjson(body);
   try {
     const value: unknown = JSON.parse(body);
     return { items: Array.isArray(value) ? value : [value], lineErrors: [] };
   } catch (err) {
-    // Without a JSON content type, several lines of JSON objects are NDJSON.
-    if (!declaredJson && body.trimEnd().includes('\n')) return parseNdjson(body);
     throw new VcamError('INVALID_JSON', `body is not valid JSON (${(err as Error).message}); send one event, an array, or NDJSON with content-type application/x-ndjson`);
   }
 }
@@ -62,6 +73,14 @@ function parseNdjson(body: string): Parsed {
 
 const INVALID = Symbol('invalid line');
 
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
+/** Constant-time: the comparison takes as long whatever prefix of the token was right. */
+function tokenMatches(header: string | undefined, token: string): boolean {
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
+  return !!m && timingSafeEqual(digest(m[1]!), digest(token));
+}
+
 export function ingestHandler(agent: Agent, options: IngestOptions) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = (req.url ?? '/').split('?')[0];
@@ -73,10 +92,23 @@ export function ingestHandler(agent: Agent, options: IngestOptions) {
       sendJson(res, 405, { error: 'METHOD_NOT_ALLOWED', message: 'use POST /v1/events' }, { allow: 'POST' });
       return;
     }
+    const origin = req.headers.origin;
+    if (origin !== undefined && !options.allowedOrigins?.includes(origin)) {
+      agent.emit('rejected', 'forbidden_origin', 1);
+      sendJson(res, 403, { error: 'FORBIDDEN_ORIGIN', message: `cross-site request from ${origin} refused: pages may not post camera events (allow an origin with --allowed-origins)` });
+      return;
+    }
+    if (options.token !== undefined && !tokenMatches(req.headers.authorization, options.token)) {
+      agent.emit('rejected', 'unauthorized', 1);
+      sendJson(res, 401, { error: 'UNAUTHORIZED', message: 'this agent needs Authorization: Bearer <token> (the token in its --ingest-token-file)' }, { 'www-authenticate': 'Bearer' });
+      return;
+    }
     try {
+      // Before the body is read: a browser's simple request never gets that far.
+      const format = bodyFormat(req.headers['content-type']);
       const body = (await readBody(req, options.maxBodyBytes)).toString('utf8');
       if (body.trim() === '') throw new VcamError('INVALID_JSON', 'body is empty; send one event, an array, or NDJSON');
-      const { items, lineErrors } = parseEvents(body, req.headers['content-type']);
+      const { items, lineErrors } = parseEvents(body, format);
       const valid = items.map((it, index) => ({ it, index })).filter(({ it }) => it !== INVALID);
       const result = await agent.record(valid.map((v) => v.it));
       // Map results back to the caller's indexes (NDJSON lines that failed to parse hold a slot).
@@ -102,7 +134,8 @@ export function ingestHandler(agent: Agent, options: IngestOptions) {
           return;
         case 'UNSUPPORTED_MEDIA_TYPE':
           agent.emit('rejected', 'unsupported_media_type', 1);
-          sendJson(res, 415, { error: err.code, message: err.message });
+          // The body was never read: close rather than drain what a page may have sent.
+          sendJson(res, 415, { error: err.code, message: err.message }, { connection: 'close' });
           return;
         case 'OUTBOX_FULL':
         case 'OUTBOX_CLOSED':

@@ -10,6 +10,10 @@ export interface AgentServiceOptions extends AgentOptions {
   httpPort: number;
   httpHost?: string;
   maxBodyBytes?: number;
+  /** Origins whose pages may post events (none by default). */
+  allowedOrigins?: string[];
+  /** Bearer token every ingest request must carry (from --ingest-token-file). */
+  ingestToken?: string;
   drainMs?: number;
   logger?: Logger;
   registry?: Registry;
@@ -29,7 +33,7 @@ export async function startAgentService(o: AgentServiceOptions): Promise<AgentSe
   instrumentAgent(agent, registry, log);
   const health = () => ({ ok: true, agentId: agent.id, ...agent.stats() });
   const http = await listen(
-    opsRoutes(registry, health, ingestHandler(agent, { maxBodyBytes: o.maxBodyBytes ?? 1024 * 1024, retryAfterS: 5 })),
+    opsRoutes(registry, health, ingestHandler(agent, { maxBodyBytes: o.maxBodyBytes ?? 1024 * 1024, retryAfterS: 5, allowedOrigins: o.allowedOrigins, token: o.ingestToken })),
     o.httpPort,
     o.httpHost ?? '127.0.0.1',
   );

@@ -121,7 +121,7 @@ export function main(argv: string[]): Promise<number> {
       simulation = sim;
       out.write(`  simulator         ${c.simRate} events/s from ${scenario.cameras} cameras in ${scenario.geos} geos (geo names from ${csv}); --no-sim to turn off\n`);
     }
-    out.write(`Try:  curl -s localhost:${agent.port}/v1/events -d '{"deviceId":"cam-1","geoId":7,"ts":'$(date +%s000)',"type":"person"}'\n`);
+    out.write(`Try:  curl -s localhost:${agent.port}/v1/events -H 'content-type: application/json' -d '{"deviceId":"cam-1","geoId":7,"ts":'$(date +%s000)',"type":"person"}'\n`);
 
     // Last started, first stopped: the simulator, the agent, the bridge (draining into ClickHouse
     // or Kafka), the processor, Kafka, ClickHouse.

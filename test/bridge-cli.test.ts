@@ -38,7 +38,7 @@ describe('vcam bridge + vcam agent processes', () => {
     const consumer = await consumeAll(kafka.brokers, [TOPICS.events]);
 
     const body = Array.from({ length: 300 }, (_, i) => ({ deviceId: `cam-${i % 3}`, geoId: 5, ts: Date.now() - 1000 - i, type: 'person' }));
-    const r = await fetch(`http://127.0.0.1:${agentHttp}/v1/events`, { method: 'POST', body: JSON.stringify(body) });
+    const r = await fetch(`http://127.0.0.1:${agentHttp}/v1/events`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
     expect(r.status).toBe(202);
     const ids = ((await r.json()) as { eventIds: string[] }).eventIds;
     await consumer.waitFor(() => consumer.messages.filter((m) => m.headers.agentId === 'gw-cli').length >= 300, 30_000, '300 events in Kafka');

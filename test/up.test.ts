@@ -18,7 +18,7 @@ describe('vcam up', () => {
     await waitHealthy(http, up, 60_000);
     const now = Date.now();
     const body = [1, 2, 3].map((i) => ({ deviceId: `cam-${i}`, geoId: 42, ts: now - i, type: 'person' }));
-    expect((await fetch(`http://127.0.0.1:${http}/v1/events`, { method: 'POST', body: JSON.stringify(body) })).status).toBe(202);
+    expect((await fetch(`http://127.0.0.1:${http}/v1/events`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } })).status).toBe(202);
     await waitFor(() => /geo 42 .* 1m +3 /.test(out), 30_000, 'geo 42 with 3 events in the summary');
     expect(out).toContain(`data in ${dataDir}`);
     up.child.kill('SIGINT');
@@ -59,7 +59,7 @@ describe('vcam up', () => {
     expect(health.partitions).toEqual(Array.from({ length: 16 }, (_, i) => i));
     const now = Date.now();
     const body = [1, 2, 3, 4].map((i) => ({ deviceId: `cam-${i}`, geoId: 43, ts: now - i, type: 'person' }));
-    expect((await fetch(`http://127.0.0.1:${http}/v1/events`, { method: 'POST', body: JSON.stringify(body) })).status).toBe(202);
+    expect((await fetch(`http://127.0.0.1:${http}/v1/events`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } })).status).toBe(202);
     await waitFor(() => /geo 43 .* 1m +4 /.test(out), 60_000, 'geo 43 with 4 events in the summary');
     up.child.kill('SIGINT');
     expect(await up.exited).toBe(0);
