@@ -18,6 +18,7 @@ export const clickhouseCommand = defineCommand({
     host: { type: 'string', default: '127.0.0.1', env: 'VCAM_CLICKHOUSE_HOST', description: 'listen address' },
     user: { type: 'string', env: 'VCAM_CLICKHOUSE_USER', description: 'require this user (basic auth)' },
     password: { type: 'string', secret: true, env: 'VCAM_CLICKHOUSE_PASSWORD', description: 'password for --user' },
+    maxQueuedRequests: { type: 'int', default: 1000, description: 'requests waiting for the engine (it runs one at a time) beyond which it answers 503 with Retry-After' },
     migrate: { type: 'boolean', default: true, description: 'create or upgrade the vcam database at startup' },
     logLevel: { type: 'string', choices: LOG_LEVELS, default: 'info', description: 'log level' },
   },
@@ -49,7 +50,7 @@ export const geoCommand = defineCommand({
 export function serverMain(argv: string[]): Promise<number> {
   return runService(clickhouseCommand, argv, async (c) => {
     const log = createLogger('clickhouse', c.logLevel);
-    const server = new ClickHouseServer({ dataDir: c.dataDir, port: c.port, host: c.host, user: c.user, password: c.password, logger: log });
+    const server = new ClickHouseServer({ dataDir: c.dataDir, port: c.port, host: c.host, user: c.user, password: c.password, maxQueuedRequests: c.maxQueuedRequests, logger: log });
     await server.start();
     if (c.migrate) {
       const client = createClient({ url: `http://127.0.0.1:${server.port}`, username: c.user, password: c.password });

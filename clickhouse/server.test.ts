@@ -2,8 +2,11 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createGzip } from 'node:zlib';
 import { createClient, ClickHouseError, type ClickHouseClient } from '@clickhouse/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort, waitFor } from '../test/helpers/brokers.js';
+import { vcam } from '../test/helpers/processes.js';
 import { ClickHouseServer } from './server.js';
 
 let server: ClickHouseServer;
@@ -66,4 +69,47 @@ describe('vcam clickhouse over HTTP', () => {
     );
     results.forEach((rows, i) => expect(rows).toEqual([{ i, t: i + 1 }]));
   });
+
+  it('refuses a gzip bomb (300 MB of zeros, inflated past the body limit) with 413 and keeps serving', async () => {
+    const gz = createGzip({ level: 9 });
+    const parts: Buffer[] = [];
+    gz.on('data', (c: Buffer) => parts.push(c));
+    const zeros = Buffer.alloc(1024 * 1024);
+    for (let i = 0; i < 300; i++) if (!gz.write(zeros)) await new Promise((r) => gz.once('drain', r));
+    await new Promise((r) => gz.end(r));
+    const bomb = Buffer.concat(parts);
+    expect(bomb.length).toBeLessThan(1024 * 1024);
+    const r = await fetch(`http://127.0.0.1:${server.port}/?query=${encodeURIComponent('INSERT INTO t1.d FORMAT TSV')}`, { method: 'POST', body: bomb, headers: { 'content-encoding': 'gzip', authorization: BASIC } });
+    expect(r.status).toBe(413);
+    expect(await r.text()).toMatch(/Code: 307\. DB::Exception: Request body over 268435456 bytes \(after decompression\)/);
+    expect(await (await client.query({ query: 'SELECT 1 AS one', format: 'JSONEachRow' })).json()).toEqual([{ one: 1 }]);
+  });
+
+  it('refuses a password in the URL, even the right one', async () => {
+    const r = await fetch(`http://127.0.0.1:${server.port}/?user=vcam&password=s3cret&query=SELECT%201`);
+    expect(r.status).toBe(401);
+    expect(await r.text()).toMatch(/a password in the URL is refused/);
+  });
+
+  it('answers 503 with Retry-After past its queue bound instead of queueing without end, then serves again', async () => {
+    // One chDB data directory per process: this server is a `vcam clickhouse` process of its own.
+    const port = await freePort();
+    const small = vcam(['clickhouse', '--data-dir', mkdtempSync(join(tmpdir(), 'vcam-ch-q-')), '--port', String(port), '--max-queued-requests', '2', '--no-migrate', '--log-level', 'warn']);
+    try {
+      await waitFor(() => fetch(`http://127.0.0.1:${port}/ping`).then((r) => r.ok, () => false), 30_000, 'vcam clickhouse');
+      const url = `http://127.0.0.1:${port}/?query=${encodeURIComponent('SELECT sleep(0.5)')}`;
+      const answers = await Promise.all(Array.from({ length: 8 }, () => fetch(url).then(async (r) => ({ status: r.status, retryAfter: r.headers.get('retry-after'), text: await r.text() }))));
+      expect(answers.map((a) => a.status).sort()).toEqual([200, 200, 503, 503, 503, 503, 503, 503]);
+      for (const a of answers.filter((x) => x.status === 503)) {
+        expect(a.retryAfter).toBe('1');
+        expect(a.text).toMatch(/TOO_MANY_SIMULTANEOUS_QUERIES/);
+      }
+      expect((await fetch(url)).status).toBe(200);
+    } finally {
+      small.child.kill('SIGTERM');
+      await small.exited;
+    }
+  });
 });
+
+const BASIC = `Basic ${Buffer.from('vcam:s3cret').toString('base64')}`;

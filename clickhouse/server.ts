@@ -17,8 +17,9 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { gunzipSync, gzipSync } from 'node:zlib';
-import { randomUUID } from 'node:crypto';
+import { gunzip, gzipSync } from 'node:zlib';
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { promisify } from 'node:util';
 import { mkdirSync } from 'node:fs';
 import { Session } from 'chdb';
 import { silentLogger, type Logger } from '../common/log.js';
@@ -30,9 +31,15 @@ export interface ClickHouseServerOptions {
   /** When set, requests must authenticate as this user (basic auth or X-ClickHouse-User/Key). */
   user?: string;
   password?: string;
+  /** Largest request body, and largest body once a gzip request body is inflated. Default 256 MiB. */
   maxBodyBytes?: number;
+  /** Requests waiting for the engine beyond this are refused with 503 and Retry-After. Default 1,000. */
+  maxQueuedRequests?: number;
   logger?: Logger;
 }
+
+const gunzipAsync = promisify(gunzip);
+const digest = (s: string) => createHash('sha256').update(s).digest();
 
 /** URL parameters that are part of the HTTP protocol, not engine settings. */
 const PROTOCOL_PARAMS = new Set(['query', 'query_id', 'database', 'session_id', 'user', 'password', 'default_format', 'role', 'compress', 'decompress']);
@@ -69,6 +76,8 @@ export class ClickHouseServer {
   private readonly session: Session;
   private server?: Server;
   private queue: Promise<unknown> = Promise.resolve();
+  /** HTTP requests queued or running on the engine. */
+  private waiting = 0;
   private readonly log: Logger;
   port = 0;
 
@@ -134,10 +143,33 @@ export class ClickHouseServer {
       return;
     }
     if (url.pathname !== '/') return this.fail(res, 404, { code: 0, type: 'UNKNOWN_ENDPOINT', message: `There is no handle ${url.pathname}. Use / or /ping` });
+    if (url.searchParams.has('password')) return this.fail(res, 401, { code: 516, type: 'AUTHENTICATION_FAILED', message: 'Authentication failed: a password in the URL is refused (URLs end up in logs and histories); send it with HTTP basic auth or X-ClickHouse-Key' });
     if (!this.authorised(req, url)) return this.fail(res, 401, { code: 516, type: 'AUTHENTICATION_FAILED', message: 'Authentication failed: password is incorrect, or there is no user with such name' });
+    // The engine runs one request at a time: past this many waiting, say so at once instead of queueing without end.
+    if (this.waiting >= (this.o.maxQueuedRequests ?? 1_000)) {
+      res.setHeader('retry-after', '1');
+      return this.fail(res, 503, { code: 202, type: 'TOO_MANY_SIMULTANEOUS_QUERIES', message: `Too many simultaneous queries: ${this.waiting} are waiting for the engine; retry shortly` });
+    }
+    this.waiting++;
+    try {
+      await this.query(req, res, url);
+    } finally {
+      this.waiting--;
+    }
+  }
 
-    let body = await readAll(req, this.o.maxBodyBytes ?? 256 * 1024 * 1024);
-    if (req.headers['content-encoding'] === 'gzip') body = gunzipSync(body);
+  private async query(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const limit = this.o.maxBodyBytes ?? 256 * 1024 * 1024;
+    let body: Buffer;
+    try {
+      body = await readAll(req, limit);
+      // The inflated body has the same bound as the raw one: a small gzip bomb cannot fill the memory.
+      if (req.headers['content-encoding'] === 'gzip') body = await gunzipAsync(body, { maxOutputLength: limit });
+    } catch (err) {
+      const tooLarge = err instanceof RangeError || (err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE' || /over \d+ bytes/.test((err as Error).message);
+      if (tooLarge) return this.fail(res, 413, { code: 307, type: 'TOO_MANY_BYTES', message: `Request body over ${limit} bytes (after decompression); send smaller inserts` }, undefined, true);
+      return this.fail(res, 400, { code: 354, type: 'CANNOT_DECOMPRESS', message: `Cannot read the request body: ${(err as Error).message}` });
+    }
     const inUrl = url.searchParams.get('query');
     const sql = inUrl !== null ? (body.length ? `${inUrl}\n${body.toString('utf8')}` : inUrl) : body.toString('utf8');
     if (!sql.trim()) return this.fail(res, 400, { code: 62, type: 'SYNTAX_ERROR', message: 'Empty query' });
@@ -198,7 +230,7 @@ export class ClickHouseServer {
   private authorised(req: IncomingMessage, url: URL): boolean {
     if (!this.o.user) return true;
     let user = (req.headers['x-clickhouse-user'] as string | undefined) ?? url.searchParams.get('user') ?? undefined;
-    let password = (req.headers['x-clickhouse-key'] as string | undefined) ?? url.searchParams.get('password') ?? '';
+    let password = (req.headers['x-clickhouse-key'] as string | undefined) ?? '';
     const auth = req.headers.authorization;
     if (auth?.startsWith('Basic ')) {
       const decoded = Buffer.from(auth.slice(6), 'base64').toString('utf8');
@@ -206,15 +238,19 @@ export class ClickHouseServer {
       user = decoded.slice(0, i);
       password = decoded.slice(i + 1);
     }
-    return user === this.o.user && password === (this.o.password ?? '');
+    // Both compared in constant time (digests of equal length), so timing tells nothing of either.
+    const userOk = timingSafeEqual(digest(user ?? ''), digest(this.o.user));
+    const passwordOk = timingSafeEqual(digest(password), digest(this.o.password ?? ''));
+    return userOk && passwordOk;
   }
 
-  private fail(res: ServerResponse, status: number, e: ChError, queryId?: string): void {
+  private fail(res: ServerResponse, status: number, e: ChError, queryId?: string, close = false): void {
     const text = `Code: ${e.code}. DB::Exception: ${e.message}. (${e.type}) (version ${VERSION})\n`;
     res.writeHead(status, {
       'content-type': 'text/plain; charset=UTF-8',
       'x-clickhouse-exception-code': String(e.code),
       ...(queryId ? { 'x-clickhouse-query-id': queryId } : {}),
+      ...(close ? { connection: 'close' } : {}),
     });
     res.end(text);
   }
