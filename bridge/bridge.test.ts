@@ -286,7 +286,7 @@ describe('bridge → Kafka', () => {
 
     const agent = await startAgentService({ id: 'gw-3', dataDir: mkdtempSync(join(tmpdir(), 'vcam-agent-')), ...agentOptions, mqttCa: cert });
     cleanups.push(() => agent.close());
-    const r = await fetch(`http://127.0.0.1:${agent.port}/v1/events`, { method: 'POST', body: JSON.stringify({ eventId: `tls-${Date.now()}`, deviceId: 'cam-t', geoId: 1, ts: Date.now(), type: 'person' }) });
+    const r = await fetch(`http://127.0.0.1:${agent.port}/v1/events`, { method: 'POST', body: JSON.stringify({ eventId: `tls-${Date.now()}`, deviceId: 'cam-t', geoId: 1, ts: Date.now(), type: 'person' }), headers: { 'content-type': 'application/json' } });
     const [eventId] = ((await r.json()) as { eventIds: string[] }).eventIds;
     await kc.waitFor(() => kc.of(TOPICS.events).some((m) => m.headers.eventId === eventId), 30_000, 'the event sent over TLS');
     expect(agent.agent.connected).toBe(true);
