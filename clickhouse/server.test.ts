@@ -85,6 +85,20 @@ describe('vcam clickhouse over HTTP', () => {
     expect(await (await client.query({ query: 'SELECT 1 AS one', format: 'JSONEachRow' })).json()).toEqual([{ one: 1 }]);
   });
 
+  it('runs one statement per request: a second one is refused as ClickHouse refuses it, and does not run', async () => {
+    await client.command({ query: 'CREATE DATABASE IF NOT EXISTS t1' });
+    await client.command({ query: 'CREATE TABLE IF NOT EXISTS t1.keep (k String) ENGINE = MergeTree ORDER BY k' });
+    for (const [method, query] of [['GET', 'SELECT 1; DROP TABLE t1.keep'], ['POST', 'SELECT 1;\nDROP TABLE t1.keep'], ['POST', "INSERT INTO t1.keep VALUES ('x'); DROP TABLE t1.keep"]] as const) {
+      const r = method === 'GET' ? await fetch(`http://127.0.0.1:${server.port}/?query=${encodeURIComponent(query)}`, { headers: { authorization: BASIC } }) : await fetch(`http://127.0.0.1:${server.port}/`, { method, body: query, headers: { authorization: BASIC } });
+      expect(r.status, query).toBe(400);
+      expect(r.headers.get('x-clickhouse-exception-code')).toBe('62');
+      expect(await r.text()).toMatch(/Multi-statements are not allowed/);
+    }
+    const left = await (await client.query({ query: "SELECT count() AS n FROM system.tables WHERE database = 't1' AND name = 'keep'", format: 'JSONEachRow' })).json<{ n: number }>();
+    expect(left).toEqual([{ n: 1 }]);
+    expect(await (await client.query({ query: 'SELECT count() AS n FROM t1.keep', format: 'JSONEachRow' })).json()).toEqual([{ n: 0 }]);
+  });
+
   it('refuses a password in the URL, even the right one', async () => {
     const r = await fetch(`http://127.0.0.1:${server.port}/?user=vcam&password=s3cret&query=SELECT%201`);
     expect(r.status).toBe(401);

@@ -23,6 +23,7 @@ import { promisify } from 'node:util';
 import { mkdirSync } from 'node:fs';
 import { Session } from 'chdb';
 import { silentLogger, type Logger } from '../common/log.js';
+import { secondStatementAt } from './statements.js';
 
 export interface ClickHouseServerOptions {
   dataDir: string;
@@ -173,6 +174,8 @@ export class ClickHouseServer {
     const inUrl = url.searchParams.get('query');
     const sql = inUrl !== null ? (body.length ? `${inUrl}\n${body.toString('utf8')}` : inUrl) : body.toString('utf8');
     if (!sql.trim()) return this.fail(res, 400, { code: 62, type: 'SYNTAX_ERROR', message: 'Empty query' });
+    const second = secondStatementAt(sql);
+    if (second !== undefined) return this.fail(res, 400, { code: 62, type: 'SYNTAX_ERROR', message: `Syntax error (Multi-statements are not allowed): failed at position ${second + 1} (end of query): ${JSON.stringify(sql.slice(second, second + 40))}; send one statement per request` });
     if (req.method === 'GET' && !/^\s*(SELECT|WITH|SHOW|DESC|DESCRIBE|EXISTS|EXPLAIN)\b/i.test(sql)) {
       return this.fail(res, 400, { code: 164, type: 'READONLY', message: 'Cannot execute query in readonly mode: use POST for statements that modify data' });
     }

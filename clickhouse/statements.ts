@@ -1,0 +1,107 @@
+/**
+ * One statement per request, as a ClickHouse server allows over HTTP. chDB runs every statement
+ * of a multi-statement text, so `GET /?query=SELECT 1; DROP TABLE vcam.geo` would run the DROP;
+ * the server refuses such a request before the engine sees it.
+ *
+ * The scan knows what a `;` can hide in: string literals ('…' with \ and '' escapes), quoted
+ * identifiers ("…", `…`), and comments (-- and # to the end of the line, nested /* … *\/). An
+ * INSERT's data after `FORMAT <name>` is not SQL and is not scanned: the engine reads all of it
+ * as data. `VALUES` is scanned: chDB runs a statement after `INSERT … VALUES (…);`.
+ */
+
+/** Where the first statement ends, if another one follows it; undefined for a single statement. */
+export function secondStatementAt(sql: string): number | undefined {
+  const n = sql.length;
+  let i = 0;
+  const dataStart = insertDataStart(sql);
+  while (i < n) {
+    if (dataStart !== undefined && i >= dataStart) return undefined;
+    const c = sql[i]!;
+    if (c === "'" || c === '"' || c === '`') i = skipQuoted(sql, i, c);
+    else if ((c === '-' && sql[i + 1] === '-') || c === '#') i = skipLine(sql, i);
+    else if (c === '/' && sql[i + 1] === '*') i = skipBlock(sql, i);
+    else if (c === ';') {
+      const rest = restIsEmpty(sql, i + 1);
+      return rest ? undefined : i;
+    } else i++;
+  }
+  return undefined;
+}
+
+function skipQuoted(sql: string, start: number, quote: string): number {
+  let i = start + 1;
+  while (i < sql.length) {
+    const c = sql[i]!;
+    if (c === '\\') i += 2;
+    else if (c === quote && sql[i + 1] === quote) i += 2;
+    else if (c === quote) return i + 1;
+    else i++;
+  }
+  return i;
+}
+
+function skipLine(sql: string, start: number): number {
+  const end = sql.indexOf('\n', start);
+  return end < 0 ? sql.length : end + 1;
+}
+
+function skipBlock(sql: string, start: number): number {
+  let depth = 0;
+  let i = start;
+  while (i < sql.length) {
+    if (sql[i] === '/' && sql[i + 1] === '*') {
+      depth++;
+      i += 2;
+    } else if (sql[i] === '*' && sql[i + 1] === '/') {
+      depth--;
+      i += 2;
+      if (depth === 0) return i;
+    } else i++;
+  }
+  return i;
+}
+
+/** Only whitespace, comments and further `;` after a statement: still one statement. */
+function restIsEmpty(sql: string, from: number): boolean {
+  let i = from;
+  while (i < sql.length) {
+    const c = sql[i]!;
+    if (/\s|;/.test(c)) i++;
+    else if ((c === '-' && sql[i + 1] === '-') || c === '#') i = skipLine(sql, i);
+    else if (c === '/' && sql[i + 1] === '*') i = skipBlock(sql, i);
+    else return false;
+  }
+  return true;
+}
+
+/**
+ * Where an INSERT's inline data begins (just after `FORMAT <name>`), found on the text with
+ * literals and comments blanked so that the words cannot hide in them.
+ */
+function insertDataStart(sql: string): number | undefined {
+  const plain = blank(sql);
+  if (!/^\s*INSERT\b/i.test(plain)) return undefined;
+  const m = /\bFORMAT\s+\w+/i.exec(plain);
+  return m ? m.index + m[0].length : undefined;
+}
+
+/** The text with quoted parts and comments replaced by spaces, same length. */
+function blank(sql: string): string {
+  let out = '';
+  let i = 0;
+  while (i < sql.length) {
+    const c = sql[i]!;
+    let end = i;
+    if (c === "'" || c === '"' || c === '`') end = skipQuoted(sql, i, c);
+    else if ((c === '-' && sql[i + 1] === '-') || c === '#') end = skipLine(sql, i);
+    else if (c === '/' && sql[i + 1] === '*') end = skipBlock(sql, i);
+    if (end > i) {
+      out += ' '.repeat(end - i);
+      i = end;
+    } else {
+      out += c;
+      i++;
+    }
+  }
+  return out;
+}
