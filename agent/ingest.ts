@@ -14,10 +14,10 @@
  * a form, or without a content type: all three are 415, and a request a browser labels with a
  * foreign Origin is 403, so no page can inject camera events.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readBody, sendJson } from '../common/http.js';
 import { VcamError } from '../common/errors.js';
+import { sameSecret } from '../common/secrets.js';
 import type { Agent } from './agent.js';
 
 export interface IngestOptions {
@@ -73,12 +73,9 @@ function parseNdjson(body: string): Parsed {
 
 const INVALID = Symbol('invalid line');
 
-const digest = (s: string) => createHash('sha256').update(s).digest();
-
-/** Constant-time: the comparison takes as long whatever prefix of the token was right. */
 function tokenMatches(header: string | undefined, token: string): boolean {
   const m = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
-  return !!m && timingSafeEqual(digest(m[1]!), digest(token));
+  return !!m && sameSecret(m[1]!, token);
 }
 
 export function ingestHandler(agent: Agent, options: IngestOptions) {

@@ -18,11 +18,12 @@
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gunzip, gzipSync } from 'node:zlib';
-import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import { mkdirSync } from 'node:fs';
 import { Session } from 'chdb';
 import { silentLogger, type Logger } from '../common/log.js';
+import { sameSecret } from '../common/secrets.js';
 import { secondStatementAt } from './statements.js';
 
 export interface ClickHouseServerOptions {
@@ -40,7 +41,6 @@ export interface ClickHouseServerOptions {
 }
 
 const gunzipAsync = promisify(gunzip);
-const digest = (s: string) => createHash('sha256').update(s).digest();
 
 /** URL parameters that are part of the HTTP protocol, not engine settings. */
 const PROTOCOL_PARAMS = new Set(['query', 'query_id', 'database', 'session_id', 'user', 'password', 'default_format', 'role', 'compress', 'decompress']);
@@ -241,9 +241,9 @@ export class ClickHouseServer {
       user = decoded.slice(0, i);
       password = decoded.slice(i + 1);
     }
-    // Both compared in constant time (digests of equal length), so timing tells nothing of either.
-    const userOk = timingSafeEqual(digest(user ?? ''), digest(this.o.user));
-    const passwordOk = timingSafeEqual(digest(password), digest(this.o.password ?? ''));
+    // Both compared, in constant time, so timing tells nothing of either.
+    const userOk = sameSecret(user ?? '', this.o.user);
+    const passwordOk = sameSecret(password, this.o.password ?? '');
     return userOk && passwordOk;
   }
 

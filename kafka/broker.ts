@@ -26,6 +26,7 @@ import { sleep } from '../common/retry.js';
 import { KAFKA_DIR, kafkaClasspath, kafkaHome, requireJava } from './jars.js';
 
 const execFileP = promisify(execFile);
+const LOG4J = `-Dlog4j2.configurationFile=${join(KAFKA_DIR, 'log4j2.properties')}`;
 
 export interface LocalKafkaOptions {
   /** Holds the broker's log (`log/`), its generated server.properties and its output (`broker.log`). */
@@ -59,6 +60,8 @@ export class LocalKafka {
   private child: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();
   private tail: string[] = [];
+  /** `java -version` once per broker, not at every restart. */
+  private javaChecked?: Promise<void>;
   private out: WriteStream | undefined;
 
   constructor(o: LocalKafkaOptions) {
@@ -90,7 +93,7 @@ export class LocalKafka {
   /** Formats the store on first use, starts the JVM, waits until it serves, creates vcam's topics. */
   async start(): Promise<void> {
     if (this.running) return;
-    await requireJava();
+    await (this.javaChecked ??= requireJava());
     this.port ||= this.o.port || (await freePort());
     this.controllerPort ||= this.o.controllerPort || (await freePort());
     mkdirSync(this.dataDir, { recursive: true });
@@ -141,7 +144,7 @@ export class LocalKafka {
   }
 
   /** The broker's last output lines, for error messages. */
-  lastOutput(): string {
+  private lastOutput(): string {
     return this.tail.join('\n');
   }
 
@@ -154,7 +157,7 @@ export class LocalKafka {
       '-XX:CICompilerCount=2',
       '-XX:+ExitOnOutOfMemoryError',
       '-Djava.awt.headless=true',
-      `-Dlog4j2.configurationFile=${join(KAFKA_DIR, 'log4j2.properties')}`,
+      LOG4J,
     ];
   }
 
@@ -180,7 +183,7 @@ num.partitions=${this.o.partitions ?? 16}
     do clusterId = randomBytes(16).toString('base64url');
     while (clusterId.startsWith('-'));
     try {
-      await execFileP('java', ['-Xmx256m', '-XX:+UseSerialGC', `-Dlog4j2.configurationFile=${join(KAFKA_DIR, 'log4j2.properties')}`, '-cp', this.classpath, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', props], { timeout: 60_000 });
+      await execFileP('java', ['-Xmx256m', '-XX:+UseSerialGC', LOG4J, '-cp', this.classpath, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', props], { timeout: 60_000 });
     } catch (err) {
       const e = err as { stdout?: string; stderr?: string; message?: string };
       throw new VcamError('UNAVAILABLE', `formatting the Kafka store in ${this.dataDir} failed: ${(e.stdout || '') + (e.stderr || '') || e.message}`);

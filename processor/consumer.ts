@@ -14,13 +14,13 @@ import type { Consumer, EachBatchHandler } from 'kafkajs';
 import { backoffDelay, type BackoffOptions } from '../common/retry.js';
 
 export interface KeptConsumerEvents {
-  /** The member joined the group: first start, kafkajs' own restart or ours. */
-  joined: [];
+  /** The member joined the group: first start, kafkajs' own restart or ours; `downMs` after stops. */
+  joined: [downMs: number | undefined];
   /**
-   * The member stopped or could not start. `retryInMs` is when a new one starts (ours, or
-   * kafkajs' own restart when `byKafkajs`).
+   * The member stopped or could not start. `retryInMs` is when ours starts; undefined when
+   * kafkajs restarts it itself (after a retriable error).
    */
-  down: [err: Error, attempt: number, retryInMs: number, byKafkajs: boolean];
+  down: [err: Error, attempt: number, retryInMs: number | undefined];
 }
 
 export interface KeptConsumerOptions {
@@ -66,19 +66,17 @@ export class KeptConsumer extends EventEmitter<KeptConsumerEvents> {
     const consumer = this.o.create();
     consumer.on(consumer.events.GROUP_JOIN, () => {
       if (consumer !== this.consumer) return;
+      const downMs = this.attempt > 0 && this.downSince !== undefined ? Date.now() - this.downSince : undefined;
       this.attempt = 0;
       this.downSince = undefined;
       this.lastError = undefined;
-      this.emit('joined');
+      this.emit('joined', downMs);
       this.firstJoin.resolve();
     });
     consumer.on(consumer.events.CRASH, ({ payload }) => {
       if (consumer !== this.consumer || this.stopping) return;
-      if (payload.restart) {
-        this.wentDown(payload.error, true);
-        return;
-      }
-      this.restartLater(payload.error);
+      if (payload.restart) this.wentDown(payload.error, undefined);
+      else this.restartLater(payload.error);
     });
     return consumer;
   }
@@ -94,17 +92,16 @@ export class KeptConsumer extends EventEmitter<KeptConsumerEvents> {
     }
   }
 
-  private wentDown(err: Error, byKafkajs: boolean): number {
+  private wentDown(err: Error, retryInMs: number | undefined): void {
     this.downSince ??= Date.now();
     this.lastError = err;
-    const delay = backoffDelay(this.attempt, this.o.backoff ?? { initialMs: 1_000, maxMs: 30_000 });
-    this.emit('down', err, ++this.attempt, delay, byKafkajs);
-    return delay;
+    this.emit('down', err, ++this.attempt, retryInMs);
   }
 
   private restartLater(err: Error): void {
     if (this.stopping) return;
-    const delay = this.wentDown(err, false);
+    const delay = backoffDelay(this.attempt, this.o.backoff ?? { initialMs: 1_000, maxMs: 30_000 });
+    this.wentDown(err, delay);
     clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       void (async () => {

@@ -67,14 +67,16 @@ export class DlqConsumer {
     return this.member.consumer;
   }
 
-  private createConsumer(): Consumer {
+  /** A new member, or a rebalance: every partition is read back from ClickHouse on assignment. */
+  private forgetPartitions(): void {
     this.generation++;
     this.parts.clear();
+  }
+
+  private createConsumer(): Consumer {
+    this.forgetPartitions();
     const consumer = createGroupConsumer(this.o, { groupId: this.o.group, sessionTimeoutMs: this.o.sessionTimeoutMs, maxWaitTimeInMs: this.o.maxWaitTimeInMs });
-    consumer.on(consumer.events.REBALANCING, () => {
-      this.generation++;
-      this.parts.clear();
-    });
+    consumer.on(consumer.events.REBALANCING, () => this.forgetPartitions());
     return consumer;
   }
 

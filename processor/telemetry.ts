@@ -86,16 +86,13 @@ export function instrumentConsumers(members: Record<string, KeptConsumer>, regis
   });
   for (const [consumer, m] of Object.entries(members)) {
     downs.inc({ consumer }, 0);
-    let streakSince: number | undefined;
-    m.on('down', (err, attempt, retryInMs, byKafkajs) => {
+    m.on('down', (err, attempt, retryInMs) => {
       downs.inc({ consumer });
-      streakSince ??= Date.now();
       // Once per streak, then every tenth attempt: the alert and the gauge carry the rest.
-      if (attempt === 1 || attempt % 10 === 0) log.error({ consumer, err: err.message, attempt, retryInMs, restartedBy: byKafkajs ? 'kafkajs' : 'vcam' }, 'Kafka consumer down; starting a new member');
+      if (attempt === 1 || attempt % 10 === 0) log.error({ consumer, err: err.message, attempt, retryInMs, restartedBy: retryInMs === undefined ? 'kafkajs' : 'vcam' }, 'Kafka consumer down; starting a new member');
     });
-    m.on('joined', () => {
-      if (streakSince !== undefined) log.info({ consumer, downS: Math.round((Date.now() - streakSince) / 1000) }, 'Kafka consumer back in its group');
-      streakSince = undefined;
+    m.on('joined', (downMs) => {
+      if (downMs !== undefined) log.info({ consumer, downS: Math.round(downMs / 1000) }, 'Kafka consumer back in its group');
     });
   }
 }
