@@ -12,10 +12,11 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startAgentService } from '../agent/index.js';
 import { TOPICS } from '../common/kafka.js';
 import { silentLogger } from '../common/log.js';
-import { freePort, waitFor } from '../test/helpers/brokers.js';
+import { freePort, waitFor, whenQuiet } from '../test/helpers/brokers.js';
 import { consumeAll, startTestKafka } from '../test/helpers/kafka.js';
 import type { LocalKafka } from '../kafka/index.js';
-import { addAgent, KafkaDownstream, startBridgeService, type BridgeService } from './index.js';
+import { createRegistry } from '../common/metrics.js';
+import { addAgent, KafkaDownstream, startBridgeService, type BridgeService, type KafkaDownstreamOptions } from './index.js';
 
 let kafka: LocalKafka;
 let agentsFile: string;
@@ -33,19 +34,23 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function bridge(over: Partial<Parameters<typeof startBridgeService>[0]> = {}): Promise<BridgeService> {
+async function bridge(over: Partial<Parameters<typeof startBridgeService>[0]> = {}, kafkaOver: Partial<KafkaDownstreamOptions> = {}): Promise<BridgeService> {
+  const registry = over.registry ?? createRegistry({ component: 'bridge' });
   const downstream = new KafkaDownstream({
     brokers: kafka.brokers,
     clientId: 'test-bridge',
     logger: silentLogger,
+    registry,
     // The production settings: idempotent producer, gzip.
     idempotent: true,
     compression: 'gzip',
+    // Few and quick retries inside kafkajs, so that a Kafka outage reaches the bridge's own loop fast.
     sendRetries: 1,
     sendTimeoutMs: 5_000,
     retry: { retries: 1, initialRetryTime: 100, maxRetryTime: 1_000 },
+    ...kafkaOver,
   });
-  const svc = await startBridgeService({ mqttPort: 0, httpPort: 0, agentsFile, downstream, forwardBackoff: { initialMs: 100, maxMs: 500 }, ...over });
+  const svc = await startBridgeService({ mqttPort: 0, httpPort: 0, agentsFile, downstream, registry, forwardBackoff: { initialMs: 100, maxMs: 500 }, ...over });
   cleanups.push(() => svc.close());
   return svc;
 }
@@ -145,7 +150,10 @@ describe('bridge → Kafka', () => {
   });
 
   it('with the idempotent producer, kill -9 of the broker mid-stream loses nothing and duplicates nothing but what the agents re-sent', { timeout: 120_000 }, async () => {
-    const svc = await bridge();
+    // kafkajs' own retries (the same batches, the same sequence numbers; its reconnects too)
+    // outlast the restart, so a batch the broker wrote just before dying is recognised as a
+    // duplicate when it comes again.
+    const svc = await bridge({}, { sendRetries: 8, retry: { retries: 8, initialRetryTime: 300, maxRetryTime: 3_000 } });
     const kc = await consumer();
     const agents = ['gw-1', 'gw-2'] as const;
     const clients = await Promise.all(agents.map((id) => connect(svc.mqttPort, id)));
@@ -184,6 +192,37 @@ describe('bridge → Kafka', () => {
     const got = new Map<string, number>();
     for (const m of ours()) got.set(m.headers.eventId!, (got.get(m.headers.eventId!) ?? 0) + 1);
     expect(got).toEqual(expected);
+  });
+
+  it('a send whose outcome is unknown (the broker paused past the request timeout, then writing it) is not matched with different events under the same sequence numbers: the next send goes under a new producer id, nothing is lost', { timeout: 60_000 }, async () => {
+    // One device, so every event lands on one partition: the case where sequence numbers collide.
+    const ev = (agentId: string, n: number) => Array.from({ length: 5 }, (_, i) => pev(agentId, 9 * (n + i)));
+    const svc = await bridge({ forwardBackoff: { initialMs: 8_000, maxMs: 8_000, jitter: 0 } }, { sendRetries: 1, requestTimeoutMs: 1_500 });
+    const kc = await consumer();
+    const [c1, c2] = await Promise.all([connect(svc.mqttPort, 'gw-1'), connect(svc.mqttPort, 'gw-2')]);
+    const inKafka = (events: { eventId: string }[]) => kc.of(TOPICS.events).filter((m) => events.some((e) => e.eventId === m.headers.eventId)).length;
+    const warm = ev('gw-1', 1_000);
+    await c1.publishAsync('vcam/v1/agents/gw-1/events', payload('gw-1', warm), { qos: 1 });
+
+    const pid = kafka.pid!;
+    process.kill(pid, 'SIGSTOP');
+    cleanups.push(async () => void (kafka.pid === pid && process.kill(pid, 'SIGCONT')));
+    const first = ev('gw-1', 2_000);
+    const firstAcked = c1.publishAsync('vcam/v1/agents/gw-1/events', payload('gw-1', first), { qos: 1 });
+    await waitFor(async () => / [1-9]\d*$/.test(await metric(svc, 'vcam_bridge_forward_failures_total')), 10_000, 'the send to time out');
+    // The request was on the wire: the resumed broker writes it, though nobody waits for the answer.
+    process.kill(pid, 'SIGCONT');
+    await kc.waitFor(() => inKafka(first) === first.length, 20_000, 'the timed-out send written after all');
+
+    // As many events as the unknown send, before the bridge sends that one again: under the old
+    // producer id and sequence numbers the broker would take them for that send's duplicate.
+    const second = ev('gw-2', 3_000);
+    await c2.publishAsync('vcam/v1/agents/gw-2/events', payload('gw-2', second), { qos: 1 });
+    await firstAcked;
+    // Both acknowledged to the agents; the first is in Kafka twice (its unknown send, then again).
+    expect(await whenQuiet(() => ({ warm: inKafka(warm), first: inKafka(first), second: inKafka(second) }))).toEqual({ warm: 5, first: 10, second: 5 });
+    expect(await metric(svc, 'vcam_bridge_kafka_producer_renewals_total')).toMatch(/ 1$/);
+    await Promise.all([c1.endAsync(), c2.endAsync()]);
   });
 
   it('started while Kafka is down, waits for it instead of exiting (up for Prometheus, the waits counted as failed forwards, not ready), then accepts agents and forwards', async () => {

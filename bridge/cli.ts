@@ -94,6 +94,7 @@ export async function main(argv: string[]): Promise<number> {
       saslMechanism: c.kafkaSaslMechanism,
       saslUsername: c.kafkaSaslUsername,
       saslPassword: c.kafkaSaslPassword,
+      registry,
     });
     return startBridgeService({ ...c, downstream, drainMs: c.drainTimeout, logger, registry });
   });

@@ -4,10 +4,11 @@
  * to `vcam.events.dlq` with the reason in headers. Sends use acks = all, and a publish is
  * acknowledged to the agent only when all of it is in Kafka.
  */
-import { CompressionTypes, type Producer, type Message } from 'kafkajs';
+import { CompressionTypes, type Kafka, type Producer, type Message } from 'kafkajs';
 import { Coalescer } from '../common/coalesce.js';
 import { VcamError } from '../common/errors.js';
 import { createKafka, TOPICS, type KafkaClientOptions } from '../common/kafka.js';
+import { Counter, type Registry } from '../common/metrics.js';
 import type { Downstream, ForwardBatch } from './downstream.js';
 import { cachedKeyPartitioner } from './partitioner.js';
 
@@ -22,6 +23,8 @@ export interface KafkaDownstreamOptions extends KafkaClientOptions {
   lingerMs?: number;
   eventsTopic?: string;
   dlqTopic?: string;
+  /** Where `vcam_bridge_kafka_producer_renewals_total` is registered. */
+  registry?: Registry;
 }
 
 /**
@@ -35,32 +38,69 @@ const MAX_MESSAGES_PER_SEND = 5_000;
 
 export class KafkaDownstream implements Downstream {
   readonly kind = 'kafka';
+  private readonly kafka: Kafka;
   private readonly sends: Coalescer<ForwardBatch>;
-  private readonly producer: Producer;
+  private producer: Producer;
+  /** The last send failed after kafkajs' own retries: the broker may or may not have written it. */
+  private inDoubt = false;
+  private readonly renewals?: Counter;
   private readonly compression: CompressionTypes;
   private readonly eventsTopic: string;
   private readonly dlqTopic: string;
 
-  constructor(o: KafkaDownstreamOptions) {
-    const kafka = createKafka(o);
-    this.producer = kafka.producer({
-      idempotent: o.idempotent,
-      // Idempotence in kafkajs requires one request in flight per broker; order per partition follows.
-      maxInFlightRequests: o.idempotent ? 1 : undefined,
-      allowAutoTopicCreation: false,
-      // The default partitioning, without re-hashing a deviceId for every event.
-      createPartitioner: cachedKeyPartitioner,
-      retry: { retries: o.sendRetries, initialRetryTime: 300, maxRetryTime: 10_000 },
-    });
+  constructor(private readonly o: KafkaDownstreamOptions) {
+    this.kafka = createKafka(o);
+    this.producer = this.newProducer();
     this.compression = o.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
     this.eventsTopic = o.eventsTopic ?? TOPICS.events;
     this.dlqTopic = o.dlqTopic ?? TOPICS.dlq;
-    this.sends = new Coalescer(
-      (batches) => this.producer.sendBatch({ acks: -1, timeout: o.sendTimeoutMs, compression: this.compression, topicMessages: this.encode(batches) }).then(() => undefined),
-      (b) => b.events.length + b.rejects.length,
-      MAX_MESSAGES_PER_SEND,
-      o.lingerMs ?? 0,
-    );
+    if (o.registry) {
+      this.renewals = new Counter({
+        name: 'vcam_bridge_kafka_producer_renewals_total',
+        help: 'Idempotent producers replaced after a send whose outcome was unknown (its events may then be in Kafka twice; the processor counts them once)',
+        registers: [o.registry],
+      });
+    }
+    this.sends = new Coalescer((batches) => this.send(batches), (b) => b.events.length + b.rejects.length, MAX_MESSAGES_PER_SEND, o.lingerMs ?? 0);
+  }
+
+  private newProducer(): Producer {
+    return this.kafka.producer({
+      idempotent: this.o.idempotent,
+      // Idempotence in kafkajs requires one request in flight per broker; order per partition follows.
+      maxInFlightRequests: this.o.idempotent ? 1 : undefined,
+      allowAutoTopicCreation: false,
+      // The default partitioning, without re-hashing a deviceId for every event.
+      createPartitioner: cachedKeyPartitioner,
+      retry: { retries: this.o.sendRetries, initialRetryTime: 300, maxRetryTime: 10_000 },
+    });
+  }
+
+  /**
+   * The idempotent producer deduplicates by (producer id, partition, sequence numbers), and
+   * kafkajs rolls a failed send's sequence numbers back. Its own retries re-send the same
+   * batches, so a batch the broker did write is recognised. But once kafkajs gives up, the
+   * bridge retries publishes as they come, grouped differently: the broker would then answer
+   * OUT_OF_ORDER_SEQUENCE_NUMBER for ever, or, for a batch of the same size on the same
+   * partition, take different events for the written batch's duplicate and drop them while the
+   * agent gets its PUBACK. So after a failed send the next one goes under a new producer id:
+   * at worst the unknown batch is in Kafka twice, and the processor counts by eventId.
+   */
+  private async send(batches: ForwardBatch[]): Promise<void> {
+    if (this.inDoubt) {
+      await this.producer.disconnect().catch(() => undefined);
+      this.producer = this.newProducer();
+      await this.producer.connect();
+      this.inDoubt = false;
+      this.renewals?.inc();
+      this.o.logger.warn('a Kafka send failed with its outcome unknown; sending under a new producer id (its events may be in Kafka twice)');
+    }
+    try {
+      await this.producer.sendBatch({ acks: -1, timeout: this.o.sendTimeoutMs, compression: this.compression, topicMessages: this.encode(batches) });
+    } catch (err) {
+      if (this.o.idempotent) this.inDoubt = true;
+      throw err;
+    }
   }
 
   async start(): Promise<void> {

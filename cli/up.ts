@@ -98,7 +98,7 @@ export function main(argv: string[]): Promise<number> {
 
     const registry = createRegistry({ component: 'up' });
     const downstream = brokers.length
-      ? new KafkaDownstream({ brokers, clientId: 'vcam-bridge', logger: log('bridge'), idempotent: true, compression: 'gzip', sendRetries: 5, sendTimeoutMs: 30_000 })
+      ? new KafkaDownstream({ brokers, clientId: 'vcam-bridge', logger: log('bridge'), idempotent: true, compression: 'gzip', sendRetries: 5, sendTimeoutMs: 30_000, registry })
       : createProcessor({ clickhouseUrl, logger: log('processor'), registry });
     const bridge = await startBridgeService({ mqttPort: c.mqttPort, agentsFile, downstream, logger: log('bridge'), registry });
     closers.push(() => bridge.close());

@@ -119,3 +119,17 @@ export async function waitFor(pred: () => boolean | Promise<boolean>, timeoutMs 
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+/** Waits until `read` returns the same value for `quietMs` (at most `timeoutMs`) and returns it: assert on it exactly. */
+export async function whenQuiet<T>(read: () => T, quietMs = 1_500, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last = JSON.stringify(read());
+  let since = Date.now();
+  while (Date.now() - since < quietMs) {
+    if (Date.now() > deadline) throw new Error(`still changing after ${timeoutMs} ms: ${last}`);
+    await new Promise((r) => setTimeout(r, 50));
+    const now = JSON.stringify(read());
+    if (now !== last) [last, since] = [now, Date.now()];
+  }
+  return read();
+}
