@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
 import { queryRows } from '../clickhouse/query.js';
+import { readSecretFile } from '../common/secrets.js';
 import { PACKAGE_ROOT } from '../common/paths.js';
 import { sleep } from '../common/retry.js';
 import { WARMUP_MS, type Quantiles } from '../simulator/compare.js';
@@ -165,8 +166,8 @@ class Watchdog {
     private readonly abort: AbortController,
   ) {}
 
-  watch(clickhouseUrl: string): void {
-    this.client = createClient({ url: clickhouseUrl });
+  watch(clickhouseUrl: string, passwordFile: string): void {
+    this.client = createClient({ url: clickhouseUrl, password: readSecretFile(passwordFile, 'ClickHouse password') });
   }
 
   progress(p: Progress): void {
@@ -247,7 +248,7 @@ async function runProbe(mode: Mode, rate: number, cfg: BenchConfig): Promise<Pro
       signal: abort.signal,
       onStackUp: async (stack) => {
         if (mode === 'kafka') await consumersAssigned(stack);
-        watchdog.watch(stack.clickhouseUrl);
+        watchdog.watch(stack.clickhouseUrl, stack.clickhousePasswordFile);
         // The broker's pid is read at each sample: chaos may restart it.
         sampler = new Sampler(() => new Map<string, number | undefined>([[SELF, process.pid], ...stack.children.map((c) => [c.name, c.child.pid] as const), ...(stack.kafka ? [['kafka', stack.kafka.pid] as const] : [])]));
       },

@@ -1,4 +1,5 @@
 /** `vcam bridge`: the MQTT front door. `vcam bridge add-agent ID` manages the agents file. */
+import { CLICKHOUSE_AUTH_OPTIONS, clickhouseCredentials } from '../common/clickhouse.js';
 import { defineCommand } from '../common/config.js';
 import { parseOrHelp, runService, EXIT } from '../common/cli.js';
 import { VcamError } from '../common/errors.js';
@@ -30,8 +31,7 @@ export const bridgeCommand = defineCommand({
     maxInFlightEvents: { type: 'int', default: 50_000, description: 'events awaiting Kafka across all agents before sockets stop being read' },
     kafkaBrokers: { type: 'list', description: 'Kafka bootstrap brokers host:port,… (without it: single-node mode, the processor runs in this process)' },
     clickhouseUrl: { type: 'string', default: 'http://127.0.0.1:8123', description: 'single-node mode: ClickHouse HTTP URL the in-process processor writes to' },
-    clickhouseUser: { type: 'string', description: 'single-node mode: ClickHouse user' },
-    clickhousePassword: { type: 'string', secret: true, description: 'single-node mode: ClickHouse password' },
+    ...CLICKHOUSE_AUTH_OPTIONS,
     alertBaseline: { type: 'duration', default: '10m', description: 'single-node mode: a geo spike or drop is a minute compared with the mean of this many minutes before it' },
     hotHorizon: { type: 'duration', default: '10m', description: 'single-node mode: event-time span of the in-memory dedup tier (older duplicates are checked in ClickHouse)' },
     dedup: { type: 'boolean', default: true, description: 'single-node mode: deduplicate by eventId; --no-dedup breaks the no-double-counting promise on purpose (vcam verify --break dedup)' },
@@ -77,7 +77,7 @@ export async function main(argv: string[]): Promise<number> {
     const logger = createLogger('bridge', c.logLevel);
     const registry = createRegistry({ component: 'bridge' }, true);
     if (!c.kafkaBrokers?.length) {
-      const downstream = createProcessor({ clickhouseUrl: c.clickhouseUrl, clickhouseUser: c.clickhouseUser, clickhousePassword: c.clickhousePassword, dedup: c.dedup, hotHorizonMs: c.hotHorizon, alerts: { baselineMinutes: Math.max(1, Math.round(c.alertBaseline / 60_000)) }, logger: logger.child({ component: 'processor' }), registry });
+      const downstream = createProcessor({ clickhouseUrl: c.clickhouseUrl, ...clickhouseCredentials(c), dedup: c.dedup, hotHorizonMs: c.hotHorizon, alerts: { baselineMinutes: Math.max(1, Math.round(c.alertBaseline / 60_000)) }, logger: logger.child({ component: 'processor' }), registry });
       return startBridgeService({ ...c, downstream, drainMs: c.drainTimeout, logger, registry });
     }
     const downstream = new KafkaDownstream({

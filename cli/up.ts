@@ -13,7 +13,9 @@ import { join, resolve } from 'node:path';
 import { ClickHouseLogLevel, createClient } from '@clickhouse/client';
 import { startAgentService } from '../agent/index.js';
 import { addAgent, KafkaDownstream, startBridgeService } from '../bridge/index.js';
-import { ClickHouseServer, migrate } from '../clickhouse/index.js';
+import { ClickHouseServer, migrate, secretPath } from '../clickhouse/index.js';
+import { CLICKHOUSE_AUTH_OPTIONS, clickhouseCredentials } from '../common/clickhouse.js';
+import { ensureSecretFile } from '../common/secrets.js';
 import { runService } from '../common/cli.js';
 import { VcamError } from '../common/errors.js';
 import { defineCommand } from '../common/config.js';
@@ -34,6 +36,7 @@ export const upCommand = defineCommand({
     mqttPort: { type: 'int', default: 1883, description: 'the bridge\'s MQTT port' },
     clickhousePort: { type: 'int', default: 8123, description: 'the embedded ClickHouse HTTP port' },
     clickhouseUrl: { type: 'string', description: 'use this ClickHouse instead of the embedded one' },
+    ...CLICKHOUSE_AUTH_OPTIONS,
     kafka: { type: 'boolean', default: false, description: 'Kafka mode on this machine: a local Apache Kafka broker (Java 17+; `vcam kafka fetch` once), the bridge in Kafka mode, `vcam processor` as its own process' },
     kafkaPort: { type: 'int', default: 9092, description: 'with --kafka: the local broker\'s port' },
     processorHttpPort: { type: 'int', default: 9102, description: 'with --kafka: the processor\'s /healthz and /metrics port' },
@@ -62,17 +65,28 @@ export function main(argv: string[]): Promise<number> {
     out.write(`vcam up — data in ${dataDir}\n`);
 
     let clickhouseUrl = c.clickhouseUrl;
+    let auth = clickhouseCredentials(c);
+    // Every component is handed the password by this file, never on a command line.
+    let passwordFile = c.clickhousePasswordFile;
     if (!clickhouseUrl) {
-      const server = new ClickHouseServer({ dataDir: join(dataDir, 'clickhouse'), port: c.clickhousePort, logger: log('clickhouse') });
+      // The embedded ClickHouse authenticates as `vcam clickhouse` does: a password made once, kept in its directory.
+      mkdirSync(join(dataDir, 'clickhouse'), { recursive: true });
+      passwordFile = secretPath(join(dataDir, 'clickhouse'));
+      auth = { clickhouseUser: 'default', clickhousePassword: ensureSecretFile(passwordFile) };
+      const server = new ClickHouseServer({ dataDir: join(dataDir, 'clickhouse'), port: c.clickhousePort, user: auth.clickhouseUser, password: auth.clickhousePassword, logger: log('clickhouse') });
       await server.start();
       closers.push(() => server.close());
       clickhouseUrl = `http://127.0.0.1:${server.port}`;
     }
     // The client's own console logging would draw over the screen; failures surface as errors here.
-    const ch = createClient({ url: clickhouseUrl, log: { level: ClickHouseLogLevel.OFF } });
+    const ch = createClient({ url: clickhouseUrl, username: auth.clickhouseUser, password: auth.clickhousePassword, log: { level: ClickHouseLogLevel.OFF } });
     closers.push(() => ch.close());
     await migrate(ch);
-    out.write(`  ClickHouse        ${clickhouseUrl}${c.clickhouseUrl ? '' : ' (embedded)'}\n`);
+    // A password given some other way reaches `vcam processor` the way it reached us: the environment.
+    if (!passwordFile && auth.clickhousePassword) process.env.VCAM_CLICKHOUSE_PASSWORD = auth.clickhousePassword;
+    if (auth.clickhouseUser) process.env.VCAM_CLICKHOUSE_USER = auth.clickhouseUser;
+    const credentials = passwordFile ? ` (user ${auth.clickhouseUser ?? 'default'}, password in ${passwordFile})` : '';
+    out.write(`  ClickHouse        ${clickhouseUrl}${c.clickhouseUrl ? '' : ' (embedded)'}${credentials}\n`);
 
     // The local agent's credentials live in the data directory; the secret is made once.
     const agentsFile = join(dataDir, 'agents.json');
@@ -89,7 +103,7 @@ export function main(argv: string[]): Promise<number> {
       brokers = kafka.brokers;
       out.write(`  Kafka             ${kafka.bootstrap} (Apache Kafka ${kafka.version}, local; log ${join(dataDir, 'kafka', 'broker.log')})\n`);
       const processorUrl = `http://127.0.0.1:${c.processorHttpPort}`;
-      const processor = new Child('processor', ['processor', '--kafka-brokers', kafka.bootstrap, '--clickhouse-url', clickhouseUrl, '--http-port', String(c.processorHttpPort), '--log-level', c.logLevel], dataDir, `${processorUrl}/healthz`);
+      const processor = new Child('processor', ['processor', '--kafka-brokers', kafka.bootstrap, '--clickhouse-url', clickhouseUrl, ...(passwordFile ? ['--clickhouse-password-file', passwordFile] : []), '--http-port', String(c.processorHttpPort), '--log-level', c.logLevel], dataDir, `${processorUrl}/healthz`);
       closers.push(() => processor.stop());
       await processor.healthy(120_000);
       metricsUrls.push(`${processorUrl}/metrics`);
@@ -99,7 +113,7 @@ export function main(argv: string[]): Promise<number> {
     const registry = createRegistry({ component: 'up' });
     const downstream = brokers.length
       ? new KafkaDownstream({ brokers, clientId: 'vcam-bridge', logger: log('bridge'), idempotent: true, compression: 'gzip', sendRetries: 5, sendTimeoutMs: 30_000, registry })
-      : createProcessor({ clickhouseUrl, logger: log('processor'), registry });
+      : createProcessor({ clickhouseUrl, ...auth, logger: log('processor'), registry });
     const bridge = await startBridgeService({ mqttPort: c.mqttPort, agentsFile, downstream, logger: log('bridge'), registry });
     closers.push(() => bridge.close());
     out.write(`  bridge            mqtt://127.0.0.1:${bridge.mqttPort} → ${brokers.length ? `Kafka ${brokers.join(',')}` : 'processor (single-node) → ClickHouse'}\n`);
@@ -141,7 +155,7 @@ export function main(argv: string[]): Promise<number> {
         },
       };
     }
-    out.write(`Live summary below (\`vconsole --clickhouse-url ${clickhouseUrl}\` shows more). Ctrl-C to stop.\n`);
+    out.write(`Live summary below (\`vconsole --clickhouse-url ${clickhouseUrl}${passwordFile ? ` --clickhouse-password-file ${passwordFile}` : ''}\` shows more). Ctrl-C to stop.\n`);
     let timer: NodeJS.Timeout | undefined;
     if (c.summaryEvery > 0) {
       timer = setInterval(() => void summary(ch, agent.agent.stats(), simulation?.progress()).then((s) => out.write(s), (err) => out.write(`summary: ClickHouse unreachable (${(err as Error).message})\n`)), c.summaryEvery);

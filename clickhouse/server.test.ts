@@ -108,17 +108,17 @@ describe('vcam clickhouse over HTTP', () => {
   it('answers 503 with Retry-After past its queue bound instead of queueing without end, then serves again', async () => {
     // One chDB data directory per process: this server is a `vcam clickhouse` process of its own.
     const port = await freePort();
-    const small = vcam(['clickhouse', '--data-dir', mkdtempSync(join(tmpdir(), 'vcam-ch-q-')), '--port', String(port), '--max-queued-requests', '2', '--no-migrate', '--log-level', 'warn']);
+    const small = vcam(['clickhouse', '--data-dir', mkdtempSync(join(tmpdir(), 'vcam-ch-q-')), '--port', String(port), '--max-queued-requests', '2', '--no-migrate', '--log-level', 'warn', '--user', 'vcam'], { VCAM_CLICKHOUSE_PASSWORD: 's3cret' });
     try {
       await waitFor(() => fetch(`http://127.0.0.1:${port}/ping`).then((r) => r.ok, () => false), 30_000, 'vcam clickhouse');
       const url = `http://127.0.0.1:${port}/?query=${encodeURIComponent('SELECT sleep(0.5)')}`;
-      const answers = await Promise.all(Array.from({ length: 8 }, () => fetch(url).then(async (r) => ({ status: r.status, retryAfter: r.headers.get('retry-after'), text: await r.text() }))));
+      const answers = await Promise.all(Array.from({ length: 8 }, () => fetch(url, { headers: { authorization: BASIC } }).then(async (r) => ({ status: r.status, retryAfter: r.headers.get('retry-after'), text: await r.text() }))));
       expect(answers.map((a) => a.status).sort()).toEqual([200, 200, 503, 503, 503, 503, 503, 503]);
       for (const a of answers.filter((x) => x.status === 503)) {
         expect(a.retryAfter).toBe('1');
         expect(a.text).toMatch(/TOO_MANY_SIMULTANEOUS_QUERIES/);
       }
-      expect((await fetch(url)).status).toBe(200);
+      expect((await fetch(url, { headers: { authorization: BASIC } })).status).toBe(200);
     } finally {
       small.child.kill('SIGTERM');
       await small.exited;

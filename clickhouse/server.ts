@@ -24,7 +24,8 @@ import { mkdirSync } from 'node:fs';
 import { Session } from 'chdb';
 import { silentLogger, type Logger } from '../common/log.js';
 import { sameSecret } from '../common/secrets.js';
-import { secondStatementAt } from './statements.js';
+import { judge, type Refusal } from './allowlist.js';
+import { insertDataStart, secondStatementAt } from './statements.js';
 
 export interface ClickHouseServerOptions {
   dataDir: string;
@@ -37,6 +38,8 @@ export interface ClickHouseServerOptions {
   maxBodyBytes?: number;
   /** Requests waiting for the engine beyond this are refused with 503 and Retry-After. Default 1,000. */
   maxQueuedRequests?: number;
+  /** Origins (scheme://host[:port]) whose browser pages may call this server; none by default. */
+  allowedOrigins?: string[];
   logger?: Logger;
 }
 
@@ -59,6 +62,7 @@ const HTTP_ONLY_SETTINGS = new Set([
 ]);
 const SETTING_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const VERSION = '26.7';
+const EXPLAIN = 'EXPLAIN AST ';
 
 interface ChError {
   code: number;
@@ -80,6 +84,7 @@ export class ClickHouseServer {
   /** HTTP requests queued or running on the engine. */
   private waiting = 0;
   private readonly log: Logger;
+  private readonly verdicts = new Map<string, { write?: Refusal; read?: Refusal }>();
   port = 0;
 
   constructor(private readonly o: ClickHouseServerOptions) {
@@ -144,6 +149,16 @@ export class ClickHouseServer {
       return;
     }
     if (url.pathname !== '/') return this.fail(res, 404, { code: 0, type: 'UNKNOWN_ENDPOINT', message: `There is no handle ${url.pathname}. Use / or /ping` });
+    // A browser sends Origin with every cross-site request; @clickhouse/client and Grafana's server-side plugin send none.
+    const origin = req.headers.origin;
+    if (origin !== undefined && !(this.o.allowedOrigins ?? []).includes(origin)) {
+      return this.fail(res, 403, { code: 497, type: 'ACCESS_DENIED', message: `Origin ${origin} is not allowed: pages in a browser may not query this server (vcam clickhouse --allowed-origins)` });
+    }
+    // The bodies an HTML form can send without a script; a query goes as text/plain (or with no type).
+    const type = String(req.headers['content-type'] ?? '').toLowerCase();
+    if (/^(application\/x-www-form-urlencoded|multipart\/form-data)\b/.test(type)) {
+      return this.fail(res, 415, { code: 0, type: 'UNSUPPORTED_MEDIA_TYPE', message: `Content-Type ${type.split(';')[0]} is refused (browser forms); send the query as text/plain (curl: -H 'Content-Type: text/plain')` });
+    }
     if (url.searchParams.has('password')) return this.fail(res, 401, { code: 516, type: 'AUTHENTICATION_FAILED', message: 'Authentication failed: a password in the URL is refused (URLs end up in logs and histories); send it with HTTP basic auth or X-ClickHouse-Key' });
     if (!this.authorised(req, url)) return this.fail(res, 401, { code: 516, type: 'AUTHENTICATION_FAILED', message: 'Authentication failed: password is incorrect, or there is no user with such name' });
     // The engine runs one request at a time: past this many waiting, say so at once instead of queueing without end.
@@ -176,9 +191,6 @@ export class ClickHouseServer {
     if (!sql.trim()) return this.fail(res, 400, { code: 62, type: 'SYNTAX_ERROR', message: 'Empty query' });
     const second = secondStatementAt(sql);
     if (second !== undefined) return this.fail(res, 400, { code: 62, type: 'SYNTAX_ERROR', message: `Syntax error (Multi-statements are not allowed): failed at position ${second + 1} (end of query): ${JSON.stringify(sql.slice(second, second + 40))}; send one statement per request` });
-    if (req.method === 'GET' && !/^\s*(SELECT|WITH|SHOW|DESC|DESCRIBE|EXISTS|EXPLAIN)\b/i.test(sql)) {
-      return this.fail(res, 400, { code: 164, type: 'READONLY', message: 'Cannot execute query in readonly mode: use POST for statements that modify data' });
-    }
 
     const settings: Record<string, string> = {};
     const params: Record<string, string> = {};
@@ -188,6 +200,18 @@ export class ClickHouseServer {
         if (!SETTING_NAME.test(k)) return this.fail(res, 400, { code: 115, type: 'UNKNOWN_SETTING', message: `Unknown setting ${k}` });
         settings[k] = v;
       }
+    }
+    let refusal: Refusal | undefined;
+    try {
+      refusal = await this.refusal(sql, params, req.method === 'GET');
+    } catch (err) {
+      // What the engine could not parse would not have run either; its position is in the EXPLAIN.
+      const e = asChError(err);
+      return this.fail(res, statusFor(err), { ...e, message: e.message.replace(/position (\d+)/, (_, n: string) => `position ${Number(n) - EXPLAIN.length}`) });
+    }
+    if (refusal) {
+      this.log.warn({ statement: statementHead(sql), refused: refusal.type }, 'statement refused');
+      return this.fail(res, refusal.status, refusal);
     }
     const database = url.searchParams.get('database');
     const queryId = url.searchParams.get('query_id') || randomUUID();
@@ -228,6 +252,29 @@ export class ClickHouseServer {
     headers['content-length'] = String(out.length);
     res.writeHead(200, headers);
     res.end(out);
+  }
+
+  /**
+   * The allow-list (allowlist.ts) applied to the engine's parse of the statement, `EXPLAIN AST`
+   * with the request's parameters bound; an INSERT's data is not part of it. Verdicts are kept
+   * per statement text (and per value of any Identifier parameter, the one kind that can name
+   * a different table), so the processor's repeated statements are parsed once.
+   */
+  private async refusal(sql: string, params: Record<string, string>, readOnly: boolean): Promise<Refusal | undefined> {
+    const statement = sql.slice(0, insertDataStart(sql) ?? sql.length);
+    const identifiers = [...statement.matchAll(/\{\s*(\w+)\s*:\s*Identifier\s*\}/g)].map((m) => params[m[1]!] ?? '');
+    const key = identifiers.length ? `${statement}\0${identifiers.join('\0')}` : statement;
+    let verdict = this.verdicts.get(key);
+    if (!verdict) {
+      const explain = `${EXPLAIN}${statement}`;
+      const ast = await this.serialised(() => (Object.keys(params).length ? this.session.queryBindAsync(explain, params, { format: 'TSVRaw' }) : this.session.queryAsync(explain, { format: 'TSVRaw' })));
+      const text = Buffer.from(ast.bytes()).toString('utf8');
+      verdict = { write: judge(text, false), read: judge(text, true) };
+      if (this.verdicts.size >= 2_000) this.verdicts.clear();
+      // Ad-hoc statements with their literals inline (INSERT … VALUES) are not worth keeping.
+      if (key.length <= 8_192) this.verdicts.set(key, verdict);
+    }
+    return readOnly ? verdict.read : verdict.write;
   }
 
   private authorised(req: IncomingMessage, url: URL): boolean {

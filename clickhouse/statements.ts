@@ -78,7 +78,7 @@ function restIsEmpty(sql: string, from: number): boolean {
  * Where an INSERT's inline data begins (just after `FORMAT <name>`), found on the text with
  * literals and comments blanked so that the words cannot hide in them.
  */
-function insertDataStart(sql: string): number | undefined {
+export function insertDataStart(sql: string): number | undefined {
   const plain = blank(sql);
   if (!/^\s*INSERT\b/i.test(plain)) return undefined;
   const m = /\bFORMAT\s+\w+/i.exec(plain);

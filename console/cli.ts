@@ -2,6 +2,7 @@
 import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
 import { createElement } from 'react';
 import { EXIT, exitWith, parseOrHelp } from '../common/cli.js';
+import { CLICKHOUSE_AUTH_OPTIONS, clientAuth } from '../common/clickhouse.js';
 import { defineCommand } from '../common/config.js';
 import { VcamError } from '../common/errors.js';
 import { App } from './app.js';
@@ -14,8 +15,7 @@ export const consoleCommand = defineCommand({
     'With --once or --json, or when stdout is not a terminal, prints one JSON snapshot of what the views show and exits.',
   options: {
     clickhouseUrl: { type: 'string', default: 'http://127.0.0.1:8123', description: 'ClickHouse HTTP URL' },
-    clickhouseUser: { type: 'string', description: 'ClickHouse user' },
-    clickhousePassword: { type: 'string', secret: true, description: 'ClickHouse password' },
+    ...CLICKHOUSE_AUTH_OPTIONS,
     metrics: { type: 'list', description: "components' /metrics URLs (agents' backlog, bridges' connections), comma-separated" },
     refresh: { type: 'duration', default: '1s', description: 'how often to refresh' },
     once: { type: 'boolean', default: false, description: 'one snapshot as JSON, then exit' },
@@ -30,7 +30,7 @@ export async function main(argv: string[]): Promise<number> {
   if (typeof parsed === 'number') return parsed;
   const c = parsed.config;
   if (c.refresh < 100) throw new VcamError('USAGE', '--refresh must be at least 100ms');
-  const client = createClient({ url: c.clickhouseUrl, username: c.clickhouseUser, password: c.clickhousePassword, request_timeout: 10_000, log: { level: ClickHouseLogLevel.OFF } });
+  const client = createClient({ url: c.clickhouseUrl, ...clientAuth(c), request_timeout: 10_000, log: { level: ClickHouseLogLevel.OFF } });
   const interactive = !c.once && !c.json && hasTerminal();
   try {
     if (!interactive) {

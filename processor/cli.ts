@@ -1,4 +1,5 @@
 /** `vcam processor`: the Kafka → ClickHouse consumer. */
+import { CLICKHOUSE_AUTH_OPTIONS, clickhouseCredentials } from '../common/clickhouse.js';
 import { defineCommand } from '../common/config.js';
 import { runService } from '../common/cli.js';
 import { createLogger, LOG_LEVELS } from '../common/log.js';
@@ -13,8 +14,7 @@ export const processorCommand = defineCommand({
     kafkaClientId: { type: 'string', default: 'vcam-processor', description: 'Kafka client id' },
     group: { type: 'string', default: PROCESSOR_DEFAULTS.group, description: 'consumer group' },
     clickhouseUrl: { type: 'string', default: 'http://127.0.0.1:8123', description: 'ClickHouse HTTP URL' },
-    clickhouseUser: { type: 'string', description: 'ClickHouse user' },
-    clickhousePassword: { type: 'string', secret: true, description: 'ClickHouse password' },
+    ...CLICKHOUSE_AUTH_OPTIONS,
     hotHorizon: { type: 'duration', default: '10m', description: 'event-time span of the in-memory dedup tier (older duplicates are checked in ClickHouse)' },
     lateAfter: { type: 'duration', default: '30s', description: 'an event arriving this long after its event time is counted as late' },
     rawRetention: { type: 'int', default: 30, description: 'days raw events are kept (events older cannot be deduplicated: dead-lettered)' },
@@ -46,8 +46,7 @@ export function main(argv: string[]): Promise<number> {
       logger: createLogger('processor', c.logLevel),
       group: c.group,
       clickhouseUrl: c.clickhouseUrl,
-      clickhouseUser: c.clickhouseUser,
-      clickhousePassword: c.clickhousePassword,
+      ...clickhouseCredentials(c),
       hotHorizonMs: c.hotHorizon,
       dedup: c.dedup,
       alerts: { baselineMinutes: Math.max(1, Math.round(c.alertBaseline / 60_000)) },

@@ -45,7 +45,7 @@ beforeAll(async () => {
     brokers: env.kafka.brokers,
     clientId: 'fuzz-processor',
     logger: silentLogger,
-    clickhouseUrl: env.ch.url,
+    clickhouseUrl: env.ch.url, ...env.ch.auth,
     group: GROUP,
     // The embedded ClickHouse and the test's own checks share this process, so a long session
     // keeps a busy event loop in the group.

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createClient } from '@clickhouse/client';
 import { EXIT, parseOrHelp } from '../common/cli.js';
+import { CLICKHOUSE_AUTH_OPTIONS, clientAuth } from '../common/clickhouse.js';
 import { defineCommand, type Config } from '../common/config.js';
 import { ConfigError } from '../common/errors.js';
 import { LOG_LEVELS } from '../common/log.js';
@@ -117,6 +118,7 @@ export const simCommand = defineCommand({
     agentsFile: { type: 'string', description: "register the simulated agents in the bridge's agents file (without it, the bridge must --allow-anonymous)" },
     dataDir: { type: 'string', description: 'outboxes, ledger and geo CSV (default: a new temporary directory)' },
     clickhouseUrl: { type: 'string', description: 'also load the geo CSV into this ClickHouse' },
+    ...CLICKHOUSE_AUTH_OPTIONS,
     drainTimeout: { type: 'duration', default: '60s', description: 'after generating, how long to wait for the agents to deliver their backlog' },
     progress: { type: 'boolean', default: process.stderr.isTTY ?? false, description: 'a live progress line on the terminal (JSON lines otherwise)' },
     ...SCENARIO_OPTIONS,
@@ -135,7 +137,7 @@ export async function simMain(argv: string[]): Promise<number> {
   writeFileSync(csv, geoCsv(sim.geos));
   process.stderr.write(`vcam sim: data in ${dataDir}; geo CSV ${csv}\n`);
   if (c.clickhouseUrl) {
-    const client = createClient({ url: c.clickhouseUrl });
+    const client = createClient({ url: c.clickhouseUrl, ...clientAuth(c) });
     await loadSimGeos(client, sim.geos, csv).finally(() => client.close());
   }
   const show = progressPrinter(c.progress);

@@ -122,6 +122,8 @@ export class Stack {
   /** One per bridge, in order. */
   mqttUrls: string[] = [];
   clickhouseUrl = '';
+  /** The password the embedded ClickHouse made at start; every component is pointed at this file. */
+  readonly clickhousePasswordFile: string;
   readonly agentsFile: string;
   readonly logDir: string;
 
@@ -129,6 +131,7 @@ export class Stack {
     this.logDir = join(o.dir, 'logs');
     mkdirSync(this.logDir, { recursive: true });
     this.agentsFile = join(o.dir, 'agents.json');
+    this.clickhousePasswordFile = join(o.dir, 'clickhouse', 'clickhouse.secret');
   }
 
   get mqttUrl(): string {
@@ -163,12 +166,12 @@ export class Stack {
       for (let i = 1; i <= (o.processors ?? 1); i++) {
         const httpPort = await freePort();
         // A short session: a member killed by chaos leaves the group in seconds, not 30.
-        await this.start(`processor-${i}`, ['processor', '--kafka-brokers', brokers, '--clickhouse-url', this.clickhouseUrl, '--http-port', String(httpPort), '--session-timeout', '6s', ...alerts, ...dedup], httpPort);
+        await this.start(`processor-${i}`, ['processor', '--kafka-brokers', brokers, '--clickhouse-url', this.clickhouseUrl, '--clickhouse-password-file', this.clickhousePasswordFile, '--http-port', String(httpPort), '--session-timeout', '6s', ...alerts, ...dedup], httpPort);
       }
       // The bridges' production settings: idempotent producer, default linger.
       downstream = ['--kafka-brokers', brokers];
     } else {
-      downstream = ['--clickhouse-url', this.clickhouseUrl, ...alerts, ...dedup];
+      downstream = ['--clickhouse-url', this.clickhouseUrl, '--clickhouse-password-file', this.clickhousePasswordFile, ...alerts, ...dedup];
     }
     // Single-node mode has one bridge: it hosts the processor.
     const bridges = o.mode === 'kafka' ? (o.bridges ?? 1) : 1;

@@ -6,6 +6,7 @@
 import { createClient } from '@clickhouse/client';
 import { join } from 'node:path';
 import { sleep } from '../common/retry.js';
+import { readSecretFile } from '../common/secrets.js';
 import { ProcessAgent } from './agents.js';
 import { ChaosRun, planFaults, type ChaosOptions, type ChaosReport } from './chaos.js';
 import { compare, observe, type Observed, type Quantiles } from './compare.js';
@@ -118,7 +119,7 @@ export async function verify(o: VerifyOptions): Promise<VerifyReport> {
     await stack.up();
     await o.onStackUp?.(stack);
     sim.o.mqttUrl = stack.mqttUrl;
-    const client = createClient({ url: stack.clickhouseUrl, request_timeout: 120_000 });
+    const client = createClient({ url: stack.clickhouseUrl, password: readSecretFile(stack.clickhousePasswordFile, 'ClickHouse password'), request_timeout: 120_000 });
     try {
       await loadSimGeos(client, sim.geos);
       await sim.start();

@@ -5,7 +5,7 @@
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClient } from '@clickhouse/client';
@@ -41,7 +41,7 @@ describe('vconsole --json', () => {
   afterAll(() => ch?.stop());
 
   it('prints one snapshot whose numbers are the ones direct ClickHouse queries give (also without --json when stdout is not a terminal)', async () => {
-    const r = await vconsole(['--json', '--clickhouse-url', ch.url]);
+    const r = await vconsole(['--json', ...ch.args]);
     expect(r.code).toBe(0);
     const s = JSON.parse(r.stdout) as Snapshot;
     const direct = async <T>(sql: string) => ch.query<T>(sql);
@@ -60,7 +60,7 @@ describe('vconsole --json', () => {
     const types = await direct<{ t: string; n: string }>('SELECT toString(type) AS t, sum(events) AS n FROM vcam.geo_type_1m WHERE bucket >= now() - 300 GROUP BY t ORDER BY n DESC');
     expect(s.top.types).toEqual(types.map((t) => ({ key: t.t, events: Number(t.n) })));
 
-    const piped = await vconsole(['--clickhouse-url', ch.url]);
+    const piped = await vconsole([...ch.args]);
     expect(piped.code).toBe(0);
     expect((JSON.parse(piped.stdout) as Snapshot).geos).toEqual(s.geos);
   });
@@ -78,6 +78,7 @@ describe('vconsole in a terminal (tmux) against a running stack', () => {
   let up: Proc;
   let chPort: number;
   let httpPort: number;
+  let upDir: string;
   const session = `vconsole-test-${process.pid}`;
   const tmux = (...args: string[]) => execFileSync('tmux', args, { encoding: 'utf8' });
   const pane = () => tmux('capture-pane', '-p', '-t', session);
@@ -85,7 +86,8 @@ describe('vconsole in a terminal (tmux) against a running stack', () => {
   beforeAll(async () => {
     [chPort, httpPort] = [await freePort(), await freePort()];
     const mqtt = await freePort();
-    up = vcam(['up', '--data-dir', mkdtempSync(join(tmpdir(), 'vcam-console-')), '--http-port', String(httpPort), '--mqtt-port', String(mqtt), '--clickhouse-port', String(chPort), '--sim-rate', '300', '--summary-every', '0']);
+    upDir = mkdtempSync(join(tmpdir(), 'vcam-console-'));
+    up = vcam(['up', '--data-dir', upDir, '--http-port', String(httpPort), '--mqtt-port', String(mqtt), '--clickhouse-port', String(chPort), '--sim-rate', '300', '--summary-every', '0']);
     await waitHealthy(httpPort, up, 60_000);
   });
   afterAll(async () => {
@@ -104,7 +106,7 @@ describe('vconsole in a terminal (tmux) against a running stack', () => {
       .filter(([k]) => k !== 'CI' && !k.startsWith('CI_') && k !== 'CONTINUOUS_INTEGRATION')
       .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
       .join(' ');
-    const cmd = `env -i ${env} ${JSON.stringify(process.execPath)} ${JSON.stringify(VCONSOLE)} --clickhouse-url http://127.0.0.1:${chPort} --metrics http://127.0.0.1:${httpPort}/metrics; echo "vconsole exited $?"; sleep 30`;
+    const cmd = `env -i ${env} ${JSON.stringify(process.execPath)} ${JSON.stringify(VCONSOLE)} --clickhouse-url http://127.0.0.1:${chPort} --clickhouse-password-file ${upDir}/clickhouse/clickhouse.secret --metrics http://127.0.0.1:${httpPort}/metrics; echo "vconsole exited $?"; sleep 30`;
     tmux('new-session', '-d', '-s', session, '-x', '100', '-y', '30', cmd);
     // Single-node has no Kafka lag, and says so; the Pipeline view shows the processor's own lag.
     await waitFor(() => /consumer lag +n\/a \(single-node: no Kafka\)/.test(pane()), 60_000, 'the overview with its lag row');
@@ -119,10 +121,10 @@ describe('vconsole in a terminal (tmux) against a running stack', () => {
     const first = geo100();
     await waitFor(() => geo100() > first, 30_000, 'the count of geo 100 growing');
 
-    const client = createClient({ url: `http://127.0.0.1:${chPort}` });
+    const client = createClient({ url: `http://127.0.0.1:${chPort}`, password: readFileSync(join(upDir, 'clickhouse', 'clickhouse.secret'), 'utf8').trim() });
     await client.insert({ table: 'vcam.alerts', values: [{ alert_id: 'e2e-lag', kind: 'consumer_lag', subject: 'processor:e2e', severity: 'critical', state: 'open', opened_at: dt64(Date.now() - 5_000), resolved_at: null, message: 'consumer lag 250000 events', updated_at: dt64(Date.now()) }], format: 'JSONEachRow' });
     // --json against this same running stack: what does not move between two reads is equal.
-    const r = await vconsole(['--json', '--clickhouse-url', `http://127.0.0.1:${chPort}`]);
+    const r = await vconsole(['--json', '--clickhouse-url', `http://127.0.0.1:${chPort}`, '--clickhouse-password-file', join(upDir, 'clickhouse', 'clickhouse.secret')]);
     expect(r.code).toBe(0);
     const snap = JSON.parse(r.stdout) as Snapshot;
     const direct = async <T>(query: string) => (await client.query({ query, format: 'JSONEachRow' })).json<T>();

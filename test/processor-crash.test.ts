@@ -21,7 +21,7 @@ describe('processor crash', () => {
     const unique = pipelineEvents(20_000, { prefix: 'k' });
     const port = await freePort();
     const start = () =>
-      vcam(['processor', '--kafka-brokers', env.kafka.bootstrap, '--clickhouse-url', env.ch.url, '--http-port', String(port), '--log-level', 'warn', '--hot-horizon', '2m'], {
+      vcam(['processor', '--kafka-brokers', env.kafka.bootstrap, ...env.ch.args, '--http-port', String(port), '--log-level', 'warn', '--hot-horizon', '2m'], {
         // Test configuration for the mock cluster (docs/testing.md).
         VCAM_SESSION_TIMEOUT: '3s',
       });

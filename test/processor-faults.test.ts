@@ -3,6 +3,7 @@
  * restarted, the geo table replaced while running, and a consumer group of several processors
  * with one killed mid-stream.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,8 +33,11 @@ afterEach(async () => {
 });
 
 
+/** The server and every client here take the ClickHouse password from the environment, as an operator's service manager would give it. */
+const CH_ENV = { VCAM_CLICKHOUSE_PASSWORD: randomBytes(18).toString('base64url') };
+
 async function clickhouseProcess(dataDir: string, port: number): Promise<Proc> {
-  const proc = vcam(['clickhouse', '--data-dir', dataDir, '--port', String(port), '--log-level', 'warn']);
+  const proc = vcam(['clickhouse', '--data-dir', dataDir, '--port', String(port), '--log-level', 'warn'], CH_ENV);
   procs.push(proc);
   await waitFor(async () => {
     if (proc.child.exitCode !== null) throw new Error(`vcam clickhouse exited: ${proc.stderr()}`);
@@ -43,7 +47,7 @@ async function clickhouseProcess(dataDir: string, port: number): Promise<Proc> {
 }
 
 function processor(chUrl: string, group: string, port: number): Proc {
-  const proc = vcam(['processor', '--kafka-brokers', kafka.bootstrap, '--clickhouse-url', chUrl, '--group', group, '--http-port', String(port), '--log-level', 'warn', '--hot-horizon', '2m', '--session-timeout', '3s']);
+  const proc = vcam(['processor', '--kafka-brokers', kafka.bootstrap, '--clickhouse-url', chUrl, '--group', group, '--http-port', String(port), '--log-level', 'warn', '--hot-horizon', '2m', '--session-timeout', '3s'], CH_ENV);
   procs.push(proc);
   return proc;
 }
@@ -60,7 +64,7 @@ async function clickhouseAndProcessor(group: string) {
 }
 
 async function perGeoMinute(url: string, table = 'vcam.geo_type_1m'): Promise<Record<string, number>> {
-  const client = createClient({ url });
+  const client = createClient({ url, password: CH_ENV.VCAM_CLICKHOUSE_PASSWORD });
   try {
     const rows = await (await client.query({ query: `SELECT geo_id, toUnixTimestamp(bucket) AS bucket, sum(events) AS n FROM ${table} GROUP BY geo_id, bucket`, format: 'JSONEachRow' })).json<{ geo_id: number; bucket: number; n: number }>();
     const out: Record<string, number> = {};
@@ -72,7 +76,7 @@ async function perGeoMinute(url: string, table = 'vcam.geo_type_1m'): Promise<Re
 }
 
 async function total(url: string): Promise<number> {
-  const client = createClient({ url });
+  const client = createClient({ url, password: CH_ENV.VCAM_CLICKHOUSE_PASSWORD });
   try {
     return Number((await (await client.query({ query: 'SELECT sum(events) AS n FROM vcam.geo_10s', format: 'JSONEachRow' })).json<{ n: number }>())[0]!.n);
   } catch {
@@ -105,7 +109,7 @@ describe('processor faults', () => {
     expect(await perGeoMinute(url)).toEqual(countPerGeoMinute(unique));
     expect(await total(url)).toBe(unique.length);
     // The outage is on record: an alert opened while ClickHouse was away, resolved after.
-    const client = createClient({ url });
+    const client = createClient({ url, password: CH_ENV.VCAM_CLICKHOUSE_PASSWORD });
     await waitFor(async () => {
       const rows = await (await client.query({ query: "SELECT state FROM vcam.alerts FINAL WHERE kind = 'clickhouse_write_failing'", format: 'JSONEachRow' })).json<{ state: string }>();
       return rows.length === 1 && rows[0]!.state === 'resolved';
@@ -134,7 +138,7 @@ describe('processor faults', () => {
     expect(health.status).toBe(503);
     expect(JSON.parse(health.text)).toMatchObject({ ok: false, phase: 'joining the consumer group', error: expect.any(String) });
     expect((await get('/metrics')).text).toMatch(/vcam_processor_consumer_up\{consumer="events",component="processor"\} 0/);
-    const client = createClient({ url });
+    const client = createClient({ url, password: CH_ENV.VCAM_CLICKHOUSE_PASSWORD });
     const alertState = async () => (await (await client.query({ query: "SELECT state FROM vcam.alerts FINAL WHERE kind = 'consumer_down'", format: 'JSONEachRow' })).json<{ state: string }>()).map((r) => r.state);
     await waitFor(async () => (await alertState()).join() === 'open', 60_000, 'the consumer_down alert open');
     await new Promise((r) => setTimeout(r, 60_000));
@@ -198,14 +202,14 @@ describe('processor faults', () => {
     const csv = join(dataDir, 'geo.csv');
     writeFileSync(csv, 'geoId,geoName,region\n1,Old Town,north\n2,Harbour,south\n');
     const load = async () => {
-      const proc = vcam(['geo', 'load', csv, '--clickhouse-url', url]);
+      const proc = vcam(['geo', 'load', csv, '--clickhouse-url', url], CH_ENV);
       return { code: await proc.exited, stderr: proc.stderr() };
     };
     expect((await load()).code).toBe(0);
     const httpPort = await freePort();
     const p = processor(url, 'g-geo', httpPort);
     await waitHealthy(httpPort, p);
-    const client = createClient({ url });
+    const client = createClient({ url, password: CH_ENV.VCAM_CLICKHOUSE_PASSWORD });
     const nameOf = async (id: string) => (await (await client.query({ query: 'SELECT geo_name FROM vcam.events WHERE event_id = {id:String}', query_params: { id }, format: 'JSONEachRow' })).json<{ geo_name: string }>())[0]?.geo_name;
     const now = Date.now();
     const ev = (i: number) => ({ eventId: `cam-g:geo${i}`, deviceId: 'cam-g', geoId: 1, ts: now - 1000 + i, type: 'person', agentId: 'gw-1', seq: i, receivedAt: now });
@@ -216,7 +220,7 @@ describe('processor faults', () => {
     writeFileSync(csv, 'geoId,geoName,region\n1,New Town,north\n');
     expect((await load()).code).toBe(0);
     writeFileSync(join(dataDir, 'bad.csv'), 'geoId,geoName,region\nx,Nowhere,west\n3,,east\n');
-    const bad = vcam(['geo', 'load', join(dataDir, 'bad.csv'), '--clickhouse-url', url]);
+    const bad = vcam(['geo', 'load', join(dataDir, 'bad.csv'), '--clickhouse-url', url], CH_ENV);
     expect(await bad.exited).toBe(2);
     expect(bad.stderr()).toMatch(/line 2: geoId "x"[\s\S]*line 3: geoName is empty/);
     await new Promise((r) => setTimeout(r, 6_000)); // the processor re-reads the table every 5 s

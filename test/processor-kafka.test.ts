@@ -63,7 +63,7 @@ describe('processor: Kafka → ClickHouse', () => {
       brokers: env.kafka.brokers,
       clientId: 'test-processor',
       logger: silentLogger,
-      clickhouseUrl: env.ch.url,
+      clickhouseUrl: env.ch.url, ...env.ch.auth,
       // Test configuration for the mock cluster (docs/testing.md); a 1-minute hot horizon so
       // the late re-sends below must be found by the cold tier.
       group: 'p-test',

@@ -29,7 +29,7 @@ describe('Prometheus scraping vcam', () => {
   it('scrapes the bridge and the processor, and reads their metrics and vcam\'s rules back through its HTTP API', async () => {
     const [bridgeHttp, processorHttp, mqtt, promPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
     const dir = mkdtempSync(join(tmpdir(), 'vcam-prom-'));
-    const processor = vcam(['processor', '--kafka-brokers', env.kafka.bootstrap, '--clickhouse-url', env.ch.url, '--http-port', String(processorHttp), '--session-timeout', '6s', '--log-level', 'warn']);
+    const processor = vcam(['processor', '--kafka-brokers', env.kafka.bootstrap, ...env.ch.args, '--http-port', String(processorHttp), '--session-timeout', '6s', '--log-level', 'warn']);
     procs.push(processor);
     await waitHealthy(processorHttp, processor, 60_000);
     const bridge = vcam(['bridge', '--kafka-brokers', env.kafka.bootstrap, '--allow-anonymous', '--mqtt-port', String(mqtt), '--http-port', String(bridgeHttp), '--log-level', 'warn']);

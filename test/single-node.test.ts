@@ -26,7 +26,7 @@ afterAll(() => ch?.stop());
 
 describe('single-node mode', () => {
   it('acknowledges a publish only after its events are in ClickHouse, and counts re-sends once', async () => {
-    const downstream = createProcessor({ clickhouseUrl: ch.url });
+    const downstream = createProcessor({ clickhouseUrl: ch.url, ...ch.auth });
     const svc = await startBridgeService({ mqttPort: 0, agentsFile, downstream });
     const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${svc.mqttPort}`, { clientId: 'gw-1', username: 'gw-1', password: secret });
     const events = pipelineEvents(3_000, { prefix: 's' });
@@ -51,7 +51,7 @@ describe('single-node mode', () => {
     // Simulate a crash after the chunk was recorded with its rows and before its inserts.
     const before = Number((await ch.query<{ n: number }>('SELECT sum(events) AS n FROM vcam.geo_type_1m'))[0]!.n);
     const extra = pipelineEvents(200, { prefix: 'crash' });
-    const first = createProcessor({ clickhouseUrl: ch.url });
+    const first = createProcessor({ clickhouseUrl: ch.url, ...ch.auth });
     await first.start();
     first.writer.store.writeRows = async () => {
       throw new Error('killed before the chunk was written');
@@ -63,7 +63,7 @@ describe('single-node mode', () => {
     await expect(forwarded).rejects.toThrow();
     expect(Number((await ch.query<{ n: number }>('SELECT sum(events) AS n FROM vcam.geo_type_1m'))[0]!.n)).toBe(before);
 
-    const second = createProcessor({ clickhouseUrl: ch.url });
+    const second = createProcessor({ clickhouseUrl: ch.url, ...ch.auth });
     await second.start();
     await waitFor(async () => Number((await ch.query<{ n: number }>('SELECT sum(events) AS n FROM vcam.geo_type_1m'))[0]!.n) === before + 200, 10_000, 'the replayed chunk');
     // The agent never got its PUBACK, so it sends the same events again: still counted once.

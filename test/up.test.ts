@@ -1,5 +1,5 @@
 /** `vcam up` (npm start): the whole single-node product from one command, fed one request; `--kafka`, the Kafka-mode topology. */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -21,6 +21,13 @@ describe('vcam up', () => {
     expect((await fetch(`http://127.0.0.1:${http}/v1/events`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } })).status).toBe(202);
     await waitFor(() => /geo 42 .* 1m +3 /.test(out), 30_000, 'geo 42 with 3 events in the summary');
     expect(out).toContain(`data in ${dataDir}`);
+    // The embedded ClickHouse wants the password it made, and says where it is.
+    const secretFile = join(dataDir, 'clickhouse', 'clickhouse.secret');
+    expect(out).toContain(`(user default, password in ${secretFile})`);
+    expect(statSync(secretFile).mode & 0o777).toBe(0o600);
+    expect((await fetch(`http://127.0.0.1:${ch}/?query=SELECT%201`)).status).toBe(401);
+    const basic = `Basic ${Buffer.from(`default:${readFileSync(secretFile, 'utf8').trim()}`).toString('base64')}`;
+    expect(await (await fetch(`http://127.0.0.1:${ch}/?query=SELECT%201`, { headers: { authorization: basic } })).text()).toBe('1\n');
     up.child.kill('SIGINT');
     expect(await up.exited).toBe(0);
   });

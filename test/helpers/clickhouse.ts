@@ -5,16 +5,38 @@ import { join } from 'node:path';
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
 import { migrate } from '../../clickhouse/schema.js';
 import { ClickHouseServer } from '../../clickhouse/server.js';
+import { ensureSecretFile } from '../../common/secrets.js';
 
-export async function startClickHouse(dataDir = mkdtempSync(join(tmpdir(), 'vcam-ch-'))): Promise<{ server: ClickHouseServer; url: string; client: ClickHouseClient; query<T>(sql: string, params?: Record<string, unknown>): Promise<T[]>; stop(): Promise<void> }> {
-  const server = new ClickHouseServer({ dataDir, port: 0 });
+export interface TestClickHouse {
+  server: ClickHouseServer;
+  url: string;
+  /** Authentication is on, as in production: the password, and a file holding it (mode 0600). */
+  password: string;
+  passwordFile: string;
+  /** For in-process components' options. */
+  auth: { clickhouseUser: string; clickhousePassword: string };
+  /** For a vcam command line: --clickhouse-url and --clickhouse-password-file. */
+  args: string[];
+  client: ClickHouseClient;
+  query<T>(sql: string, params?: Record<string, unknown>): Promise<T[]>;
+  stop(): Promise<void>;
+}
+
+export async function startClickHouse(dataDir = mkdtempSync(join(tmpdir(), 'vcam-ch-'))): Promise<TestClickHouse> {
+  const passwordFile = join(dataDir, 'clickhouse.secret');
+  const password = ensureSecretFile(passwordFile);
+  const server = new ClickHouseServer({ dataDir, port: 0, user: 'default', password });
   await server.start();
   const url = `http://127.0.0.1:${server.port}`;
-  const client = createClient({ url });
+  const client = createClient({ url, password });
   await migrate(client);
   return {
     server,
     url,
+    password,
+    passwordFile,
+    auth: { clickhouseUser: 'default', clickhousePassword: password },
+    args: ['--clickhouse-url', url, '--clickhouse-password-file', passwordFile],
     client,
     query: async <T>(sql: string, params?: Record<string, unknown>) => (await client.query({ query: sql, query_params: params, format: 'JSONEachRow' })).json<T>(),
     async stop() {
