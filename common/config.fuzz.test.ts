@@ -56,8 +56,11 @@ function expectValue(spec: OptionSpec, raw: unknown): Parsed {
     case 'list':
       if (Array.isArray(raw)) return raw.every((x) => typeof x === 'string') ? { ok: true, value: raw } : { ok: false };
       return typeof raw === 'string' ? { ok: true, value: raw.split(',').map((x) => x.trim()).filter(Boolean) } : { ok: false };
-    case 'duration':
-      return withUnit(raw, DURATION, 'ms');
+    case 'duration': {
+      // The documented rule: a unit is required; a bare 0 is allowed (0 in every unit).
+      const bare = typeof raw === 'number' || (typeof raw === 'string' && /^\s*\d+(?:\.\d+)?\s*$/.test(raw));
+      return bare && Number(raw) !== 0 ? { ok: false } : withUnit(raw, DURATION, 'ms');
+    }
     case 'bytes':
       return withUnit(raw, BYTES, '');
   }

@@ -44,6 +44,13 @@ describe('config precedence: flags > environment > file > default', () => {
     expect(load(['--id', 'a'], { VCAM_CONFIG: f })).toMatchObject({ port: 1 });
   });
 
+  it('takes durations only with a unit, from every source; a bare 0 is 0', () => {
+    expect(load(['--id', 'a', '--timeout', '1.5s']).timeout).toBe(1_500);
+    expect(load(['--id', 'a', '--timeout', '0']).timeout).toBe(0);
+    expect(() => load(['--id', 'a'], { VCAM_TIMEOUT: '30' })).toThrow(/VCAM_TIMEOUT: "30" is not a duration without a unit: write 30s/);
+    expect(() => load(['--config', file({ id: 'a', timeout: 30 })])).toThrow(/c.json: "timeout": 30 is not a duration without a unit: write 30s/);
+  });
+
   it('parses booleans, negations and lists', () => {
     expect(load(['--id', 'a', '--verbose']).verbose).toBe(true);
     expect(load(['--id', 'a', '--no-verbose'], { VCAM_VERBOSE: 'true' }).verbose).toBe(false);
@@ -54,6 +61,8 @@ describe('config precedence: flags > environment > file > default', () => {
     [['--id', 'a', '--port', 'eighty'], /--port: "eighty" is not an integer/],
     [['--id', 'a', '--bogus', '1'], /unknown flag --bogus/],
     [['--id', 'a', '--timeout', 'soon'], /duration/],
+    // A bare number was milliseconds: `--duration 30` ran for 30 ms and reported success.
+    [['--id', 'a', '--timeout', '30'], /--timeout: "30" is not a duration without a unit: write 30s \(or 30ms, 30m\)/],
     [['--id', 'a', '--policy', 'explode'], /one of reject, drop-oldest/],
     [['--id'], /--id needs a value/],
     [[], /--id is required \(or set VCAM_TEST_ID\)/],

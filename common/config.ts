@@ -95,8 +95,14 @@ function parseValue(name: string, spec: OptionSpec, raw: unknown, source: string
       if (Array.isArray(raw) && raw.every((x) => typeof x === 'string')) return raw;
       if (typeof raw === 'string') return raw.split(',').map((x) => x.trim()).filter(Boolean);
       return fail('a comma-separated list');
-    case 'duration':
+    case 'duration': {
+      // A bare number read as milliseconds made `--duration 30` a 30 ms run that reported
+      // success; seconds would surprise the next reader the other way. A unit is required
+      // (0 is 0 in every unit).
+      const bare = typeof raw === 'number' ? raw : typeof raw === 'string' && /^\s*\d+(?:\.\d+)?\s*$/.test(raw) ? Number(raw) : undefined;
+      if (bare !== undefined && bare !== 0) fail(`a duration without a unit: write ${bare}s (or ${bare}ms, ${bare}m)`);
       return parseUnit(raw, DURATION_UNITS, 'ms') ?? fail('a duration such as 500ms, 30s, 5m, 2h, 7d');
+    }
     case 'bytes':
       return parseUnit(raw, BYTE_UNITS, '') ?? fail('a size such as 1048576, 512KiB, 64MiB, 1GiB');
   }

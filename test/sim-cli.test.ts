@@ -66,4 +66,12 @@ describe('vcam sim', () => {
     expect(await sim2.exited).toBe(2);
     expect(sim2.stderr()).toMatch(/every geo needs a camera/);
   });
+
+  it('refuses a duration without a unit (once `--duration 30` ran verify for 30 ms and reported success), exit 2, naming the fix', async () => {
+    for (const cmd of ['verify', 'sim']) {
+      const p = vcam([cmd, '--duration', '30']);
+      expect(await p.exited, cmd).toBe(2);
+      expect(p.stderr(), cmd).toMatch(/--duration: "30" is not a duration without a unit: write 30s \(or 30ms, 30m\)/);
+    }
+  });
 });
