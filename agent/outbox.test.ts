@@ -87,6 +87,21 @@ describe('SQLite outbox', () => {
     expect(o.stats().bytes).toBe(90);
   });
 
+  it('counts bytes as UTF-8 on the way in and out: emoji and accents leave no residue after acknowledgement, and a reopen agrees', async () => {
+    const o = outbox();
+    const attrs = { note: 'caméra 📷 near the gate 🚪', zone: '東口' };
+    const items = Array.from({ length: 100 }, (_, i) => ({ eventId: `e:${i}`, receivedAt: Date.now(), body: JSON.stringify({ eventId: `e:${i}`, attrs }) }));
+    await o.append(items);
+    const utf8 = items.reduce((n, it) => n + Buffer.byteLength(it.body, 'utf8'), 0);
+    expect(o.stats().bytes).toBe(utf8);
+    const again = reopen(o);
+    expect(again.stats().bytes).toBe(utf8);
+    expect(again.ack(1, 60)).toBe(60);
+    await again.append([items[0]!].map((it) => ({ ...it, eventId: 'e:new' })));
+    expect(again.ack(61, 101)).toBe(41);
+    expect(again.stats()).toMatchObject({ events: 0, bytes: 0 });
+  });
+
   it('drops the oldest under the drop-oldest policy and reports how many', async () => {
     const o = outbox({ maxEvents: 5, fullPolicy: 'drop-oldest' });
     const dropped: number[] = [];

@@ -102,11 +102,11 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     this.claim(options.agentId);
     this.insert = this.db.prepare('INSERT INTO outbox (event_id, received_at, body) VALUES (?, ?, ?) ON CONFLICT (event_id) DO NOTHING');
     this.selectAfter = this.db.prepare('SELECT seq, event_id AS eventId, received_at AS receivedAt, body FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?');
-    this.deleteRange = this.db.prepare('DELETE FROM outbox WHERE seq BETWEEN ? AND ? RETURNING length(body) AS n');
-    this.dropOldest = this.db.prepare('DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT ?) RETURNING length(body) AS n');
-    this.expire = this.db.prepare('DELETE FROM outbox WHERE received_at < ? RETURNING length(body) AS n');
+    this.deleteRange = this.db.prepare('DELETE FROM outbox WHERE seq BETWEEN ? AND ? RETURNING length(CAST(body AS BLOB)) AS n');
+    this.dropOldest = this.db.prepare('DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT ?) RETURNING length(CAST(body AS BLOB)) AS n');
+    this.expire = this.db.prepare('DELETE FROM outbox WHERE received_at < ? RETURNING length(CAST(body AS BLOB)) AS n');
     this.oldest = this.db.prepare('SELECT received_at AS receivedAt FROM outbox ORDER BY seq LIMIT 1');
-    const totals = this.db.prepare('SELECT count(*) AS c, coalesce(sum(length(body)), 0) AS b FROM outbox').get() as { c: number; b: number };
+    const totals = this.db.prepare('SELECT count(*) AS c, coalesce(sum(length(CAST(body AS BLOB))), 0) AS b FROM outbox').get() as { c: number; b: number };
     this.count = totals.c;
     this.bytes = totals.b;
   }
@@ -137,7 +137,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     if (this.closed) return Promise.reject(new VcamError('OUTBOX_CLOSED', 'the agent is shutting down; retry against the restarted agent', { retriable: true }));
     if (items.length === 0) return Promise.resolve({ stored: 0, duplicates: 0 });
     let bytes = 0;
-    for (const it of items) bytes += it.body.length;
+    for (const it of items) bytes += Buffer.byteLength(it.body, 'utf8');
     if (this.options.fullPolicy === 'reject') {
       const events = this.count + this.queuedEvents + items.length;
       const total = this.bytes + this.queuedBytes + bytes;
@@ -174,14 +174,14 @@ export class Outbox extends EventEmitter<OutboxEvents> {
             if (this.insert.run(it.eventId, it.receivedAt, it.body).changes === 1) {
               r.stored++;
               this.count++;
-              this.bytes += it.body.length;
+              this.bytes += Buffer.byteLength(it.body, 'utf8');
             } else r.duplicates++;
           }
           results.push(r);
         }
       })();
     } catch (err) {
-      const totals = this.db.prepare('SELECT count(*) AS c, coalesce(sum(length(body)), 0) AS b FROM outbox').get() as { c: number; b: number };
+      const totals = this.db.prepare('SELECT count(*) AS c, coalesce(sum(length(CAST(body AS BLOB))), 0) AS b FROM outbox').get() as { c: number; b: number };
       this.count = totals.c;
       this.bytes = totals.b;
       for (const w of waiters) w.reject(err as Error);
