@@ -10,6 +10,9 @@ import type { WriterEvents } from './writer.js';
 import type { EventEmitter } from 'node:events';
 import { dt64 } from '../clickhouse/schema.js';
 
+/** Far more gaps than can happen between two alert evaluations. */
+export const MAX_LOST_KEPT = 1_000;
+
 export class StatusTracker {
   readonly instance = `${hostname()}:${process.pid}`;
   private readonly startedAt = Date.now();
@@ -46,8 +49,14 @@ export class StatusTracker {
     this.failingSince = undefined;
   }
 
+  /**
+   * The newest gaps only: a data_loss alert is sticky, so once the evaluator has opened it
+   * (every few seconds) forgetting the gap resolves nothing. The bound is for a log that
+   * keeps losing offsets for days; vcam_processor_offsets_lost_total counts every one.
+   */
   offsetGap(partition: number, count: number): void {
     this.lost.push({ partition, count, at: Date.now() });
+    if (this.lost.length > MAX_LOST_KEPT) this.lost.splice(0, this.lost.length - MAX_LOST_KEPT);
   }
 
   /** One entry per partition: its first detection stands until the alert is resolved by hand. */
