@@ -225,6 +225,26 @@ describe('bridge → Kafka', () => {
     await Promise.all([c1.endAsync(), c2.endAsync()]);
   });
 
+  it("calls aedes back once per publish, first: a listener that throws after the write neither withholds the PUBACK nor closes the agent's connection; the throw is counted", async () => {
+    const svc = await bridge();
+    const kc = await consumer();
+    let thrown = 0;
+    svc.bridge.prependListener('forwarded', () => {
+      if (thrown++ === 0) throw new Error('a listener bug');
+    });
+    const c = await connect(svc.mqttPort, 'gw-1');
+    const [a, b] = [[pev('gw-1', 801)], [pev('gw-1', 802)]];
+    await c.publishAsync('vcam/v1/agents/gw-1/events', payload('gw-1', a), { qos: 1 });
+    await c.publishAsync('vcam/v1/agents/gw-1/events', payload('gw-1', b), { qos: 1 });
+    expect(c.connected).toBe(true);
+    await c.endAsync();
+    const ids = [a[0]!.eventId, b[0]!.eventId];
+    const ours = () => kc.of(TOPICS.events).filter((m) => ids.includes(m.headers.eventId!)).length;
+    await kc.waitFor(() => ours() > 0, 30_000, 'the events in Kafka');
+    expect(await whenQuiet(ours)).toBe(2);
+    expect(await metric(svc, 'vcam_bridge_internal_errors_total')).toMatch(/where="publish".* 1$/);
+  });
+
   it('started while Kafka is down, waits for it instead of exiting (up for Prometheus, the waits counted as failed forwards, not ready), then accepts agents and forwards', async () => {
     await kafka.kill();
     cleanups.push(() => kafka.start());

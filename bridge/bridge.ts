@@ -52,6 +52,8 @@ export interface BridgeEvents {
   forwardFailed: [err: Error, agentId: string, attempt: number, retryInMs: number];
   abandoned: [agentId: string, events: number];
   downstreamWaiting: [err: Error, attempt: number, retryInMs: number];
+  /** A bug of ours or a library's after the work was done (e.g. a listener threw); counted and logged. */
+  internalError: [err: Error, where: string];
 }
 
 const ABANDON = new Error('publisher gone');
@@ -78,7 +80,8 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     this.directory = new AgentDirectory(o.agentsFile);
     this.gate = new Gate(o.maxInFlightEvents ?? 50_000);
     aedes.authenticate = (client, username, password, cb) => void this.authenticate(client, username, password, cb);
-    aedes.authorizePublish = (client, packet, cb) => void this.onPublish(client, packet, cb);
+    // A throw after the callback (a listener's, aedes') is reported, not an unhandled rejection.
+    aedes.authorizePublish = (client, packet, cb) => void this.onPublish(client, packet, cb).catch((err: Error) => this.emit('internalError', err, 'publish'));
     aedes.authorizeSubscribe = (client, sub, cb) => {
       this.emit('aclDenied', this.identities.get(client) ?? client.id, `subscribe ${sub.topic}`);
       cb(null, null); // a negated subscription (SUBACK 128); the connection stays up
@@ -178,34 +181,41 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     const weight = events.length + rejects.length;
     this.inFlightPublishes++;
     try {
-      await this.gate.acquire(weight);
       let attempts = 0;
+      let failure: Error | undefined;
       try {
-        await retry(
-          async () => {
-            attempts++;
-            if (client.closed) throw ABANDON;
-            await this.o.downstream.forward({ agentId, events, rejects, mqttTopic: packet.topic, receivedAt });
-          },
-          {
-            initialMs: 200,
-            maxMs: 5_000,
-            ...this.o.forwardBackoff,
-            isRetriable: (err) => err !== ABANDON,
-            onRetry: (err, attempt, delay) => this.emit('forwardFailed', err as Error, agentId, attempt, delay),
-          },
-        );
-      } finally {
-        this.gate.release(weight);
+        await this.gate.acquire(weight);
+        try {
+          await retry(
+            async () => {
+              attempts++;
+              if (client.closed) throw ABANDON;
+              await this.o.downstream.forward({ agentId, events, rejects, mqttTopic: packet.topic, receivedAt });
+            },
+            {
+              initialMs: 200,
+              maxMs: 5_000,
+              ...this.o.forwardBackoff,
+              isRetriable: (err) => err !== ABANDON,
+              onRetry: (err, attempt, delay) => this.emit('forwardFailed', err as Error, agentId, attempt, delay),
+            },
+          );
+        } finally {
+          this.gate.release(weight);
+        }
+      } catch (err) {
+        failure = err as Error;
       }
+      if (failure) {
+        // Not safe downstream: no PUBACK. The events stay in the agent's outbox.
+        if (failure === ABANDON) this.emit('abandoned', agentId, events.length);
+        return cb(failure);
+      }
+      // aedes' callback exactly once, and first: whatever a listener does next, the events are safe.
+      cb(null);
       const counts = new Map<BridgeRejectReason, number>();
       for (const r of rejects) counts.set(r.reason, (counts.get(r.reason) ?? 0) + 1);
       this.emit('forwarded', { agentId, events: events.length, rejects: counts, latencyMs: Date.now() - receivedAt, attempts });
-      cb(null);
-    } catch (err) {
-      // Not safe downstream: no PUBACK. The events stay in the agent's outbox.
-      if (err === ABANDON) this.emit('abandoned', agentId, events.length);
-      cb(err as Error);
     } finally {
       if (--this.inFlightPublishes === 0) this.idle?.();
     }

@@ -54,6 +54,11 @@ export function instrumentBridge(bridge: Bridge, registry: Registry, log: Logger
     failures.inc();
     log.warn({ err: err.message, attempt, retryInMs }, `waiting for the downstream (${bridge.downstreamKind}) before accepting agents`);
   });
+  const internal = new Counter({ name: 'vcam_bridge_internal_errors_total', help: 'Exceptions after a publish was handled (a listener or aedes threw); the publish itself was acknowledged once', labelNames: ['where'], registers: r });
+  bridge.on('internalError', (err, where) => {
+    internal.inc({ where });
+    log.error({ err, where }, 'internal error after handling a publish');
+  });
   bridge.on('abandoned', (agentId, events) => {
     publishes.inc({ result: 'abandoned' });
     log.info({ agentId, events }, 'agent left while its publish was pending; it will re-send');
