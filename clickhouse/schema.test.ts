@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { migrate } from './schema.js';
+import { dt64, migrate } from './schema.js';
 import { ClickHouseServer } from './server.js';
 
 let server: ClickHouseServer;
@@ -23,8 +23,16 @@ const deadLetter = (agent_id: string, payload: string, kafka_offset: number) => 
 
 describe('schema', () => {
   it('applies every migration once', async () => {
-    expect(await migrate(client)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(await migrate(client)).toEqual([1, 2, 3, 4, 5, 6, 7]);
     expect(await migrate(client)).toEqual([]);
+  });
+
+  it('expires chunk records after 7 days, as their rows and Kafka\'s log do, so recovery\'s FINAL read stays small', async () => {
+    const chunk = (start: number, daysAgo: number) => ({ topic: 'vcam.events', kafka_partition: 0, start_offset: start, end_offset: start + 9, written_at: dt64(Date.now() - daysAgo * 86_400_000), token: `t${start}` });
+    await client.insert({ table: 'vcam.chunks', format: 'JSONEachRow', values: [chunk(0, 8), chunk(10, 7.5), chunk(20, 1)] });
+    await client.command({ query: 'OPTIMIZE TABLE vcam.chunks FINAL' });
+    const left = await (await client.query({ query: 'SELECT start_offset FROM vcam.chunks FINAL ORDER BY start_offset', format: 'JSONEachRow' })).json<{ start_offset: string | number }>();
+    expect(left.map((r) => Number(r.start_offset))).toEqual([20]);
   });
 
   it('gives a dead letter an identity: the same agent\'s same bytes, delivered twice, count once', async () => {

@@ -127,6 +127,18 @@ export const MIGRATIONS: Migration[] = [
       'DROP TABLE IF EXISTS vcam.handoff_log',
     ],
   },
+  {
+    version: 7,
+    name: 'chunk records expire with their rows',
+    statements: () => [
+      // Every recovery reads vcam.chunks with FINAL; without a TTL it grew for ever. Only a
+      // partition's last chunk is replayed, and only from its rows, which expire after 7 days
+      // (as Kafka's log does, 168 h): a chunk record older than that can replay nothing. A
+      // partition idle for longer simply starts from its committed offset, and the cold dedup
+      // tier (30 days of raw events) still drops anything counted before.
+      'ALTER TABLE vcam.chunks MODIFY TTL toDateTime(written_at) + INTERVAL 7 DAY',
+    ],
+  },
 ];
 
 /** Applies the migrations not yet recorded; returns the versions applied now. */
