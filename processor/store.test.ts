@@ -2,6 +2,7 @@
  * The processor's ClickHouse side against the real engine: the cold tier's look-up at the size a
  * lagging chunk produces, and a chunk write that loses its partition half-way.
  */
+import { createClient } from '@clickhouse/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dt64 } from '../clickhouse/schema.js';
 import { startClickHouse } from '../test/helpers/clickhouse.js';
@@ -37,6 +38,27 @@ describe('ProcessorStore.coldSeen', () => {
     expect(seen.has(counted[1]!.eventId)).toBe(true);
     expect(seen.has(counted[0]!.eventId)).toBe(false);
     expect(seen.has(events[1]!.eventId)).toBe(false);
+  });
+
+  it("reads only the days of the events' own timestamps (a duplicate has its original's ts), not the device's whole retention", async () => {
+    // One device with 1,000 events a day for 30 days; a late event from 20 days ago is looked up.
+    const day = 86_400_000;
+    const start = Math.floor(Date.now() / day) * day - 29 * day;
+    const rows = Array.from({ length: 30_000 }, (_, i) => {
+      const ts = start + Math.floor(i / 1_000) * day + (i % 1_000) * 1_000;
+      return { event_id: `bounded-${i}`, device_id: 'cam-bounded', geo_id: 1, ts: dt64(ts), type: 'person', agent_id: 'gw', received_at: dt64(ts), processed_at: dt64(ts), kafka_partition: 5, kafka_offset: i };
+    });
+    await ch.client.insert({ table: 'vcam.events', values: rows, format: 'JSONEachRow' });
+    const [late] = pipelineEvents(1, { prefix: 'bounded-' });
+    const event = { ...late!, eventId: 'bounded-9500', deviceId: 'cam-bounded', ts: start + 9 * day + 500 * 1_000 };
+    // ClickHouse refuses a query that reads more rows than this: the one day's 1,000 (one part, one granule) fit, the device's 30 days do not.
+    const bounded = createClient({ url: ch.url, password: ch.password, clickhouse_settings: { max_rows_to_read: '2000', read_overflow_mode: 'throw' } });
+    try {
+      const answer = await new ProcessorStore(bounded, 'vcam.events').coldSeen([{ partition: 5, before: 1_000_000n, events: [event] }]);
+      expect([...answer.get(5)!]).toEqual(['bounded-9500']);
+    } finally {
+      await bounded.close();
+    }
   });
 
   it('answers only for the partitions asked about, whatever the other partitions counted of the same ids', async () => {

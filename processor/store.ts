@@ -19,7 +19,7 @@ import { dt64 } from '../clickhouse/schema.js';
  */
 const wellFormed = (s: string) => s.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
 
-/** Events per cold look-up: at most about 410 KB of URL (200-character ids, hex-encoded), below ClickHouse's 1 MiB limit. */
+/** Events per cold look-up: at most about 450 KB of URL (200-character ids hex-encoded, and their timestamps), below ClickHouse's 1 MiB limit. */
 const COLD_SLICE = 1_000;
 const gzipAsync = promisify(gzip);
 const gunzipAsync = promisify(gunzip);
@@ -165,11 +165,15 @@ export class ProcessorStore {
         // The offset bound is ...OrZero: ClickHouse may evaluate it on rows of partitions not
         // asked about (indexOf 0, element ''), where toUInt64('') threw on the chaos run's data.
         query: `SELECT DISTINCT kafka_partition AS p, event_id FROM vcam.events
-                WHERE device_id IN {devices:Array(String)} AND event_id IN (SELECT unhex(arrayJoin({ids:Array(String)})))
+                WHERE device_id IN {devices:Array(String)} AND ts IN {tss:Array(DateTime64(3, 'UTC'))}
+                  AND event_id IN (SELECT unhex(arrayJoin({ids:Array(String)})))
                   AND kafka_partition IN {ps:Array(UInt16)}
                   AND kafka_offset < toUInt64OrZero(arrayElement({befores:Array(String)}, indexOf({ps:Array(UInt16)}, kafka_partition)))`,
         query_params: {
           devices: [...new Set(events.map((e) => e.deviceId))],
+          // A duplicate carries its original's ts (the eventId is derived from it): only those
+          // days and index ranges are read, not the device's whole retention.
+          tss: [...new Set(events.map((e) => e.ts))].map(dt64),
           ids: events.map((e) => Buffer.from(e.eventId).toString('hex')),
           ps: asks.map((a) => a.partition),
           befores: asks.map((a) => a.before.toString()),
