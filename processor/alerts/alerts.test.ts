@@ -129,6 +129,26 @@ describe('alerts', () => {
     expect(again.book.openAlerts().map((a) => a.kind).sort()).toEqual(['data_loss', 'geo_spike', 'offsets_backwards']);
   });
 
+  it("resolves the alerts of a processor that is gone (a crashed one's host:pid never comes back), and leaves a live one's alone", async () => {
+    const lagging = (instance: string): HealthSnapshot => ({ instance, lagEvents: 500_000, lagSeconds: 600, lastChunkAt: Date.now(), lostOffsets: [], offsetsBackwards: [] });
+    const statusOf = (instance: string, ms: number) => ch.client.insert({ table: 'vcam.pipeline_status', values: [{ at: dt64(ms), instance, kafka_partition: 0, lag: 500_000, events_per_s: 0, latency_p50_ms: 0, latency_p95_ms: 0, latency_p99_ms: 0 }], format: 'JSONEachRow' });
+    const now = Date.now();
+    for (const instance of ['host-a:101', 'host-b:202']) {
+      const e = AlertEvaluator.standard(ch.client, () => lagging(instance), { ...ALERT_DEFAULTS, lateAfterMs: 30_000 });
+      await statusOf(instance, now - 10 * MIN);
+      await e.tick(now - 10 * MIN);
+      e.stop();
+    }
+    // host-b keeps writing its status; host-a was killed ten minutes ago. A processor restarted on host-a is a new instance.
+    await statusOf('host-b:202', now - MIN);
+    const restarted = AlertEvaluator.standard(ch.client, () => ({ instance: 'host-a:303', lagEvents: 0, lagSeconds: 0, lastChunkAt: now, lostOffsets: [], offsetsBackwards: [] }), { ...ALERT_DEFAULTS, lateAfterMs: 30_000 });
+    await restarted.start(3_600_000);
+    restarted.stop();
+    await restarted.tick(now);
+    const lag = (await alerts()).filter((a) => a.kind === 'consumer_lag' && a.subject.startsWith('processor:host-'));
+    expect(lag.map((a) => `${a.subject}:${a.state}`)).toEqual(['processor:host-a:101:resolved', 'processor:host-b:202:open']);
+  });
+
   it('minutes from before the processor ran are no baseline: no spike until it has run for the whole baseline', async () => {
     const rule = geoVolumeRule(ch.client, { ...ALERT_DEFAULTS, baselineMinutes: 3, lateAfterMs: 30_000 });
     const t1 = t0 - 24 * 60 * MIN;

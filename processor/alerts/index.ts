@@ -15,7 +15,7 @@ export interface AlertOptions extends GeoVolumeOptions, PipelineHealthOptions {
   everyMs: number;
 }
 
-export const ALERT_DEFAULTS = { ratio: 3, minVolume: 20, baselineMinutes: 10, silentAfterMs: 10 * 60_000, maxLagEvents: 100_000, maxLagSeconds: 60, stalledAfterMs: 60_000, consumerDownAfterMs: 15_000, everyMs: 10_000 } as const;
+export const ALERT_DEFAULTS = { ratio: 3, minVolume: 20, baselineMinutes: 10, silentAfterMs: 10 * 60_000, maxLagEvents: 100_000, maxLagSeconds: 60, stalledAfterMs: 60_000, consumerDownAfterMs: 15_000, goneAfterMs: 5 * 60_000, everyMs: 10_000 } as const;
 
 export interface AlertEvents {
   opened: [row: AlertRow];
@@ -37,7 +37,11 @@ export class AlertEvaluator extends EventEmitter<AlertEvents> {
   }
 
   static standard(client: ClickHouseClient, health: () => HealthSnapshot, o: AlertOptions): AlertEvaluator {
-    return new AlertEvaluator(client, [geoVolumeRule(client, o), deviceSilentRule(client, o), pipelineHealthRule(health, o)]);
+    const liveInstances = async (since: number) => {
+      const rows = await (await client.query({ query: 'SELECT DISTINCT instance FROM vcam.pipeline_status WHERE at >= fromUnixTimestamp64Milli({since:Int64})', query_params: { since }, format: 'JSONEachRow' })).json<{ instance: string }>();
+      return new Set(rows.map((r) => r.instance));
+    };
+    return new AlertEvaluator(client, [geoVolumeRule(client, o), deviceSilentRule(client, o), pipelineHealthRule(health, o, liveInstances)]);
   }
 
   async start(everyMs: number): Promise<void> {

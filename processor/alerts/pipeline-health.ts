@@ -25,18 +25,27 @@ export interface PipelineHealthOptions {
   stalledAfterMs: number;
   /** A consumer out of its group this long is an alert (kafkajs' own restarts take a few seconds). */
   consumerDownAfterMs: number;
+  /** A processor that wrote no status row for this long is gone: its alerts are resolved by the others. */
+  goneAfterMs: number;
 }
 
-export function pipelineHealthRule(health: () => HealthSnapshot, o: PipelineHealthOptions): Rule {
+/**
+ * `liveInstances(since)`: the processors that wrote a status row since then. Instances are
+ * `host:pid`, so a restarted processor is a new one; without this, the alerts of the one that
+ * died (a lag, a stall) stayed open for ever, since only their own instance resolved them.
+ */
+export function pipelineHealthRule(health: () => HealthSnapshot, o: PipelineHealthOptions, liveInstances: (since: number) => Promise<Set<string>> = async () => new Set()): Rule {
   let me = '';
+  let alive = new Set<string>();
   return {
     kinds: ['consumer_lag', 'clickhouse_write_failing', 'processor_stalled', 'consumer_down', 'data_loss', 'offsets_backwards'],
     sticky: ['data_loss', 'offsets_backwards'],
-    // Another processor's health is its own to report and resolve.
-    owns: (subject) => subject === `processor:${me}` || subject.startsWith('partition:'),
+    // Another live processor's health is its own to report and resolve; a gone one's is ours.
+    owns: (subject) => subject === `processor:${me}` || subject.startsWith('partition:') || (subject.startsWith('processor:') && !alive.has(subject.slice('processor:'.length))),
     async evaluate(now) {
       const h = health();
       me = h.instance;
+      alive = await liveInstances(now - o.goneAfterMs);
       const findings: Finding[] = [];
       const who = `processor:${h.instance}`;
       if (h.lagEvents > o.maxLagEvents || h.lagSeconds > o.maxLagSeconds) {
