@@ -5,6 +5,7 @@
 import { ClickHouseLogLevel, createClient } from '@clickhouse/client';
 import { migrate, DEFAULT_RETENTION, type Retention } from '../clickhouse/schema.js';
 import { silentLogger, type Logger } from '../common/log.js';
+import { taskStreaks } from '../common/streak.js';
 import { createRegistry, type Registry } from '../common/metrics.js';
 import { LocalProcessor } from './local.js';
 import { PROCESSOR_DEFAULTS } from './service.js';
@@ -29,6 +30,7 @@ export function createProcessor(o: CreateProcessorOptions): LocalProcessor & { r
   // Write failures are logged by the processor itself (pino); the client's console output would only duplicate them.
   const clickhouse = createClient({ url: o.clickhouseUrl, username: o.clickhouseUser, password: o.clickhousePassword, request_timeout: 60_000, log: { level: ClickHouseLogLevel.OFF } });
   const retention = o.retention ?? DEFAULT_RETENTION;
+  const registry = o.registry ?? createRegistry({ component: 'processor' });
   const local = new LocalProcessor({
     clickhouse,
     hotHorizonMs: o.hotHorizonMs ?? PROCESSOR_DEFAULTS.hotHorizonMs,
@@ -36,8 +38,8 @@ export function createProcessor(o: CreateProcessorOptions): LocalProcessor & { r
     lateAfterMs: o.lateAfterMs ?? PROCESSOR_DEFAULTS.lateAfterMs,
     rawRetentionDays: retention.rawDays,
     geoRefreshMs: PROCESSOR_DEFAULTS.geoRefreshMs,
+    streaks: taskStreaks(registry, o.logger ?? silentLogger, 'processor'),
   });
-  const registry = o.registry ?? createRegistry({ component: 'processor' });
   instrumentWriter(local.writer, registry, o.logger ?? silentLogger);
   const start = local.start.bind(local);
   const close = local.close.bind(local);

@@ -4,6 +4,7 @@
  * `vcam geo load` takes effect without a restart.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
+import type { TaskStreak } from '../common/streak.js';
 
 export interface GeoInfo {
   name: string;
@@ -35,13 +36,16 @@ export class GeoTable {
     return true;
   }
 
-  /** Loads now, then re-checks every `everyMs`; `onReload` hears of each change. */
-  async watch(everyMs: number, onReload: (geos: number) => void = () => undefined): Promise<void> {
+  /**
+   * Loads now, then re-checks every `everyMs`; `onReload` hears of each change, `streak` of each
+   * failed re-check (the last loaded table stays in use meanwhile).
+   */
+  async watch(everyMs: number, onReload: (geos: number) => void = () => undefined, streak?: TaskStreak): Promise<void> {
     const check = async () => {
       if (await this.refresh()) onReload(this.map.size);
     };
     await check();
-    this.timer = setInterval(() => void check().catch(() => undefined), everyMs);
+    this.timer = setInterval(() => void check().then(() => streak?.ok(), (err: unknown) => streak?.failed(err)), everyMs);
     this.timer.unref();
   }
 

@@ -12,6 +12,7 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import { Coalescer } from '../common/coalesce.js';
 import type { PipelineEvent } from '../common/contract.js';
+import type { TaskStreak } from '../common/streak.js';
 import { GeoTable } from './geo.js';
 import type { HotSet } from './dedup.js';
 import type { ChunkMessage, DeadRow } from './pipeline.js';
@@ -38,6 +39,8 @@ export interface LocalProcessorOptions {
   rawRetentionDays: number;
   geoRefreshMs: number;
   maxChunkEvents?: number;
+  /** Where failures of background work are reported (the geo re-check). */
+  streaks?: (task: string) => TaskStreak;
 }
 
 export class LocalProcessor {
@@ -58,7 +61,7 @@ export class LocalProcessor {
   }
 
   async start(): Promise<void> {
-    await this.geo.watch(this.o.geoRefreshMs);
+    await this.geo.watch(this.o.geoRefreshMs, undefined, this.o.streaks?.('geo_refresh'));
     // The chunk record does not expire, so the offset line goes on from where it was and no
     // range (nor dedup token) is ever used twice.
     const last = await this.store.lastChunk(PARTITION);

@@ -3,6 +3,7 @@ import type { EventEmitter } from 'node:events';
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { Logger } from '../common/log.js';
 import { Gauge, type Registry } from '../common/metrics.js';
+import { taskStreaks } from '../common/streak.js';
 import { AlertEvaluator, ALERT_DEFAULTS, type AlertOptions } from './alerts/index.js';
 import { StatusTracker } from './status.js';
 import type { HealthSnapshot } from './alerts/index.js';
@@ -48,7 +49,9 @@ export async function startMonitor(o: { client: ClickHouseClient; source: EventE
   });
   const every = o.everyMs ?? ALERT_DEFAULTS.everyMs;
   await alerts.start(every);
-  const timer = setInterval(() => void tracker.write(o.client).catch(() => undefined), every);
+  // Other processors take a processor without status rows for gone (alerts/pipeline-health.ts): a failing write must show.
+  const statusWrite = taskStreaks(o.registry, o.log, 'processor')('status_write');
+  const timer = setInterval(() => void tracker.write(o.client).then(() => statusWrite.ok(), (err: unknown) => statusWrite.failed(err)), every);
   timer.unref();
   return {
     tracker,

@@ -22,6 +22,7 @@ import type { Consumer, EachBatchPayload } from 'kafkajs';
 import { createGroupConsumer, TOPICS, type KafkaClientOptions } from '../common/kafka.js';
 import { KeptConsumer } from './consumer.js';
 import type { HotSet } from './dedup.js';
+import type { TaskStreak } from '../common/streak.js';
 import { GeoTable } from './geo.js';
 import type { ChunkMessage, PipelineOptions } from './pipeline.js';
 import { ProcessorStore } from './store.js';
@@ -58,6 +59,9 @@ export interface ProcessorEvents {
   /** The log ends before offsets already counted (topic recreated, log truncated): the partition is held. */
   offsetsBackwards: [partition: number, expected: bigint, logEnd: bigint];
   geoReloaded: [geos: number];
+  /** Background work that retries by itself failed (the linger flush, the geo re-check), or works again. */
+  taskFailed: [task: string, err: Error];
+  taskOk: [task: string];
 }
 
 interface PartitionState {
@@ -160,11 +164,11 @@ export class Processor extends EventEmitter<ProcessorEvents> {
   }
 
   async start(): Promise<void> {
-    await this.geo.watch(this.o.geoRefreshMs, (geos) => this.emit('geoReloaded', geos));
+    await this.geo.watch(this.o.geoRefreshMs, (geos) => this.emit('geoReloaded', geos), this.task('geo_refresh'));
     await this.member.start();
     // A partition that goes quiet still gets its last chunk written within the linger time.
     this.lingerTimer = setInterval(() => {
-      if (this.anyDue()) void this.flush().catch(() => undefined);
+      if (this.anyDue()) this.background(this.flush(), 'flush');
     }, Math.max(10, this.o.lingerMs / 2));
     this.lingerTimer.unref();
   }
@@ -213,7 +217,17 @@ export class Processor extends EventEmitter<ProcessorEvents> {
     // waits for it, and so stops fetching.
     const writing = this.flush();
     if (this.waiting() >= BACKPRESSURE_CHUNKS * this.o.maxChunkEvents) await writing;
-    else writing.catch(() => undefined);
+    else this.background(writing, 'flush');
+  }
+
+  private task(name: string): TaskStreak {
+    return { failed: (err) => this.emit('taskFailed', name, err as Error), ok: () => this.emit('taskOk', name) };
+  }
+
+  /** Work nobody awaits (it is retried by the next batch or linger tick): its failure is still reported. */
+  private background(work: Promise<unknown>, name: string): void {
+    const t = this.task(name);
+    work.then(() => t.ok(), (err: unknown) => t.failed(err));
   }
 
   private waiting(): number {

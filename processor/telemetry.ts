@@ -1,6 +1,7 @@
 /** Turns the processor's events into Prometheus metrics and log lines, in one place. */
 import { Counter, Gauge, Histogram, LATENCY_BUCKETS, type Registry } from '../common/metrics.js';
 import type { Logger } from '../common/log.js';
+import { taskStreaks, type TaskStreak } from '../common/streak.js';
 import type { KeptConsumer } from './consumer.js';
 import type { Processor } from './processor.js';
 import type { ChunkWriter } from './writer.js';
@@ -69,6 +70,10 @@ export function instrumentProcessor(p: Processor, registry: Registry, log: Logge
     log.error({ partition, expected: String(expected), logEnd: String(logEnd) }, 'Kafka offsets went backwards (topic recreated or log truncated): partition held, nothing counted from it; see the runbook of VcamOffsetsBackwards');
   });
   p.on('geoReloaded', (geos) => log.info({ geos }, 'geo reference table loaded'));
+  const streaks = new Map<string, TaskStreak>();
+  const streak = (task: string) => streaks.get(task) ?? streaks.set(task, taskStreaks(registry, log, 'processor')(task)).get(task)!;
+  p.on('taskFailed', (task, err) => streak(task).failed(err));
+  p.on('taskOk', (task) => streak(task).ok());
 }
 
 /** The processor's Kafka consumers, by name: in their group or not, and every stop and failed start. */
