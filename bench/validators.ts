@@ -44,12 +44,12 @@ const tb = TypeCompiler.Compile(
 );
 
 const KEYS = new Set(['eventId', 'deviceId', 'geoId', 'ts', 'type', 'confidence', 'attrs']);
-function handWritten(e: any): boolean {
+function handWritten(e: Record<string, unknown> | null): boolean {
   if (e === null || typeof e !== 'object' || Array.isArray(e)) return false;
   for (const k in e) if (!KEYS.has(k)) return false;
   if (e.eventId !== undefined && (typeof e.eventId !== 'string' || !EID.test(e.eventId))) return false;
   if (typeof e.deviceId !== 'string' || !ID.test(e.deviceId)) return false;
-  if (!Number.isInteger(e.geoId) || e.geoId < 0 || e.geoId > 4294967295) return false;
+  if (typeof e.geoId !== 'number' || !Number.isInteger(e.geoId) || e.geoId < 0 || e.geoId > 4294967295) return false;
   if (!(Number.isInteger(e.ts) || (typeof e.ts === 'string' && e.ts.length <= 40))) return false;
   if (typeof e.type !== 'string' || !TYPE.test(e.type)) return false;
   if (e.confidence !== undefined && (typeof e.confidence !== 'number' || e.confidence < 0 || e.confidence > 1)) return false;

@@ -159,7 +159,6 @@ describe('bridge → Kafka', () => {
     const clients = await Promise.all(agents.map((id) => connect(svc.mqttPort, id)));
     const expected = new Map<string, number>();
     let acked = 0;
-    let resent = 0;
     const stream = agents.map(async (id, a) => {
       for (let k = 0; k < 60; k++) {
         const events = Array.from({ length: 50 }, (_, i) => pev(id, 100_000 + k * 50 + i, { eventId: `idem-${id}-${k}-${i}` }));
@@ -171,7 +170,6 @@ describe('bridge → Kafka', () => {
             break;
           } catch {
             // A lost connection: like an agent, publish the same batch again on a new one.
-            resent += events.length;
             for (const e of events) expected.set(e.eventId, expected.get(e.eventId)! + 1);
             clients[a] = await connect(svc.mqttPort, id);
           }

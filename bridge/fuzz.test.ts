@@ -95,6 +95,8 @@ const misbehaviourArb: fc.Arbitrary<Misbehaviour> = fc.nat(AGENTS.length - 1).ch
       weight: 3,
       arbitrary: fc
         .oneof(fc.constantFrom(agentTopic(AGENTS[(agent + 1) % AGENTS.length]!), `vcam/v2/agents/${AGENTS[agent]}/events`, `${agentTopic(AGENTS[agent]!)}/x`, 'a/b', '$SYS/x'), fc.string({ minLength: 1, maxLength: 40 }))
+        // MQTT forbids NUL in a topic: such a publish never reaches the bridge's ACL.
+        // eslint-disable-next-line no-control-regex
         .filter((t) => t !== agentTopic(AGENTS[agent]!) && !/[+#\u0000]/.test(t))
         .map((topic): Misbehaviour => ({ kind: 'topic', agent, topic })),
     },

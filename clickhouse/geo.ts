@@ -50,11 +50,17 @@ function splitCsvLine(line: string): string[] {
   for (let i = 0; i < line.length; i++) {
     const c = line[i]!;
     if (quoted) {
-      if (c === '"' && line[i + 1] === '"') (cur += '"'), i++;
+      if (c === '"' && line[i + 1] === '"') {
+        cur += '"';
+        i++;
+      }
       else if (c === '"') quoted = false;
       else cur += c;
     } else if (c === '"' && cur === '') quoted = true;
-    else if (c === ',') out.push(cur.trim()), (cur = '');
+    else if (c === ',') {
+      out.push(cur.trim());
+      cur = '';
+    }
     else cur += c;
   }
   out.push(cur.trim());

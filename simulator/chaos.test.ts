@@ -22,7 +22,10 @@ describe('planFaults', () => {
     expect([...killed].sort()).toEqual(['agent', 'bridge', 'processor']);
     // The cut-off agent is never killed at random: its outbox is being copied and restored.
     expect(kills.some((k) => k.target === 'agent-sim-4')).toBe(false);
-    for (const k of kills) expect(k.durationMs).toBeGreaterThanOrEqual(3_000), expect(k.durationMs).toBeLessThanOrEqual(10_000);
+    for (const k of kills) {
+      expect(k.durationMs).toBeGreaterThanOrEqual(3_000);
+      expect(k.durationMs).toBeLessThanOrEqual(10_000);
+    }
     expect(plan.filter((f) => f.kind === 'clickhouse-stop').map((f) => f.durationMs)).toEqual([60_000]);
     expect(plan.filter((f) => f.kind === 'kafka-down').map((f) => f.durationMs)).toEqual([30_000]);
     const cut = plan.find((f) => f.kind === 'agent-cut')!;

@@ -19,6 +19,7 @@ import { VCAM_BIN, vcam, waitHealthy, type Proc } from './helpers/processes.js';
 
 const VCONSOLE = VCAM_BIN.replace(/vcam\.js$/, 'vconsole.js');
 /** An SGR sequence setting a foreground colour, alone or among other attributes (31, 1;31, 38;5;n, 91). */
+// eslint-disable-next-line no-control-regex -- ESC is what the test looks for
 const FOREGROUND_COLOUR = /\x1b\[(?:\d+;)*(?:3[0-8]|9[0-7])(?:;\d+)*m/;
 
 /** Asynchronously: the embedded ClickHouse it reads runs in this test's process. */
