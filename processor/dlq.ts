@@ -9,6 +9,7 @@
  */
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
+import { EventEmitter } from 'node:events';
 import { DEFAULT_RETENTION, dt64 } from '../clickhouse/schema.js';
 import { storableTime } from '../common/contract.js';
 import { createGroupConsumer, TOPICS, type KafkaClientOptions } from '../common/kafka.js';
@@ -20,11 +21,16 @@ export interface DlqConsumerOptions extends KafkaClientOptions {
   group: string;
   sessionTimeoutMs: number;
   maxWaitTimeInMs: number;
+  /** vcam.dlq keeps rows this many days (its TTL): older-dated dead letters are dated when copied. */
+  rawRetentionDays?: number;
+}
+
+export interface DlqEvents {
+  /** Kafka no longer held dead letters never copied (retention passed while nobody copied them). */
+  offsetGap: [partition: number, expected: bigint, got: bigint];
 }
 
 const GONE = new Error('partition no longer assigned');
-/** Dead letters dated older than this are dated when copied (vcam.dlq expires rows by received_at). */
-const KEEP_MS = (DEFAULT_RETENTION.rawDays - 1) * 86_400_000;
 /**
  * Dead letters trickle in, a few per fetch: an insert per fetch was ~15 small inserts a second,
  * measured as 29 % of the embedded ClickHouse's time in a 5,000 events/s run (docs/performance.md).
@@ -45,7 +51,7 @@ interface PartitionCopy {
   lock: Promise<void>;
 }
 
-export class DlqConsumer {
+export class DlqConsumer extends EventEmitter<DlqEvents> {
   /** The group member, restarted with backoff whenever it stops (consumer.ts). */
   readonly member: KeptConsumer;
   private stopping = false;
@@ -54,8 +60,12 @@ export class DlqConsumer {
   private generation = 0;
   private readonly timer: NodeJS.Timeout;
   copied = 0;
+  /** Dead letters dated older than this are dated when copied: vcam.dlq's TTL would expire them as they are inserted. */
+  private readonly keepMs: number;
 
   constructor(private readonly o: DlqConsumerOptions) {
+    super();
+    this.keepMs = ((o.rawRetentionDays ?? DEFAULT_RETENTION.rawDays) - 1) * 86_400_000;
     this.member = new KeptConsumer({ create: () => this.createConsumer(), topic: TOPICS.dlq, eachBatch: (b) => this.onBatch(b) });
     this.timer = setInterval(() => {
       for (const [p, st] of this.parts) if (this.due(st)) void this.flush(p, st).catch(() => undefined);
@@ -108,13 +118,16 @@ export class DlqConsumer {
       this.parts.set(p, st);
     }
     const from = st.pending.length ? BigInt(st.pending[st.pending.length - 1]!.offset) + 1n : st.next;
-    if (BigInt(batch.firstOffset()!) > from && !st.sought && st.pending.length === 0) {
+    const first = BigInt(batch.firstOffset()!);
+    if (first > from && !st.sought && st.pending.length === 0) {
       // Fetching had moved past dead letters gathered before a rebalance and then forgotten.
       // Once only: if Kafka no longer holds them, the copy goes on from what it holds.
       st.sought = true;
       this.consumer.seek({ topic: TOPICS.dlq, partition: p, offset: from.toString() });
       return;
     }
+    // Still past them after seeking back: Kafka no longer holds them. Said, counted and alerted (data_loss).
+    if (first > from) this.emit('offsetGap', p, from, first);
     for (const m of batch.messages) if (BigInt(m.offset) >= from) st.pending.push(m);
     resolveOffset(batch.lastOffset());
     if (this.due(st)) await this.flush(p, st, heartbeat);
@@ -132,6 +145,7 @@ export class DlqConsumer {
     const run = async () => {
       if (st.pending.length === 0 || this.parts.get(p) !== st) return;
       const rows = st.pending.slice();
+      const keepMs = this.keepMs;
       const [first, last] = [rows[0]!.offset, rows[rows.length - 1]!.offset];
       try {
         await retry(
@@ -140,7 +154,7 @@ export class DlqConsumer {
             if (heartbeat) await heartbeat().catch(() => Promise.reject(GONE));
             await this.o.clickhouse.insert({
               table: 'vcam.dlq',
-              values: rows.map((m) => toRow(p, m)),
+              values: rows.map((m) => toRow(p, m, keepMs)),
               format: 'JSONEachRow',
               clickhouse_settings: { insert_deduplication_token: `${TOPICS.dlq}:${p}:${first}-${last}` },
             });
@@ -174,11 +188,11 @@ function header(m: KafkaMessage, name: string): string {
   return v === undefined ? '' : Array.isArray(v) ? String(v[0] ?? '') : String(v);
 }
 
-function toRow(partition: number, m: KafkaMessage) {
+function toRow(partition: number, m: KafkaMessage, keepMs: number) {
   // A header or timestamp that is no time (a stray "1e300" or "-5") would fail this insert on
   // every retry and stop the copier; an old one would have the row expired as it is inserted.
   const stated = Number(header(m, 'receivedAt'));
-  const receivedAt = storableTime(Number.isSafeInteger(stated) && stated > 0 ? stated : Number(m.timestamp), Date.now(), KEEP_MS);
+  const receivedAt = storableTime(Number.isSafeInteger(stated) && stated > 0 ? stated : Number(m.timestamp), Date.now(), keepMs);
   return {
     received_at: dt64(receivedAt),
     agent_id: header(m, 'agentId'),

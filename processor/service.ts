@@ -3,7 +3,7 @@ import { ClickHouseError, createClient } from '@clickhouse/client';
 import { migrate, DEFAULT_RETENTION, type Retention } from '../clickhouse/schema.js';
 import { definedOnly } from '../common/config.js';
 import { listen, opsRoutes, type RunningServer } from '../common/http.js';
-import type { KafkaClientOptions } from '../common/kafka.js';
+import { TOPICS, type KafkaClientOptions } from '../common/kafka.js';
 import { silentLogger } from '../common/log.js';
 import { retry } from '../common/retry.js';
 import { createRegistry, type Registry } from '../common/metrics.js';
@@ -11,7 +11,7 @@ import { DlqConsumer } from './dlq.js';
 import { Processor, type ProcessorOptions } from './processor.js';
 import type { AlertOptions } from './alerts/index.js';
 import { startMonitor } from './monitor.js';
-import { instrumentConsumers, instrumentProcessor } from './telemetry.js';
+import { instrumentConsumers, instrumentProcessor, instrumentDlq } from './telemetry.js';
 
 export interface ProcessorServiceOptions extends KafkaClientOptions, Partial<Omit<ProcessorOptions, keyof KafkaClientOptions | 'clickhouse'>> {
   clickhouseUrl: string;
@@ -55,9 +55,10 @@ export async function startProcessorService(o: ProcessorServiceOptions): Promise
   // by Prometheus as up and failing to reach ClickHouse, which is the alert that names the
   // cause, not as down. /healthz answers 503 until the processor consumes.
   const group = o.group ?? PROCESSOR_DEFAULTS.group;
-  const dlq = o.copyDlq === false ? undefined : new DlqConsumer({ ...o, clickhouse, group: `${group}.dlq`, sessionTimeoutMs: o.sessionTimeoutMs ?? PROCESSOR_DEFAULTS.sessionTimeoutMs, maxWaitTimeInMs: o.maxWaitTimeInMs ?? PROCESSOR_DEFAULTS.maxWaitTimeInMs });
+  const dlq = o.copyDlq === false ? undefined : new DlqConsumer({ ...o, clickhouse, rawRetentionDays: retention.rawDays, group: `${group}.dlq`, sessionTimeoutMs: o.sessionTimeoutMs ?? PROCESSOR_DEFAULTS.sessionTimeoutMs, maxWaitTimeInMs: o.maxWaitTimeInMs ?? PROCESSOR_DEFAULTS.maxWaitTimeInMs });
   const members = { events: processor.member, ...(dlq && { dead_letters: dlq.member }) };
   instrumentConsumers(members, registry, log);
+  if (dlq) instrumentDlq(dlq, registry, log);
   // The consumer out of its group the longest, if any: /healthz and the consumer_down alert.
   const consumerDown = () => {
     const down = Object.entries(members).filter(([, m]) => m.downSince !== undefined);
@@ -88,6 +89,7 @@ export async function startProcessorService(o: ProcessorServiceOptions): Promise
     if (applied.length) log.info({ applied }, 'ClickHouse migrations applied');
     const monitor = await startMonitor({ client: clickhouse, source: processor.writer, lag: () => processor.lag(), log, registry, lateAfterMs: o.lateAfterMs ?? PROCESSOR_DEFAULTS.lateAfterMs, alerts: o.alerts, consumerDown });
     processor.on('offsetGap', (p, expected, got) => monitor.tracker.offsetGap(p, Number(got - expected)));
+    dlq?.on('offsetGap', (p, expected, got) => monitor.tracker.offsetGap(p, Number(got - expected), TOPICS.dlq));
     processor.on('offsetsBackwards', (p, expected, logEnd) => monitor.tracker.offsetsBackwards(p, expected, logEnd));
     phase = 'joining the consumer group';
     await processor.start();

@@ -54,8 +54,8 @@ export class StatusTracker {
    * (every few seconds) forgetting the gap resolves nothing. The bound is for a log that
    * keeps losing offsets for days; vcam_processor_offsets_lost_total counts every one.
    */
-  offsetGap(partition: number, count: number): void {
-    this.lost.push({ partition, count, at: Date.now() });
+  offsetGap(partition: number, count: number, topic?: string): void {
+    this.lost.push({ partition, count, at: Date.now(), ...(topic && { topic }) });
     if (this.lost.length > MAX_LOST_KEPT) this.lost.splice(0, this.lost.length - MAX_LOST_KEPT);
   }
 

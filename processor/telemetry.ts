@@ -3,8 +3,18 @@ import { Counter, Gauge, Histogram, LATENCY_BUCKETS, type Registry } from '../co
 import type { Logger } from '../common/log.js';
 import { taskStreaks, type TaskStreak } from '../common/streak.js';
 import type { KeptConsumer } from './consumer.js';
+import type { DlqConsumer } from './dlq.js';
 import type { Processor } from './processor.js';
 import type { ChunkWriter } from './writer.js';
+
+/** The dead-letter copier's losses: dead letters Kafka dropped before they were copied. */
+export function instrumentDlq(dlq: DlqConsumer, registry: Registry, log: Logger): void {
+  const lost = new Counter({ name: 'vcam_processor_dlq_offsets_lost_total', help: 'Dead-letter offsets Kafka no longer held when the copier reached them (never copied into vcam.dlq)', registers: [registry] });
+  dlq.on('offsetGap', (partition, expected, got) => {
+    lost.inc(Number(got - expected));
+    log.error({ partition, expected: String(expected), got: String(got) }, 'dead letters lost: Kafka no longer held them when the copier reached them');
+  });
+}
 
 /** Metrics of chunk writing, common to the Kafka consumer and the single-node hand-off. */
 export function instrumentWriter(w: ChunkWriter, registry: Registry, log: Logger): void {

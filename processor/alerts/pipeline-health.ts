@@ -14,7 +14,8 @@ export interface HealthSnapshot {
   failingSince?: number;
   /** A Kafka consumer of this processor that is not in its group (consumer.ts), the longest down. */
   consumerDown?: { consumer: string; since: number; error: string };
-  lostOffsets: { partition: number; count: number; at: number }[];
+  /** `topic` only for the dead-letter topic: the events topic's are events, the other's dead letters. */
+  lostOffsets: { partition: number; count: number; at: number; topic?: string }[];
   /** Partitions whose log ended before offsets already counted (held; processor.ts). */
   offsetsBackwards: { partition: number; expected: string; logEnd: string }[];
 }
@@ -57,7 +58,13 @@ export function pipelineHealthRule(health: () => HealthSnapshot, o: PipelineHeal
       if (down && now - down.since >= o.consumerDownAfterMs) {
         findings.push({ kind: 'consumer_down', subject: who, severity: 'critical', message: `the ${down.consumer} consumer has not been in its Kafka group since ${new Date(down.since).toISOString()} (restarting with backoff; last error: ${down.error}); nothing is lost, Kafka keeps the backlog` });
       }
-      for (const l of h.lostOffsets) findings.push({ kind: 'data_loss', subject: `partition:${l.partition}:${l.at}`, severity: 'critical', message: `Kafka no longer held ${l.count} offsets of partition ${l.partition}: events lost before processing` });
+      for (const l of h.lostOffsets) {
+        findings.push(
+          l.topic
+            ? { kind: 'data_loss', subject: `partition:${l.topic}:${l.partition}:${l.at}`, severity: 'critical', message: `Kafka no longer held ${l.count} offsets of ${l.topic} partition ${l.partition}: dead letters lost before they were copied into vcam.dlq` }
+            : { kind: 'data_loss', subject: `partition:${l.partition}:${l.at}`, severity: 'critical', message: `Kafka no longer held ${l.count} offsets of partition ${l.partition}: events lost before processing` },
+        );
+      }
       for (const b of h.offsetsBackwards) {
         findings.push({ kind: 'offsets_backwards', subject: `partition:${b.partition}:backwards`, severity: 'critical', message: `Kafka's log of partition ${b.partition} ends at offset ${b.logEnd}, before offset ${b.expected} already counted (topic recreated or log truncated): the partition is held, nothing of it is counted; see the runbook` });
       }

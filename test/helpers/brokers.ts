@@ -121,15 +121,15 @@ export async function waitFor(pred: () => boolean | Promise<boolean>, timeoutMs 
 }
 
 /** Waits until `read` returns the same value for `quietMs` (at most `timeoutMs`) and returns it: assert on it exactly. */
-export async function whenQuiet<T>(read: () => T, quietMs = 1_500, timeoutMs = 30_000): Promise<T> {
+export async function whenQuiet<T>(read: () => T | Promise<T>, quietMs = 1_500, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
-  let last = JSON.stringify(read());
+  let value = await read();
   let since = Date.now();
   while (Date.now() - since < quietMs) {
-    if (Date.now() > deadline) throw new Error(`still changing after ${timeoutMs} ms: ${last}`);
+    if (Date.now() > deadline) throw new Error(`still changing after ${timeoutMs} ms: ${JSON.stringify(value)}`);
     await new Promise((r) => setTimeout(r, 50));
-    const now = JSON.stringify(read());
-    if (now !== last) [last, since] = [now, Date.now()];
+    const now = await read();
+    if (JSON.stringify(now) !== JSON.stringify(value)) [value, since] = [now, Date.now()];
   }
-  return read();
+  return value;
 }
