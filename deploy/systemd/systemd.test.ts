@@ -1,5 +1,5 @@
 /** The gateway's systemd unit: valid for systemd, hardened, and configuring the agent with variables it reads. */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,19 +11,12 @@ import { agentCommand } from '../../agent/cli.js';
 
 const UNIT = fileURLToPath(new URL('vcam-agent.service', import.meta.url));
 const VCAM_BIN = fileURLToPath(new URL('../../bin/vcam.js', import.meta.url));
-const hasSystemdAnalyze = (() => {
-  try {
-    execFileSync('systemd-analyze', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 describe('deploy/systemd/vcam-agent.service', () => {
   const unit = readFileSync(UNIT, 'utf8');
 
-  it.runIf(hasSystemdAnalyze)('passes systemd-analyze verify', async () => {
+  // Never skipped: .ci/run installs systemd-analyze (Debian's systemd package).
+  it('passes systemd-analyze verify', async () => {
     // verify checks that ExecStart's binary exists: the documented layout (node, /opt/vcam) is
     // mapped onto this machine's node and this checkout; nothing else in the unit changes.
     expect(unit).toContain('ExecStart=/usr/bin/node /opt/vcam/bin/vcam.js agent ');
