@@ -186,7 +186,7 @@ describe('bridge → Kafka', () => {
     const total = [...expected.values()].reduce((x, y) => x + y, 0);
     const ours = () => kc.of(TOPICS.events).filter((m) => m.headers.eventId?.startsWith('idem-'));
     await kc.waitFor(() => ours().length >= total, 60_000, 'every event in Kafka');
-    await new Promise((r) => setTimeout(r, 2_000));
+    expect(await whenQuiet(() => ours().length)).toBe(total);
     const got = new Map<string, number>();
     for (const m of ours()) got.set(m.headers.eventId!, (got.get(m.headers.eventId!) ?? 0) + 1);
     expect(got).toEqual(expected);

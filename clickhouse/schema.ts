@@ -15,7 +15,9 @@ export interface Retention {
 }
 
 export const DEFAULT_RETENTION: Retention = { rawDays: 30, aggregateDays: 90 };
-const DEDUP = 'non_replicated_deduplication_window = 10000';
+/** ClickHouse's insert deduplication: the last this many blocks of a table are remembered by their tokens. */
+export const DEDUP_WINDOW = 10_000;
+const DEDUP = `non_replicated_deduplication_window = ${DEDUP_WINDOW}`;
 
 /** Epoch milliseconds as a DateTime64(3) value for JSONEachRow: seconds with a fraction. */
 export const dt64 = (ms: number): string => (ms / 1000).toFixed(3);
@@ -137,6 +139,16 @@ export const MIGRATIONS: Migration[] = [
       // partition idle for longer simply starts from its committed offset, and the cold dedup
       // tier (30 days of raw events) still drops anything counted before.
       'ALTER TABLE vcam.chunks MODIFY TTL toDateTime(written_at) + INTERVAL 7 DAY',
+    ],
+  },
+  {
+    version: 8,
+    name: 'chunks count their deduplication blocks',
+    statements: () => [
+      // How many entries a chunk's inserts add to a table's insert-deduplication log (the most
+      // of any table: vcam.events gets one per day its events span). A replay is safe only while
+      // the entries added since its chunk fit in the window (processor/store.ts replayDistance).
+      'ALTER TABLE vcam.chunks ADD COLUMN IF NOT EXISTS blocks UInt32 DEFAULT 1',
     ],
   },
 ];

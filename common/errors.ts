@@ -14,7 +14,8 @@ export type ErrorCode =
   | 'NOT_IMPLEMENTED'
   | 'UNAVAILABLE'
   | 'CONNECTION'
-  | 'TIMEOUT';
+  | 'TIMEOUT'
+  | 'UNSAFE_REPLAY';
 
 export class VcamError extends Error {
   readonly code: ErrorCode;

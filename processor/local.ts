@@ -12,6 +12,7 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import { Coalescer } from '../common/coalesce.js';
 import type { PipelineEvent } from '../common/contract.js';
+import { VcamError } from '../common/errors.js';
 import type { TaskStreak } from '../common/streak.js';
 import { GeoTable } from './geo.js';
 import type { HotSet } from './dedup.js';
@@ -39,6 +40,8 @@ export interface LocalProcessorOptions {
   rawRetentionDays: number;
   geoRefreshMs: number;
   maxChunkEvents?: number;
+  /** Replay the last chunk even past ClickHouse's deduplication window (after an operator checked it). */
+  replayBeyondWindow?: boolean;
   /** Where failures of background work are reported (the geo re-check). */
   streaks?: (task: string) => TaskStreak;
 }
@@ -68,7 +71,10 @@ export class LocalProcessor {
     // Replayed whether or not it was cut short: it is the last write, so its tokens are still
     // remembered and a finished chunk changes nothing. Rows older than their 7 days are gone,
     // but so is any agent still waiting for that chunk's PUBACK.
-    if (last) await this.writer.replay(last, PARTITION, { owned: () => !this.closed });
+    const outcome = last && (await this.writer.replay(last, PARTITION, { owned: () => !this.closed, beyondWindow: this.o.replayBeyondWindow }));
+    if (outcome?.kind === 'beyond_window') {
+      throw new VcamError('UNSAFE_REPLAY', `the last chunk (${last!.token}) is ${outcome.distance} deduplication blocks back, past what ClickHouse remembers (${outcome.window}): replaying it could count it twice; see docs/operations.md (Replays past the deduplication window)`);
+    }
     this.next = last?.range.end ?? 0n;
     this.hot = await this.writer.rebuild(PARTITION, this.next);
   }

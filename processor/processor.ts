@@ -28,6 +28,9 @@ import type { ChunkMessage, PipelineOptions } from './pipeline.js';
 import { ProcessorStore } from './store.js';
 import { ChunkWriter, STALE, type WritePart } from './writer.js';
 
+/** A partition whose replay is not safe: held until an operator decides. */
+const HELD = Symbol('held');
+
 /** Chunks' worth of messages a processor holds before it waits for its writes instead of fetching more. */
 const BACKPRESSURE_CHUNKS = 2;
 
@@ -44,6 +47,8 @@ export interface ProcessorOptions extends KafkaClientOptions {
   sessionTimeoutMs: number;
   maxWaitTimeInMs: number;
   geoRefreshMs: number;
+  /** Replay a partition's unfinished last chunk even past ClickHouse's deduplication window (after an operator checked it). */
+  replayBeyondWindow?: boolean;
   /** A chunk is written when it holds this many messages (over all its partitions)… */
   maxChunkEvents: number;
   /** …or when its first message has waited this long. */
@@ -56,6 +61,8 @@ export interface ProcessorEvents {
   /** The partition's last chunk had to be replayed but its kept rows were gone. */
   rowsExpired: [partition: number, token: string];
   offsetGap: [partition: number, expected: bigint, got: bigint];
+  /** The partition's unfinished last chunk is further back than ClickHouse's deduplication window: the partition is held. */
+  replayHeld: [partition: number, token: string, distance: number, window: number];
   /** The log ends before offsets already counted (topic recreated, log truncated): the partition is held. */
   offsetsBackwards: [partition: number, expected: bigint, logEnd: bigint];
   geoReloaded: [geos: number];
@@ -182,7 +189,13 @@ export class Processor extends EventEmitter<ProcessorEvents> {
     if (batch.isEmpty()) return;
     let st = this.partitions.get(p);
     if (!st) {
-      st = await this.recover(p, BigInt(batch.firstOffset()!), heartbeat);
+      const recovered = await this.recover(p, BigInt(batch.firstOffset()!), heartbeat);
+      if (recovered === HELD) {
+        // Held, not skipped: counting on would leave the chunk's fate unknown. An operator decides (docs/operations.md).
+        this.consumer.pause([{ topic: this.topic, partitions: [p] }]);
+        return;
+      }
+      st = recovered;
       this.partitions.set(p, st);
       if (BigInt(batch.firstOffset()!) !== st.next) {
         // Fetch exactly from where counting must go on.
@@ -311,15 +324,19 @@ export class Processor extends EventEmitter<ProcessorEvents> {
     return this.flushing;
   }
 
-  private async recover(p: number, fetchedFrom: bigint, heartbeat: () => Promise<void>): Promise<PartitionState> {
+  private async recover(p: number, fetchedFrom: bigint, heartbeat: () => Promise<void>): Promise<PartitionState | typeof HELD> {
     const generation = this.generation;
     try {
       const last = await this.store.lastChunk(p);
       // Kafka's committed offset (where a new assignment's first fetch begins) at or past the chunk's end proves it finished.
       const abandonedAt = this.abandoned.get(p);
       if (last && (abandonedAt !== undefined || fetchedFrom < last.range.end) && !this.replayed.has(last.token)) {
-        const replayed = await this.writer.replay(last, p, { heartbeat, owned: () => !this.stopping && this.generation === generation });
-        if (!replayed) this.emit('rowsExpired', p, last.token);
+        const outcome = await this.writer.replay(last, p, { heartbeat, owned: () => !this.stopping && this.generation === generation, beyondWindow: this.o.replayBeyondWindow });
+        if (outcome.kind === 'beyond_window') {
+          this.emit('replayHeld', p, last.token, outcome.distance, outcome.window);
+          return HELD;
+        }
+        if (outcome.kind === 'expired') this.emit('rowsExpired', p, last.token);
         this.replayed.add(last.token);
       }
       let next = last ? last.range.end : fetchedFrom;

@@ -91,6 +91,7 @@ export async function startProcessorService(o: ProcessorServiceOptions): Promise
     processor.on('offsetGap', (p, expected, got) => monitor.tracker.offsetGap(p, Number(got - expected)));
     dlq?.on('offsetGap', (p, expected, got) => monitor.tracker.offsetGap(p, Number(got - expected), TOPICS.dlq));
     processor.on('offsetsBackwards', (p, expected, logEnd) => monitor.tracker.offsetsBackwards(p, expected, logEnd));
+    processor.on('replayHeld', (p, token, distance, window) => monitor.tracker.replayHeld(p, token, distance, window));
     phase = 'joining the consumer group';
     await processor.start();
     await dlq?.start();

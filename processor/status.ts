@@ -24,6 +24,7 @@ export class StatusTracker {
   private unreported?: number;
   private readonly lost: HealthSnapshot['lostOffsets'] = [];
   private readonly backwards = new Map<number, HealthSnapshot['offsetsBackwards'][number]>();
+  private readonly held = new Map<number, NonNullable<HealthSnapshot['replaysHeld']>[number]>();
   /** Kafka timestamp of the newest message written, per partition: lag in seconds is measured from it. */
   private readonly lastMessageAt = new Map<number, number>();
 
@@ -64,6 +65,11 @@ export class StatusTracker {
     if (!this.backwards.has(partition)) this.backwards.set(partition, { partition, expected: String(expected), logEnd: String(logEnd) });
   }
 
+  /** One entry per partition: held until an operator decides, like offsets that go backwards. */
+  replayHeld(partition: number, token: string, distance: number, window: number): void {
+    if (!this.held.has(partition)) this.held.set(partition, { partition, token, distance, window });
+  }
+
   /** Per partition with events waiting: how far behind, in seconds, the newest written message is. */
   lagSeconds(now = Date.now()): Map<number, number> {
     const out = new Map<number, number>();
@@ -78,7 +84,7 @@ export class StatusTracker {
     // With nothing waiting there is no stall, however long ago the last chunk was.
     const failingSince = this.failingSince ?? this.unreported;
     this.unreported = undefined;
-    return { instance: this.instance, lagEvents, lagSeconds, lastChunkAt: lagEvents > 0 ? this.lastChunkAt : Date.now(), failingSince, consumerDown: this.consumerDown(), lostOffsets: this.lost, offsetsBackwards: [...this.backwards.values()] };
+    return { instance: this.instance, lagEvents, lagSeconds, lastChunkAt: lagEvents > 0 ? this.lastChunkAt : Date.now(), failingSince, consumerDown: this.consumerDown(), lostOffsets: this.lost, offsetsBackwards: [...this.backwards.values()], replaysHeld: [...this.held.values()] };
   }
 
   /** Writes one row per partition (or one with partition -1 without Kafka) and starts a new interval. */

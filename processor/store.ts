@@ -67,7 +67,13 @@ const EVENT = Object.fromEntries(COLUMNS.events.map((c, i) => [c, i])) as Record
 export interface RecordedChunk {
   range: ChunkRange;
   token: string;
+  /** When it was recorded (ClickHouse's DateTime64 text), and the deduplication blocks its inserts add. */
+  writtenAt?: string;
+  blocks?: number;
 }
+
+/** The tables a chunk writes under deduplication tokens (vcam.dlq counts by identity, not by tokens). */
+export const DEDUPLICATED_TABLES = ['vcam.events', 'vcam.dedup_log', 'vcam.geo_10s', 'vcam.geo_type_1m', 'vcam.device_1m'];
 
 export class ProcessorStore {
   constructor(
@@ -86,16 +92,46 @@ export class ProcessorStore {
   async lastChunk(partition: number): Promise<RecordedChunk | undefined> {
     const rows = await (
       await this.client.query({
-        query: 'SELECT toString(start_offset) AS s, toString(end_offset) AS e, token FROM vcam.chunks FINAL WHERE topic = {topic:String} AND kafka_partition = {p:UInt16} ORDER BY start_offset DESC LIMIT 1',
+        query: 'SELECT toString(start_offset) AS s, toString(end_offset) AS e, token, toString(written_at) AS w, blocks FROM vcam.chunks FINAL WHERE topic = {topic:String} AND kafka_partition = {p:UInt16} ORDER BY start_offset DESC LIMIT 1',
         query_params: { topic: this.topic, p: partition },
         format: 'JSONEachRow',
       })
-    ).json<{ s: string; e: string; token: string }>();
+    ).json<{ s: string; e: string; token: string; w: string; blocks: number }>();
     const r = rows[0];
     if (!r) return undefined;
     const range = { start: BigInt(r.s), end: BigInt(r.e) };
     // Records from before chunks spanned partitions carry no token: theirs had this form.
-    return { range, token: r.token || this.token([{ partition, range }]) };
+    return { range, token: r.token || this.token([{ partition, range }]), writtenAt: r.w, blocks: Number(r.blocks) };
+  }
+
+  /**
+   * How far back a replay of `chunk` reaches in the tables' deduplication logs: the blocks every
+   * chunk recorded after it added (from a minute before, for clocks a little apart: more, never
+   * fewer). Every insert into the deduplicated tables is a chunk's, recorded before its data.
+   */
+  async replayDistance(chunk: RecordedChunk): Promise<number> {
+    const [row] = await (
+      await this.client.query({
+        query: `SELECT sum(b) AS n FROM (SELECT token, max(blocks) AS b FROM vcam.chunks
+                WHERE written_at >= parseDateTime64BestEffort({w:String}, 3, 'UTC') - INTERVAL 1 MINUTE AND token != {t:String} GROUP BY token)`,
+        query_params: { w: chunk.writtenAt ?? '1970-01-01 00:00:00', t: chunk.token },
+        format: 'JSONEachRow',
+      })
+    ).json<{ n: string | number }>();
+    return Number(row?.n ?? 0);
+  }
+
+  /** The smallest deduplication window of the tables a chunk writes, as ClickHouse has it now (an operator may change it). */
+  async dedupWindow(): Promise<number> {
+    const rows = await (
+      await this.client.query({
+        query: "SELECT concat(database, '.', name) AS t, engine_full AS e FROM system.tables WHERE concat(database, '.', name) IN {tables:Array(String)}",
+        query_params: { tables: DEDUPLICATED_TABLES },
+        format: 'JSONEachRow',
+      })
+    ).json<{ t: string; e: string }>();
+    const windows = rows.map((r) => Number(/non_replicated_deduplication_window = (\d+)/.exec(r.e)?.[1] ?? 0));
+    return windows.length < DEDUPLICATED_TABLES.length ? 0 : Math.min(...windows);
   }
 
   /** The rows recorded with a chunk, or undefined when they expired (or predate kept rows). */
@@ -214,7 +250,7 @@ export class ProcessorStore {
     await this.client.insert({ table: 'vcam.chunk_rows', values: [{ token, payload, written_at: now }], format: 'JSONEachRow' });
     await this.client.insert({
       table: 'vcam.chunks',
-      values: parts.map((p) => ({ topic: this.topic, kafka_partition: p.partition, start_offset: p.range.start.toString(), end_offset: p.range.end.toString(), token, written_at: now })),
+      values: parts.map((p) => ({ topic: this.topic, kafka_partition: p.partition, start_offset: p.range.start.toString(), end_offset: p.range.end.toString(), token, written_at: now, blocks: blocksOf(rows) })),
       format: 'JSONEachRow',
     });
   }
@@ -233,4 +269,12 @@ export class ProcessorStore {
     await insert('vcam.device_1m', COLUMNS.device1m, rows.device1m);
     await insert('vcam.dlq', COLUMNS.dlq, rows.dlq);
   }
+}
+
+/** The deduplication-log entries a chunk's inserts add to one table, at most: vcam.events is partitioned by day. */
+export function blocksOf(rows: ChunkRows): number {
+  const days = new Set<number>();
+  // ts is stored as dt64 text: seconds with three decimals.
+  for (const e of rows.events) days.add(Math.floor(Number(e[EVENT.ts!]) / 86_400));
+  return Math.max(1, days.size);
 }

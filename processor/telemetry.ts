@@ -80,6 +80,7 @@ export function instrumentProcessor(p: Processor, registry: Registry, log: Logge
     log.error({ partition, expected: String(expected), logEnd: String(logEnd) }, 'Kafka offsets went backwards (topic recreated or log truncated): partition held, nothing counted from it; see the runbook of VcamOffsetsBackwards');
   });
   p.on('geoReloaded', (geos) => log.info({ geos }, 'geo reference table loaded'));
+  p.on('replayHeld', (partition, chunk, distance, window) => log.error({ partition, chunk, distance, window }, 'partition held: its unfinished last chunk is further back than ClickHouse\'s deduplication window; replaying it could count it twice (docs/operations.md)'));
   const streaks = new Map<string, TaskStreak>();
   const streak = (task: string) => streaks.get(task) ?? streaks.set(task, taskStreaks(registry, log, 'processor')(task)).get(task)!;
   p.on('taskFailed', (task, err) => streak(task).failed(err));

@@ -33,6 +33,15 @@ export interface WriteOptions {
   heartbeat?: () => Promise<void>;
 }
 
+/** What a replay did. `beyond_window`: nothing; ClickHouse may have forgotten the chunk's tokens. */
+export type ReplayOutcome = { kind: 'replayed' } | { kind: 'expired' } | { kind: 'beyond_window'; distance: number; window: number };
+
+/**
+ * Room kept in the deduplication window for replays, whose re-inserted blocks are not
+ * recorded as chunks: a tenth of it (1,000 blocks of 10,000).
+ */
+const replayMargin = (window: number) => Math.ceil(window / 10);
+
 export const STALE = new Error('chunk no longer owned');
 /** The dedup log keeps two days; rebuilding reads a little less than that. */
 const DEDUP_LOG_SAFE_MS = 36 * 3_600_000;
@@ -83,21 +92,31 @@ export class ChunkWriter extends EventEmitter<WriterEvents> {
 
   /**
    * Writes a recorded chunk again from its kept rows, under its tokens: what landed before is
-   * dropped by ClickHouse, what did not lands now. False when the record kept no rows (they
+   * dropped by ClickHouse, what did not lands now. `expired` when the record kept no rows (they
    * expire after 7 days, and records written before chunks kept rows have none).
+   *
+   * ClickHouse remembers only the last `non_replicated_deduplication_window` blocks' tokens per
+   * table: a replay further back than that would write again what landed. So the distance is
+   * measured first (the blocks every chunk recorded since added), and a replay that cannot be
+   * shown to fit is not done (`beyond_window`) unless `beyondWindow` says so on purpose.
    */
-  async replay(chunk: RecordedChunk, partition: number, o: WriteOptions): Promise<boolean> {
+  async replay(chunk: RecordedChunk, partition: number, o: WriteOptions & { beyondWindow?: boolean }): Promise<ReplayOutcome> {
     const rows = await this.retrying(partition, async () => {
       await this.check(o);
       return this.store.recordedRows(chunk.token);
     });
-    if (!rows) return false;
+    if (!rows) return { kind: 'expired' };
+    const { distance, window } = await this.retrying(partition, async () => {
+      await this.check(o);
+      return { distance: await this.store.replayDistance(chunk), window: await this.store.dedupWindow() };
+    });
+    if (!o.beyondWindow && distance + (chunk.blocks ?? 1) + replayMargin(window) > window) return { kind: 'beyond_window', distance, window };
     await this.retrying(partition, async () => {
       await this.check(o);
       await this.store.writeRows(chunk.token, rows, this.stillOwned(o));
     });
     this.emit('replayed', chunk.token, rows.events.length);
-    return true;
+    return { kind: 'replayed' };
   }
 
   private async compute(parts: WritePart[]): Promise<{ results: ChunkResult[]; rows: ChunkRows }> {

@@ -3,7 +3,7 @@
  * ClickHouse writes and offset commits), restarted each time: the counts are still exact.
  */
 import { describe, expect, it } from 'vitest';
-import { freePort, waitFor } from './helpers/brokers.js';
+import { freePort, waitFor, whenQuiet } from './helpers/brokers.js';
 import { useKafkaAndClickHouse } from './helpers/stack.js';
 import { countPerGeoMinute, pipelineEvents, produceEvents, withDuplicates } from './helpers/events.js';
 import { vcam, waitHealthy, type Proc } from './helpers/processes.js';
@@ -42,7 +42,7 @@ describe('processor crash', () => {
     }
     await producing;
     await waitFor(async () => (await counted()) >= unique.length, 90_000, 'every distinct event counted');
-    await new Promise((r) => setTimeout(r, 1_500));
+    expect(await whenQuiet(counted)).toBe(unique.length);
     expect(kills).toBe(4);
 
     const rows = await env.ch.query<{ geo_id: number; bucket: number; n: number }>('SELECT geo_id, toUnixTimestamp(bucket) AS bucket, sum(events) AS n FROM vcam.geo_type_1m GROUP BY geo_id, bucket');

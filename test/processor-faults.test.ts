@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClient } from '@clickhouse/client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { freePort, waitFor } from './helpers/brokers.js';
+import { freePort, waitFor, whenQuiet } from './helpers/brokers.js';
 import { countPerGeoMinute, pipelineEvents, produceEvents, withDuplicates } from './helpers/events.js';
 import { vcam, waitHealthy, type Proc } from './helpers/processes.js';
 import type { LocalKafka } from '../kafka/index.js';
@@ -105,9 +105,9 @@ describe('processor faults', () => {
     ch = await clickhouseProcess(dataDir, chPort);
     await producing;
     await waitFor(async () => (await total(url)) >= unique.length, 90_000, 'every event counted after ClickHouse returned');
-    await new Promise((r) => setTimeout(r, 1_000));
+    // Quiet first: a late double count must fail this, not land after the assertion.
+    expect(await whenQuiet(() => total(url))).toBe(unique.length);
     expect(await perGeoMinute(url)).toEqual(countPerGeoMinute(unique));
-    expect(await total(url)).toBe(unique.length);
     // The outage is on record: an alert opened while ClickHouse was away, resolved after.
     const client = createClient({ url, password: CH_ENV.VCAM_CLICKHOUSE_PASSWORD });
     await waitFor(async () => {
@@ -147,8 +147,7 @@ describe('processor faults', () => {
     await produceEvents(kafka.brokers, unique.slice(half), 500);
     await waitHealthy(httpPort, restarted, 90_000);
     await waitFor(async () => (await total(url)) >= unique.length, 90_000, 'every event counted after Kafka returned');
-    await new Promise((r) => setTimeout(r, 1_000));
-    expect(await total(url)).toBe(unique.length);
+    expect(await whenQuiet(() => total(url))).toBe(unique.length);
     expect(await perGeoMinute(url)).toEqual(countPerGeoMinute(unique));
     await waitFor(async () => (await alertState()).join() === 'resolved', 60_000, 'the consumer_down alert resolved');
     await client.close();
@@ -166,8 +165,7 @@ describe('processor faults', () => {
     await waitFor(async () => (await failures()) >= 5, 30_000, 'failed recoveries counted while ClickHouse is down');
     ch = await clickhouseProcess(dataDir, chPort);
     await waitFor(async () => (await total(url)) >= unique.length, 60_000, 'every event counted after ClickHouse returned');
-    await new Promise((r) => setTimeout(r, 1_000));
-    expect(await total(url)).toBe(unique.length);
+    expect(await whenQuiet(() => total(url))).toBe(unique.length);
     expect(await perGeoMinute(url)).toEqual(countPerGeoMinute(unique));
   });
 
@@ -190,8 +188,7 @@ describe('processor faults', () => {
     await clickhouseProcess(dataDir, chPort);
     await waitHealthy(httpPort, restarted);
     await waitFor(async () => (await total(url)) >= unique.length, 60_000, 'every event counted after ClickHouse returned');
-    await new Promise((r) => setTimeout(r, 1_000));
-    expect(await total(url)).toBe(unique.length);
+    expect(await whenQuiet(() => total(url))).toBe(unique.length);
   });
 
   it('a replaced geo table shows its new names without a restart; bad CSV lines are refused', async () => {
@@ -253,7 +250,6 @@ describe('processor faults', () => {
     await members[n - 1]!.exited;
     await producing;
     await waitFor(async () => (await total(url)) >= unique.length, 90_000, 'every event counted by the survivors');
-    await new Promise((r) => setTimeout(r, 1_000));
-    expect(await perGeoMinute(url)).toEqual(countPerGeoMinute(unique));
+    expect(await whenQuiet(() => perGeoMinute(url))).toEqual(countPerGeoMinute(unique));
   });
 });

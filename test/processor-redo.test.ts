@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../common/log.js';
 import { startProcessorService } from '../processor/index.js';
 import { ProcessorStore } from '../processor/store.js';
-import { waitFor } from './helpers/brokers.js';
+import { waitFor, whenQuiet } from './helpers/brokers.js';
 import { columnSum } from './helpers/clickhouse.js';
 import { useKafkaAndClickHouse } from './helpers/stack.js';
 import { countPerGeoMinute, pipelineEvents, produceEvents, withDuplicates } from './helpers/events.js';
@@ -65,7 +65,7 @@ describe('processor redo', () => {
     // Second processor: redoes what was recorded and goes on.
     const second = await startProcessorService(options());
     await waitFor(async () => (await sum('vcam.geo_10s')) >= unique.length, 60_000, 'every event counted');
-    await new Promise((r) => setTimeout(r, 1_000));
+    expect(await whenQuiet(() => sum('vcam.geo_10s'))).toBe(unique.length);
     const rows = await env.ch.query<{ geo_id: number; bucket: number; n: number }>('SELECT geo_id, toUnixTimestamp(bucket) AS bucket, sum(events) AS n FROM vcam.geo_type_1m GROUP BY geo_id, bucket');
     expect(Object.fromEntries(rows.map((r) => [`${r.geo_id}@${r.bucket}`, Number(r.n)]))).toEqual(countPerGeoMinute(unique));
     expect(await sum('vcam.geo_10s')).toBe(unique.length);

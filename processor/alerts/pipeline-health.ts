@@ -18,6 +18,8 @@ export interface HealthSnapshot {
   lostOffsets: { partition: number; count: number; at: number; topic?: string }[];
   /** Partitions whose log ended before offsets already counted (held; processor.ts). */
   offsetsBackwards: { partition: number; expected: string; logEnd: string }[];
+  /** Partitions whose unfinished last chunk is past ClickHouse's deduplication window (held; processor.ts). */
+  replaysHeld?: { partition: number; token: string; distance: number; window: number }[];
 }
 
 export interface PipelineHealthOptions {
@@ -39,8 +41,8 @@ export function pipelineHealthRule(health: () => HealthSnapshot, o: PipelineHeal
   let me = '';
   let alive = new Set<string>();
   return {
-    kinds: ['consumer_lag', 'clickhouse_write_failing', 'processor_stalled', 'consumer_down', 'data_loss', 'offsets_backwards'],
-    sticky: ['data_loss', 'offsets_backwards'],
+    kinds: ['consumer_lag', 'clickhouse_write_failing', 'processor_stalled', 'consumer_down', 'data_loss', 'offsets_backwards', 'replay_held'],
+    sticky: ['data_loss', 'offsets_backwards', 'replay_held'],
     // Another live processor's health is its own to report and resolve; a gone one's is ours.
     owns: (subject) => subject === `processor:${me}` || subject.startsWith('partition:') || (subject.startsWith('processor:') && !alive.has(subject.slice('processor:'.length))),
     async evaluate(now) {
@@ -64,6 +66,9 @@ export function pipelineHealthRule(health: () => HealthSnapshot, o: PipelineHeal
             ? { kind: 'data_loss', subject: `partition:${l.topic}:${l.partition}:${l.at}`, severity: 'critical', message: `Kafka no longer held ${l.count} offsets of ${l.topic} partition ${l.partition}: dead letters lost before they were copied into vcam.dlq` }
             : { kind: 'data_loss', subject: `partition:${l.partition}:${l.at}`, severity: 'critical', message: `Kafka no longer held ${l.count} offsets of partition ${l.partition}: events lost before processing` },
         );
+      }
+      for (const r of h.replaysHeld ?? []) {
+        findings.push({ kind: 'replay_held', subject: `partition:${r.partition}:replay`, severity: 'critical', message: `partition ${r.partition} is held: its unfinished last chunk (${r.token}) is ${r.distance} deduplication blocks back, past the ${r.window} ClickHouse remembers, so replaying it could count it twice; see the runbook` });
       }
       for (const b of h.offsetsBackwards) {
         findings.push({ kind: 'offsets_backwards', subject: `partition:${b.partition}:backwards`, severity: 'critical', message: `Kafka's log of partition ${b.partition} ends at offset ${b.logEnd}, before offset ${b.expected} already counted (topic recreated or log truncated): the partition is held, nothing of it is counted; see the runbook` });
