@@ -231,7 +231,7 @@ describe('bridge → Kafka', () => {
       if (thrown++ === 0) throw new Error('a listener bug');
     });
     const c = await connect(svc.mqttPort, 'gw-1');
-    const [a, b] = [[pev('gw-1', 801)], [pev('gw-1', 802)]];
+    const [a, b] = [[pev('gw-1', 801, { eventId: 'listener-throws-1' })], [pev('gw-1', 802, { eventId: 'listener-throws-2' })]];
     await c.publishAsync('vcam/v1/agents/gw-1/events', payload('gw-1', a), { qos: 1 });
     await c.publishAsync('vcam/v1/agents/gw-1/events', payload('gw-1', b), { qos: 1 });
     expect(c.connected).toBe(true);

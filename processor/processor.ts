@@ -22,6 +22,7 @@ import type { Consumer, EachBatchPayload } from 'kafkajs';
 import { createGroupConsumer, TOPICS, type KafkaClientOptions } from '../common/kafka.js';
 import { KeptConsumer } from './consumer.js';
 import type { HotSet } from './dedup.js';
+import { crashPoint } from '../common/crash.js';
 import type { TaskStreak } from '../common/streak.js';
 import { GeoTable } from './geo.js';
 import type { ChunkMessage, PipelineOptions } from './pipeline.js';
@@ -130,7 +131,8 @@ export class Processor extends EventEmitter<ProcessorEvents> {
 
   /** Events waiting per partition: high watermark minus the next offset to count. */
   lag(): Map<number, number> {
-    return new Map([...this.positions].map(([p, pos]) => [p, Number(pos.highWatermark - pos.next)]));
+    // A partition held because its log went backwards has its high watermark below the next offset: no lag, not a negative one.
+    return new Map([...this.positions].map(([p, pos]) => [p, Math.max(0, Number(pos.highWatermark - pos.next))]));
   }
 
   /** Partitions the group gave this member at its last join. */
@@ -317,6 +319,7 @@ export class Processor extends EventEmitter<ProcessorEvents> {
         }
         // Kafka's committed offsets tell each partition's next owner that this chunk is finished.
         if (kept.length) await this.consumer.commitOffsets(kept.map(({ part }) => ({ topic: this.topic, partition: part.partition, offset: part.range.end.toString() })));
+        crashPoint('chunk-committed');
         if (kept.length < chunk.length) return;
       }
     };

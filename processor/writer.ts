@@ -6,6 +6,7 @@
  * statements serve all of them (ClickHouse's cost is per statement far more than per row).
  */
 import { EventEmitter } from 'node:events';
+import { crashPoint } from '../common/crash.js';
 import { retry } from '../common/retry.js';
 import { HotSet } from './dedup.js';
 import type { GeoTable } from './geo.js';
@@ -78,7 +79,12 @@ export class ChunkWriter extends EventEmitter<WriterEvents> {
       const stillOwned = this.stillOwned(o);
       stillOwned();
       await this.store.recordChunk(token, parts, computed.rows);
-      await this.store.writeRows(token, computed.rows, stillOwned);
+      crashPoint('chunk-recorded');
+      await this.store.writeRows(token, computed.rows, () => {
+        crashPoint('chunk-insert');
+        stillOwned();
+      });
+      crashPoint('chunk-written');
     });
     const now = Date.now();
     parts.forEach((p, i) => {
