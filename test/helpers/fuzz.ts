@@ -15,7 +15,8 @@
  * several rules at the same stage, where the contract does not say which one is reported.
  */
 import fc from 'fast-check';
-import type { RejectReason } from '../../common/contract.js';
+import { Validator, type Schema } from '@cfworker/json-schema';
+import { cameraEventSchema, pipelineEventSchema, type RejectReason } from '../../common/contract.js';
 
 export const FUZZ_SEED = intFromEnv('VCAM_FUZZ_SEED', 20261125);
 const FUZZ_PATH = process.env.VCAM_FUZZ_PATH || undefined;
@@ -172,6 +173,11 @@ const RULES: Record<EventContext['kind'], { required: string[]; fields: Record<s
   },
 };
 
+const SCHEMAS: Record<EventContext['kind'], Validator> = {
+  camera: new Validator(cameraEventSchema as unknown as Schema, '2020-12', true),
+  pipeline: new Validator(pipelineEventSchema as unknown as Schema, '2020-12', true),
+};
+
 const DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 const daysIn = (y: number, m: number) => (m === 2 && y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0) ? 29 : DAYS[m - 1]!);
 
@@ -203,6 +209,12 @@ export function expectEvent(value: unknown, ctx: EventContext): Outcome {
     const rule = Object.hasOwn(rules.fields, k) ? rules.fields[k]! : undefined;
     const r = rule ? rule(v) : 'unknown_field';
     if (r) shape.add(r);
+  }
+  // A second opinion on the shape that shares no code with the oracle or the components: the
+  // contract's JSON Schema read by another validator (@cfworker/json-schema, not ajv).
+  const schemaSays = SCHEMAS[ctx.kind].validate(value).valid;
+  if (schemaSays !== (shape.size === 0)) {
+    throw new Error(`oracle bug or schema bug: the oracle ${shape.size ? `refuses (${[...shape].join(', ')})` : 'accepts'} and the JSON Schema ${schemaSays ? 'accepts' : 'refuses'} ${JSON.stringify(value)?.slice(0, 300)}`);
   }
   if (shape.size) return { ok: false, reasons: [...shape] };
   // Stage 2, what the shape cannot say: the event time and the size of attrs.
