@@ -132,7 +132,8 @@ describe('agent → aedes', () => {
     const svc = await agent({ mqttUrl: b.url, allowedOrigins: ['https://ops.example'] });
     const url = `http://127.0.0.1:${svc.port}/v1/events`;
     const body = JSON.stringify(ev(1, { eventId: 'page-injected' }));
-    const send = (headers: Record<string, string>, payload: string | Blob = body) => fetch(url, { method: 'POST', body: payload, headers }).then(async (r) => ({ status: r.status, body: (await r.json()) as { error: string; message: string } }));
+    const send = (headers: Record<string, string>, payload: string | Blob = body) =>
+      fetch(url, { method: 'POST', body: payload, headers }).then(async (r) => ({ status: r.status, body: (await r.json()) as { error: string; message: string } }));
     // The three content types a cross-site "simple" request may carry, and none at all (a Blob without a type).
     for (const type of ['text/plain;charset=UTF-8', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x']) {
       const r = await send({ 'content-type': type });

@@ -10,9 +10,7 @@ import { startAgentService } from './service.js';
 
 export const agentCommand = defineCommand({
   name: 'vcam agent',
-  summary:
-    'Receives camera events over HTTP (POST /v1/events), gives each a stable eventId, keeps them in a\n' +
-    'SQLite outbox and publishes them to the MQTT broker, deleting each only after its PUBACK.',
+  summary: 'Receives camera events over HTTP (POST /v1/events), gives each a stable eventId, keeps them in a\n' + 'SQLite outbox and publishes them to the MQTT broker, deleting each only after its PUBACK.',
   options: {
     id: { type: 'string', required: true, env: 'VCAM_AGENT_ID', description: 'agent id (also its MQTT client id and topic)' },
     mqttUrl: { type: 'string', default: 'mqtt://127.0.0.1:1883', description: 'broker URL: mqtt://host:port or mqtts://host:port' },
@@ -52,7 +50,7 @@ export function main(argv: string[]): Promise<number> {
       ingestToken,
       mqttProtocol: c.mqttProtocol === '5' ? 5 : 4,
       outboxMaxAgeMs: c.outboxMaxAge,
-                  drainMs: c.drainTimeout,
+      drainMs: c.drainTimeout,
       logger,
       registry: createRegistry({ agent: c.id }, true),
     });

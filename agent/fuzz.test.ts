@@ -50,10 +50,7 @@ afterAll(async () => {
 /** An item of a request: a generated event, or a camera's retry of an earlier accepted one. */
 type Item = { value: unknown } | { retryOf: number };
 type Encoding = { kind: 'array' } | { kind: 'single' } | { kind: 'ndjson'; junk: { at: number; text: string }[]; crlf: boolean; blank: boolean };
-type Req =
-  | { kind: 'events'; items: Item[]; encoding: Encoding; contentType?: string }
-  | { kind: 'bytes'; body: Uint8Array; contentType?: string }
-  | { kind: 'route'; method: string; path: string };
+type Req = { kind: 'events'; items: Item[]; encoding: Encoding; contentType?: string } | { kind: 'bytes'; body: Uint8Array; contentType?: string } | { kind: 'route'; method: string; path: string };
 
 const JSON_TYPES = ['application/json', 'application/json; charset=utf-8', 'APPLICATION/JSON', 'application/vnd.vcam+json'];
 const NDJSON_TYPES = ['application/x-ndjson', 'application/ndjson', 'application/jsonl', 'application/x-jsonlines', 'Application/X-NDJSON; charset=utf-8'];
@@ -66,13 +63,22 @@ const contentTypeArb = fc.option(
     { weight: 2, arbitrary: fc.constantFrom(...BROWSER) },
     { weight: 1, arbitrary: fc.constantFrom(...OTHER) },
     // Any visible ASCII: what a misconfigured client sends.
-    { weight: 1, arbitrary: fc.string({ unit: fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)), maxLength: 30 }).map((s) => s.trim()).filter((s) => s !== '') },
+    {
+      weight: 1,
+      arbitrary: fc
+        .string({ unit: fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)), maxLength: 30 })
+        .map((s) => s.trim())
+        .filter((s) => s !== ''),
+    },
   ),
   { nil: undefined, freq: 6 },
 );
 
 const itemArb: fc.Arbitrary<Item> = fc.oneof({ weight: 9, arbitrary: eventArb(CTX).map((value) => ({ value })) }, { weight: 1, arbitrary: fc.nat().map((retryOf) => ({ retryOf })) });
-const junkLine = fc.oneof(fc.string({ maxLength: 40 }), fc.string({ unit: 'binary', maxLength: 20 })).map((s) => s.replace(/[\r\n]/g, ' ')).filter((s) => s.trim() !== '' && !parsesAsJson(s.trim()));
+const junkLine = fc
+  .oneof(fc.string({ maxLength: 40 }), fc.string({ unit: 'binary', maxLength: 20 }))
+  .map((s) => s.replace(/[\r\n]/g, ' '))
+  .filter((s) => s.trim() !== '' && !parsesAsJson(s.trim()));
 
 const reqArb: fc.Arbitrary<Req> = fc.oneof(
   {
@@ -113,12 +119,7 @@ const reqArb: fc.Arbitrary<Req> = fc.oneof(
 // The documented ingest behaviour, as the oracle states it.
 
 type Slot = { kind: 'event'; value: unknown; outcome: Outcome } | { kind: 'badLine'; line: number };
-type Want =
-  | { status: 404 | 405 }
-  | { status: 413; reason: 'body_too_large' }
-  | { status: 415; reason: 'unsupported_media_type' }
-  | { status: 400; reason: 'invalid_json'; whole: true }
-  | { status: 202 | 400; slots: Slot[] };
+type Want = { status: 404 | 405 } | { status: 413; reason: 'body_too_large' } | { status: 415; reason: 'unsupported_media_type' } | { status: 400; reason: 'invalid_json'; whole: true } | { status: 202 | 400; slots: Slot[] };
 
 function ndjsonSlots(text: string): Slot[] {
   const slots: Slot[] = [];

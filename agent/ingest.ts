@@ -111,10 +111,7 @@ export function ingestHandler(agent: Agent, options: IngestOptions) {
       // Map results back to the caller's indexes (NDJSON lines that failed to parse hold a slot).
       const eventIds: (string | null)[] = new Array(items.length).fill(null);
       valid.forEach((v, i) => (eventIds[v.index] = result.eventIds[i]!));
-      const rejected = [
-        ...lineErrors.map((e) => ({ index: e.index, reason: 'invalid_json' as const, message: e.message })),
-        ...result.rejected.map((r) => ({ ...r, index: valid[r.index]!.index })),
-      ].sort((a, b) => a.index - b.index);
+      const rejected = [...lineErrors.map((e) => ({ index: e.index, reason: 'invalid_json' as const, message: e.message })), ...result.rejected.map((r) => ({ ...r, index: valid[r.index]!.index }))].sort((a, b) => a.index - b.index);
       if (lineErrors.length > 0) agent.emit('rejected', 'invalid_json', lineErrors.length);
       const status = rejected.length === 0 ? 202 : 400;
       sendJson(res, status, { accepted: result.accepted, duplicates: result.duplicates, eventIds, ...(rejected.length ? { rejected } : {}) });

@@ -142,9 +142,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       const events = this.count + this.queuedEvents + items.length;
       const total = this.bytes + this.queuedBytes + bytes;
       if (events > this.options.maxEvents || total > this.options.maxBytes) {
-        return Promise.reject(
-          new VcamError('OUTBOX_FULL', `the outbox is full (${this.count} events, ${this.bytes} bytes waiting for the broker); retry later`, { retriable: true }),
-        );
+        return Promise.reject(new VcamError('OUTBOX_FULL', `the outbox is full (${this.count} events, ${this.bytes} bytes waiting for the broker); retry later`, { retriable: true }));
       }
     }
     this.queuedEvents += items.length;

@@ -32,11 +32,7 @@ export async function startAgentService(o: AgentServiceOptions): Promise<AgentSe
   const agent = createAgent(o);
   instrumentAgent(agent, registry, log);
   const health = () => ({ ok: true, agentId: agent.id, ...agent.stats() });
-  const http = await listen(
-    opsRoutes(registry, health, ingestHandler(agent, { maxBodyBytes: o.maxBodyBytes ?? 1024 * 1024, retryAfterS: 5, allowedOrigins: o.allowedOrigins, token: o.ingestToken })),
-    o.httpPort,
-    o.httpHost ?? '127.0.0.1',
-  );
+  const http = await listen(opsRoutes(registry, health, ingestHandler(agent, { maxBodyBytes: o.maxBodyBytes ?? 1024 * 1024, retryAfterS: 5, allowedOrigins: o.allowedOrigins, token: o.ingestToken })), o.httpPort, o.httpHost ?? '127.0.0.1');
   agent.start();
   log.info({ agentId: agent.id, port: http.port, mqttUrl: o.mqttUrl, dataDir: o.dataDir, backlog: agent.stats().backlogEvents }, 'agent started');
   let closing: Promise<void> | undefined;

@@ -23,9 +23,30 @@ export function instrumentAgent(agent: Agent, registry: Registry, log: Logger): 
     },
   });
   const backlog = () => agent.outbox.stats();
-  new Gauge({ name: 'vcam_agent_backlog_events', help: 'Events waiting in the outbox', registers: [registry], collect() { this.set(backlog().events); } });
-  new Gauge({ name: 'vcam_agent_backlog_bytes', help: 'Bytes waiting in the outbox', registers: [registry], collect() { this.set(backlog().bytes); } });
-  new Gauge({ name: 'vcam_agent_oldest_unsent_age_seconds', help: 'Age of the oldest event not yet acknowledged by the broker', registers: [registry], collect() { this.set(backlog().oldestAgeMs / 1000); } });
+  new Gauge({
+    name: 'vcam_agent_backlog_events',
+    help: 'Events waiting in the outbox',
+    registers: [registry],
+    collect() {
+      this.set(backlog().events);
+    },
+  });
+  new Gauge({
+    name: 'vcam_agent_backlog_bytes',
+    help: 'Bytes waiting in the outbox',
+    registers: [registry],
+    collect() {
+      this.set(backlog().bytes);
+    },
+  });
+  new Gauge({
+    name: 'vcam_agent_oldest_unsent_age_seconds',
+    help: 'Age of the oldest event not yet acknowledged by the broker',
+    registers: [registry],
+    collect() {
+      this.set(backlog().oldestAgeMs / 1000);
+    },
+  });
 
   agent.on('accepted', (stored, dups) => {
     accepted.inc(stored + dups);

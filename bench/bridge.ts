@@ -77,7 +77,11 @@ export async function benchBridge(): Promise<Record<string, unknown>> {
   const secrets: string[] = [];
   for (const id of ids) secrets.push(await addAgent(agentsFile, id));
   const [mqttPort, httpPort] = [await freePort(), await freePort()];
-  const bridge = vcam(['bridge', '--mqtt-port', String(mqttPort), '--http-port', String(httpPort), '--agents-file', agentsFile, '--kafka-brokers', kafka.bootstrap, '--log-level', 'warn'], {}, process.env.VCAM_BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.VCAM_BENCH_PROF}`] : []);
+  const bridge = vcam(
+    ['bridge', '--mqtt-port', String(mqttPort), '--http-port', String(httpPort), '--agents-file', agentsFile, '--kafka-brokers', kafka.bootstrap, '--log-level', 'warn'],
+    {},
+    process.env.VCAM_BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.VCAM_BENCH_PROF}`] : [],
+  );
   let throughput: number;
   let cpuUsPerEvent: number | undefined;
   try {

@@ -23,7 +23,13 @@ const args = process.argv.slice(2);
 const top = Number(args[args.indexOf('--top') + 1] || 15);
 const incl = args.flatMap((a, i) => (args[i - 1] === '--incl' ? [new RegExp(a)] : []));
 const paths = args.filter((a, i) => !a.startsWith('--') && args[i - 1] !== '--top' && args[i - 1] !== '--incl');
-const files = paths.flatMap((p) => (statSync(p).isDirectory() ? readdirSync(p).filter((f) => f.endsWith('.cpuprofile')).map((f) => join(p, f)) : [p]));
+const files = paths.flatMap((p) =>
+  statSync(p).isDirectory()
+    ? readdirSync(p)
+        .filter((f) => f.endsWith('.cpuprofile'))
+        .map((f) => join(p, f))
+    : [p],
+);
 
 const where = (n: Node) => {
   const url = n.callFrame.url.replace(/^file:\/\/\/.*?\/(?=(node_modules|bridge|processor|common|agent|bench)\/)/, '').replace(/^node_modules\//, '');

@@ -135,13 +135,14 @@ export interface Probe {
 
 /** Kafka mode: the test peer delays a new group's first assignment by ~3 s; load starts after it. */
 async function consumersAssigned(stack: Stack, timeoutMs = 30_000): Promise<void> {
-  const ports = stack.children
-    .filter((c) => c.name.startsWith('processor'))
-    .map((c) => c.child.spawnargs[c.child.spawnargs.indexOf('--http-port') + 1]);
+  const ports = stack.children.filter((c) => c.name.startsWith('processor')).map((c) => c.child.spawnargs[c.child.spawnargs.indexOf('--http-port') + 1]);
   const until = Date.now() + timeoutMs;
   for (const port of ports) {
     while (Date.now() < until) {
-      const h = (await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.json(), () => ({}))) as { partitions?: unknown[] };
+      const h = (await fetch(`http://127.0.0.1:${port}/healthz`).then(
+        (r) => r.json(),
+        () => ({}),
+      )) as { partitions?: unknown[] };
       if (h.partitions?.length) break;
       await sleep(200);
     }

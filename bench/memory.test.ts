@@ -3,7 +3,14 @@ import { dedupMemory } from './memory.js';
 
 describe('bench memory suite: dedup state', () => {
   it('measures the HotSet and its baseline from the same ids, with sane sizes', () => {
-    const r = dedupMemory(20_000) as { ids: number; avgIdChars: number; idStringBytesPerId: number; hotSet: { bytesPerId: number; structureBytesPerId: number }; baseline: { bytesPerId: number; structureBytesPerId: number }; vsPlainSet: number };
+    const r = dedupMemory(20_000) as {
+      ids: number;
+      avgIdChars: number;
+      idStringBytesPerId: number;
+      hotSet: { bytesPerId: number; structureBytesPerId: number };
+      baseline: { bytesPerId: number; structureBytesPerId: number };
+      vsPlainSet: number;
+    };
     expect(r.ids).toBe(20_000);
     expect(r.avgIdChars).toBe(42);
     // A 42-character one-byte string is at least its characters; a V8 header adds tens of bytes, not hundreds.

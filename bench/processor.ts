@@ -85,7 +85,11 @@ export async function benchProcessor(): Promise<Record<string, unknown>> {
     await client.command({ query: 'CREATE TABLE vcam.bench_raw AS vcam.events' });
     const raw = await timed(async () => {
       for (const r of results) {
-        await client.insert({ table: 'vcam.bench_raw', values: r.events.map((e) => ({ ...e, ts: (e.ts / 1000).toFixed(3), received_at: (e.received_at / 1000).toFixed(3), processed_at: (Date.now() / 1000).toFixed(3) })), format: 'JSONEachRow' });
+        await client.insert({
+          table: 'vcam.bench_raw',
+          values: r.events.map((e) => ({ ...e, ts: (e.ts / 1000).toFixed(3), received_at: (e.received_at / 1000).toFixed(3), processed_at: (Date.now() / 1000).toFixed(3) })),
+          format: 'JSONEachRow',
+        });
       }
     });
     const rawRate = msgs.length / raw.seconds;

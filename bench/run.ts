@@ -18,7 +18,9 @@ if (process.argv.includes('--quick')) process.env.VCAM_BENCH_QUICK = '1';
 const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const unknown = asked.filter((s) => !SUITES[s]);
 if (process.argv.includes('--help') || unknown.length) {
-  process.stderr.write(`${unknown.length ? `unknown suite: ${unknown.join(', ')}\n` : ''}Usage: npm run bench [-- [--quick] <suite> ...]\nSuites: ${Object.keys(SUITES).join(', ')} (default: all)\n--quick (or VCAM_BENCH_QUICK=1): short e2e probes and few steps, for a smoke run\n`);
+  process.stderr.write(
+    `${unknown.length ? `unknown suite: ${unknown.join(', ')}\n` : ''}Usage: npm run bench [-- [--quick] <suite> ...]\nSuites: ${Object.keys(SUITES).join(', ')} (default: all)\n--quick (or VCAM_BENCH_QUICK=1): short e2e probes and few steps, for a smoke run\n`,
+  );
   process.exit(unknown.length ? 2 : 0);
 }
 const suites = asked.length ? asked : Object.keys(SUITES);

@@ -11,13 +11,14 @@ import { randomBytes, scrypt as scryptCb, timingSafeEqual, createHash, type Scry
 import { readFileSync, writeFileSync, existsSync, renameSync, statSync } from 'node:fs';
 import { ConfigError } from '../common/errors.js';
 
-const scrypt = (secret: string, salt: Buffer, keylen: number, o: ScryptOptions) =>
-  new Promise<Buffer>((resolve, reject) => scryptCb(secret, salt, keylen, o, (err, key) => (err ? reject(err) : resolve(key))));
+const scrypt = (secret: string, salt: Buffer, keylen: number, o: ScryptOptions) => new Promise<Buffer>((resolve, reject) => scryptCb(secret, salt, keylen, o, (err, key) => (err ? reject(err) : resolve(key))));
 
 const ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 export async function hashSecret(secret: string): Promise<string> {
-  const N = 16384, r = 8, p = 1;
+  const N = 16384,
+    r = 8,
+    p = 1;
   const salt = randomBytes(16);
   const hash = await scrypt(secret, salt, 32, { N, r, p });
   return `scrypt$${N}$${r}$${p}$${salt.toString('base64')}$${hash.toString('base64')}`;

@@ -67,11 +67,24 @@ function connect(port: number, id: string, secret = secrets[id], extra: mqtt.ICl
 
 const now = Date.now();
 let seqCounter = 0;
-const pev = (agentId: string, i: number, extra: object = {}) => ({ eventId: `cam-${i % 9}:${agentId}-${i}`, deviceId: `cam-${i % 9}`, geoId: i % 4, ts: now - 5_000 + i, type: 'person', agentId, seq: ++seqCounter, receivedAt: now, ...extra });
+const pev = (agentId: string, i: number, extra: object = {}) => ({
+  eventId: `cam-${i % 9}:${agentId}-${i}`,
+  deviceId: `cam-${i % 9}`,
+  geoId: i % 4,
+  ts: now - 5_000 + i,
+  type: 'person',
+  agentId,
+  seq: ++seqCounter,
+  receivedAt: now,
+  ...extra,
+});
 const payload = (agentId: string, events: object[]) => JSON.stringify({ v: 1, agentId, events });
 const metric = async (svc: BridgeService, name: string) => {
   const text = await svc.registry.metrics();
-  return text.split('\n').filter((l) => l.startsWith(name)).join('\n');
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith(name))
+    .join('\n');
 };
 
 describe('bridge → Kafka', () => {
@@ -82,7 +95,10 @@ describe('bridge → Kafka', () => {
     const c2 = await connect(svc.mqttPort, 'gw-2');
     const sent: ReturnType<typeof pev>[] = [];
     for (let k = 0; k < 20; k++) {
-      for (const [client, id] of [[c1, 'gw-1'], [c2, 'gw-2']] as const) {
+      for (const [client, id] of [
+        [c1, 'gw-1'],
+        [c2, 'gw-2'],
+      ] as const) {
         const events = Array.from({ length: 50 }, (_, i) => pev(id, k * 50 + i));
         sent.push(...events);
         await client.publishAsync(`vcam/v1/agents/${id}/events`, payload(id, events), { qos: 1 });
@@ -144,7 +160,13 @@ describe('bridge → Kafka', () => {
 
     await kafka.start();
     await waitFor(() => agent.agent.stats().backlogEvents === 0, 60_000, 'the agent outbox to drain after Kafka returns');
-    const fromAgent = () => new Set(kc.of(TOPICS.events).filter((m) => m.headers.agentId === 'gw-3').map((m) => m.headers.eventId));
+    const fromAgent = () =>
+      new Set(
+        kc
+          .of(TOPICS.events)
+          .filter((m) => m.headers.agentId === 'gw-3')
+          .map((m) => m.headers.eventId),
+      );
     await kc.waitFor(() => fromAgent().size >= 500, 30_000, 'all 500 events in Kafka');
     expect(fromAgent()).toEqual(new Set(ids));
   });
@@ -192,36 +214,40 @@ describe('bridge → Kafka', () => {
     expect(got).toEqual(expected);
   });
 
-  it('a send whose outcome is unknown (the broker paused past the request timeout, then writing it) is not matched with different events under the same sequence numbers: the next send goes under a new producer id, nothing is lost', { timeout: 60_000 }, async () => {
-    // One device, so every event lands on one partition: the case where sequence numbers collide.
-    const ev = (agentId: string, n: number) => Array.from({ length: 5 }, (_, i) => pev(agentId, 9 * (n + i)));
-    const svc = await bridge({ forwardBackoff: { initialMs: 8_000, maxMs: 8_000, jitter: 0 } }, { sendRetries: 1, requestTimeoutMs: 1_500 });
-    const kc = await consumer();
-    const [c1, c2] = await Promise.all([connect(svc.mqttPort, 'gw-1'), connect(svc.mqttPort, 'gw-2')]);
-    const inKafka = (events: { eventId: string }[]) => kc.of(TOPICS.events).filter((m) => events.some((e) => e.eventId === m.headers.eventId)).length;
-    const warm = ev('gw-1', 1_000);
-    await c1.publishAsync('vcam/v1/agents/gw-1/events', payload('gw-1', warm), { qos: 1 });
+  it(
+    'a send whose outcome is unknown (the broker paused past the request timeout, then writing it) is not matched with different events under the same sequence numbers: the next send goes under a new producer id, nothing is lost',
+    { timeout: 60_000 },
+    async () => {
+      // One device, so every event lands on one partition: the case where sequence numbers collide.
+      const ev = (agentId: string, n: number) => Array.from({ length: 5 }, (_, i) => pev(agentId, 9 * (n + i)));
+      const svc = await bridge({ forwardBackoff: { initialMs: 8_000, maxMs: 8_000, jitter: 0 } }, { sendRetries: 1, requestTimeoutMs: 1_500 });
+      const kc = await consumer();
+      const [c1, c2] = await Promise.all([connect(svc.mqttPort, 'gw-1'), connect(svc.mqttPort, 'gw-2')]);
+      const inKafka = (events: { eventId: string }[]) => kc.of(TOPICS.events).filter((m) => events.some((e) => e.eventId === m.headers.eventId)).length;
+      const warm = ev('gw-1', 1_000);
+      await c1.publishAsync('vcam/v1/agents/gw-1/events', payload('gw-1', warm), { qos: 1 });
 
-    const pid = kafka.pid!;
-    process.kill(pid, 'SIGSTOP');
-    cleanups.push(async () => void (kafka.pid === pid && process.kill(pid, 'SIGCONT')));
-    const first = ev('gw-1', 2_000);
-    const firstAcked = c1.publishAsync('vcam/v1/agents/gw-1/events', payload('gw-1', first), { qos: 1 });
-    await waitFor(async () => / [1-9]\d*$/.test(await metric(svc, 'vcam_bridge_forward_failures_total')), 10_000, 'the send to time out');
-    // The request was on the wire: the resumed broker writes it, though nobody waits for the answer.
-    process.kill(pid, 'SIGCONT');
-    await kc.waitFor(() => inKafka(first) === first.length, 20_000, 'the timed-out send written after all');
+      const pid = kafka.pid!;
+      process.kill(pid, 'SIGSTOP');
+      cleanups.push(async () => void (kafka.pid === pid && process.kill(pid, 'SIGCONT')));
+      const first = ev('gw-1', 2_000);
+      const firstAcked = c1.publishAsync('vcam/v1/agents/gw-1/events', payload('gw-1', first), { qos: 1 });
+      await waitFor(async () => / [1-9]\d*$/.test(await metric(svc, 'vcam_bridge_forward_failures_total')), 10_000, 'the send to time out');
+      // The request was on the wire: the resumed broker writes it, though nobody waits for the answer.
+      process.kill(pid, 'SIGCONT');
+      await kc.waitFor(() => inKafka(first) === first.length, 20_000, 'the timed-out send written after all');
 
-    // As many events as the unknown send, before the bridge sends that one again: under the old
-    // producer id and sequence numbers the broker would take them for that send's duplicate.
-    const second = ev('gw-2', 3_000);
-    await c2.publishAsync('vcam/v1/agents/gw-2/events', payload('gw-2', second), { qos: 1 });
-    await firstAcked;
-    // Both acknowledged to the agents; the first is in Kafka twice (its unknown send, then again).
-    expect(await whenQuiet(() => ({ warm: inKafka(warm), first: inKafka(first), second: inKafka(second) }))).toEqual({ warm: 5, first: 10, second: 5 });
-    expect(await metric(svc, 'vcam_bridge_kafka_producer_renewals_total')).toMatch(/ 1$/);
-    await Promise.all([c1.endAsync(), c2.endAsync()]);
-  });
+      // As many events as the unknown send, before the bridge sends that one again: under the old
+      // producer id and sequence numbers the broker would take them for that send's duplicate.
+      const second = ev('gw-2', 3_000);
+      await c2.publishAsync('vcam/v1/agents/gw-2/events', payload('gw-2', second), { qos: 1 });
+      await firstAcked;
+      // Both acknowledged to the agents; the first is in Kafka twice (its unknown send, then again).
+      expect(await whenQuiet(() => ({ warm: inKafka(warm), first: inKafka(first), second: inKafka(second) }))).toEqual({ warm: 5, first: 10, second: 5 });
+      expect(await metric(svc, 'vcam_bridge_kafka_producer_renewals_total')).toMatch(/ 1$/);
+      await Promise.all([c1.endAsync(), c2.endAsync()]);
+    },
+  );
 
   it("calls aedes back once per publish, first: a listener that throws after the write neither withholds the PUBACK nor closes the agent's connection; the throw is counted", async () => {
     const svc = await bridge();
@@ -281,7 +307,7 @@ describe('bridge → Kafka', () => {
     expect(await metric(svc, 'vcam_bridge_connections_total')).toMatch(/result="bad_credentials".* 3/);
   });
 
-  it('refuses a publish to another agent\'s topic: the connection is closed and nothing reaches Kafka', async () => {
+  it("refuses a publish to another agent's topic: the connection is closed and nothing reaches Kafka", async () => {
     const svc = await bridge();
     const kc = await consumer();
     const c = await connect(svc.mqttPort, 'gw-1');
@@ -343,7 +369,11 @@ describe('bridge → Kafka', () => {
 
     const agent = await startAgentService({ id: 'gw-3', dataDir: mkdtempSync(join(tmpdir(), 'vcam-agent-')), ...agentOptions, mqttCa: cert });
     cleanups.push(() => agent.close());
-    const r = await fetch(`http://127.0.0.1:${agent.port}/v1/events`, { method: 'POST', body: JSON.stringify({ eventId: `tls-${Date.now()}`, deviceId: 'cam-t', geoId: 1, ts: Date.now(), type: 'person' }), headers: { 'content-type': 'application/json' } });
+    const r = await fetch(`http://127.0.0.1:${agent.port}/v1/events`, {
+      method: 'POST',
+      body: JSON.stringify({ eventId: `tls-${Date.now()}`, deviceId: 'cam-t', geoId: 1, ts: Date.now(), type: 'person' }),
+      headers: { 'content-type': 'application/json' },
+    });
     const [eventId] = ((await r.json()) as { eventIds: string[] }).eventIds;
     await kc.waitFor(() => kc.of(TOPICS.events).some((m) => m.headers.eventId === eventId), 30_000, 'the event sent over TLS');
     expect(agent.agent.connected).toBe(true);

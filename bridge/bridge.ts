@@ -127,10 +127,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     this.servers.push(tcp);
     if (this.o.mqttTlsPort !== undefined) {
       if (!this.o.tlsCert || !this.o.tlsKey) throw new Error('the TLS listener needs --tls-cert and --tls-key');
-      const tls = createTlsServer(
-        { cert: readFileSync(this.o.tlsCert), key: readFileSync(this.o.tlsKey), ca: this.o.tlsCa ? readFileSync(this.o.tlsCa) : undefined },
-        (socket) => this.accept(socket),
-      );
+      const tls = createTlsServer({ cert: readFileSync(this.o.tlsCert), key: readFileSync(this.o.tlsKey), ca: this.o.tlsCa ? readFileSync(this.o.tlsCa) : undefined }, (socket) => this.accept(socket));
       this.ports.mqtts = await listen(tls, this.o.mqttTlsPort, host);
       this.servers.push(tls);
     }

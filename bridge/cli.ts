@@ -77,7 +77,15 @@ export async function main(argv: string[]): Promise<number> {
     const logger = createLogger('bridge', c.logLevel);
     const registry = createRegistry({ component: 'bridge' }, true);
     if (!c.kafkaBrokers?.length) {
-      const downstream = createProcessor({ clickhouseUrl: c.clickhouseUrl, ...clickhouseCredentials(c), dedup: c.dedup, hotHorizonMs: c.hotHorizon, alerts: { baselineMinutes: Math.max(1, Math.round(c.alertBaseline / 60_000)) }, logger: logger.child({ component: 'processor' }), registry });
+      const downstream = createProcessor({
+        clickhouseUrl: c.clickhouseUrl,
+        ...clickhouseCredentials(c),
+        dedup: c.dedup,
+        hotHorizonMs: c.hotHorizon,
+        alerts: { baselineMinutes: Math.max(1, Math.round(c.alertBaseline / 60_000)) },
+        logger: logger.child({ component: 'processor' }),
+        registry,
+      });
       return startBridgeService({ ...c, downstream, drainMs: c.drainTimeout, logger, registry });
     }
     const downstream = new KafkaDownstream({

@@ -48,8 +48,7 @@ afterAll(async () => {
   await kafka?.stop();
 });
 
-const connect = (agent: string, password = secrets.get(agent)!) =>
-  mqtt.connectAsync(`mqtt://127.0.0.1:${svc.mqttPort}`, { clientId: agent, username: agent, password, reconnectPeriod: 0 });
+const connect = (agent: string, password = secrets.get(agent)!) => mqtt.connectAsync(`mqtt://127.0.0.1:${svc.mqttPort}`, { clientId: agent, username: agent, password, reconnectPeriod: 0 });
 
 // ---------------------------------------------------------------------------------------------
 // Payloads.
@@ -113,7 +112,7 @@ const runArb = fc.oneof(
 // ---------------------------------------------------------------------------------------------
 // The payload format (bridge/payload.ts), as the oracle states it.
 
-type Decision = { whole: Reason } | { events: { value: unknown; ok: true } []; rejects: { value: unknown; reasons: Reason[] }[] };
+type Decision = { whole: Reason } | { events: { value: unknown; ok: true }[]; rejects: { value: unknown; reasons: Reason[] }[] };
 
 function decide(payload: Buffer, agentId: string): Decision {
   const text = payload.toString('utf8');
@@ -284,7 +283,9 @@ describe('bridge fuzz', () => {
     }
     expect(reasons.toJSON()).toEqual(final.rejected.toJSON());
 
-    console.log(`[fuzz] bridge: ${publishes} publishes in ${JSON.stringify(runs)}; ${events.length} events forwarded; ${dlq.length} dead letters ${JSON.stringify(reasons)}; connections ${JSON.stringify(final.connections)}; packets too large ${final.tooLarge}`);
+    console.log(
+      `[fuzz] bridge: ${publishes} publishes in ${JSON.stringify(runs)}; ${events.length} events forwarded; ${dlq.length} dead letters ${JSON.stringify(reasons)}; connections ${JSON.stringify(final.connections)}; packets too large ${final.tooLarge}`,
+    );
     await consumer.stop();
   });
 });

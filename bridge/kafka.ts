@@ -61,7 +61,12 @@ export class KafkaDownstream implements Downstream {
         registers: [o.registry],
       });
     }
-    this.sends = new Coalescer((batches) => this.send(batches), (b) => b.events.length + b.rejects.length, MAX_MESSAGES_PER_SEND, o.lingerMs ?? 0);
+    this.sends = new Coalescer(
+      (batches) => this.send(batches),
+      (b) => b.events.length + b.rejects.length,
+      MAX_MESSAGES_PER_SEND,
+      o.lingerMs ?? 0,
+    );
   }
 
   private newProducer(): Producer {

@@ -5,14 +5,39 @@ import type { Bridge } from './bridge.js';
 
 export function instrumentBridge(bridge: Bridge, registry: Registry, log: Logger): void {
   const r = [registry];
-  new Gauge({ name: 'vcam_bridge_connected_agents', help: 'Agents connected now', registers: r, collect() { this.set(bridge.connectedAgents); } });
-  new Gauge({ name: 'vcam_bridge_inflight_events', help: 'Events accepted from agents and not yet safe downstream', registers: r, collect() { this.set(bridge.inFlightEvents); } });
-  new Gauge({ name: 'vcam_bridge_inflight_publishes', help: 'Publishes whose PUBACK is withheld until downstream has them', registers: r, collect() { this.set(bridge.publishesInFlight); } });
+  new Gauge({
+    name: 'vcam_bridge_connected_agents',
+    help: 'Agents connected now',
+    registers: r,
+    collect() {
+      this.set(bridge.connectedAgents);
+    },
+  });
+  new Gauge({
+    name: 'vcam_bridge_inflight_events',
+    help: 'Events accepted from agents and not yet safe downstream',
+    registers: r,
+    collect() {
+      this.set(bridge.inFlightEvents);
+    },
+  });
+  new Gauge({
+    name: 'vcam_bridge_inflight_publishes',
+    help: 'Publishes whose PUBACK is withheld until downstream has them',
+    registers: r,
+    collect() {
+      this.set(bridge.publishesInFlight);
+    },
+  });
   const connections = new Counter({ name: 'vcam_bridge_connections_total', help: 'Agent connections by result', labelNames: ['result'], registers: r });
   const publishes = new Counter({ name: 'vcam_bridge_publishes_total', help: 'Publishes by result (acked: PUBACK sent; refused: ACL or shutdown; abandoned: agent left before downstream had them)', labelNames: ['result'], registers: r });
   const forwarded = new Counter({ name: 'vcam_bridge_events_forwarded_total', help: 'Valid events safe downstream', labelNames: ['downstream'], registers: r });
   const rejected = new Counter({ name: 'vcam_bridge_events_rejected_total', help: 'Events (or whole payloads) sent to the dead-letter topic, by reason', labelNames: ['reason'], registers: r });
-  const failures = new Counter({ name: 'vcam_bridge_forward_failures_total', help: 'Downstream writes that failed and are being retried (PUBACK withheld), and failed attempts to reach the downstream at start-up (agents not yet accepted)', registers: r });
+  const failures = new Counter({
+    name: 'vcam_bridge_forward_failures_total',
+    help: 'Downstream writes that failed and are being retried (PUBACK withheld), and failed attempts to reach the downstream at start-up (agents not yet accepted)',
+    registers: r,
+  });
   const tooLarge = new Counter({ name: 'vcam_bridge_packets_too_large_total', help: 'Connections closed for an MQTT packet over the size limit', registers: r });
   const latency = new Histogram({ name: 'vcam_bridge_forward_seconds', help: 'From publish received to safe downstream (the PUBACK delay), including retries', buckets: LATENCY_BUCKETS, registers: r });
 

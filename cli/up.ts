@@ -26,20 +26,19 @@ import { LocalKafka } from '../kafka/index.js';
 import { createProcessor } from '../processor/index.js';
 import { Child, geoCsv, loadSimGeos, SCENARIO_DEFAULTS, Simulation, type Progress, type Scenario } from '../simulator/index.js';
 
-
 export const upCommand = defineCommand({
   name: 'vcam up',
   summary: 'Runs the product on this machine with embedded defaults: ClickHouse, bridge + processor, one agent.',
   options: {
     dataDir: { type: 'string', default: './vcam-data', description: 'where every component keeps its data' },
-    httpPort: { type: 'int', default: 8080, description: 'the local agent\'s ingest port' },
-    mqttPort: { type: 'int', default: 1883, description: 'the bridge\'s MQTT port' },
+    httpPort: { type: 'int', default: 8080, description: "the local agent's ingest port" },
+    mqttPort: { type: 'int', default: 1883, description: "the bridge's MQTT port" },
     clickhousePort: { type: 'int', default: 8123, description: 'the embedded ClickHouse HTTP port' },
     clickhouseUrl: { type: 'string', description: 'use this ClickHouse instead of the embedded one' },
     ...CLICKHOUSE_AUTH_OPTIONS,
     kafka: { type: 'boolean', default: false, description: 'Kafka mode on this machine: a local Apache Kafka broker (Java 17+; `vcam kafka fetch` once), the bridge in Kafka mode, `vcam processor` as its own process' },
-    kafkaPort: { type: 'int', default: 9092, description: 'with --kafka: the local broker\'s port' },
-    processorHttpPort: { type: 'int', default: 9102, description: 'with --kafka: the processor\'s /healthz and /metrics port' },
+    kafkaPort: { type: 'int', default: 9092, description: "with --kafka: the local broker's port" },
+    processorHttpPort: { type: 'int', default: 9102, description: "with --kafka: the processor's /healthz and /metrics port" },
     kafkaBrokers: { type: 'list', description: 'run the bridge against this Kafka instead of single-node mode (start `vcam processor` separately)' },
     sim: { type: 'boolean', default: true, description: 'run the simulator (--no-sim: only real agents)' },
     simRate: { type: 'int', default: 200, description: 'simulator: camera sends per second' },
@@ -103,7 +102,12 @@ export function main(argv: string[]): Promise<number> {
       brokers = kafka.brokers;
       out.write(`  Kafka             ${kafka.bootstrap} (Apache Kafka ${kafka.version}, local; log ${join(dataDir, 'kafka', 'broker.log')})\n`);
       const processorUrl = `http://127.0.0.1:${c.processorHttpPort}`;
-      const processor = new Child('processor', ['processor', '--kafka-brokers', kafka.bootstrap, '--clickhouse-url', clickhouseUrl, ...(passwordFile ? ['--clickhouse-password-file', passwordFile] : []), '--http-port', String(c.processorHttpPort), '--log-level', c.logLevel], dataDir, `${processorUrl}/healthz`);
+      const processor = new Child(
+        'processor',
+        ['processor', '--kafka-brokers', kafka.bootstrap, '--clickhouse-url', clickhouseUrl, ...(passwordFile ? ['--clickhouse-password-file', passwordFile] : []), '--http-port', String(c.processorHttpPort), '--log-level', c.logLevel],
+        dataDir,
+        `${processorUrl}/healthz`,
+      );
       closers.push(() => processor.stop());
       await processor.healthy(120_000);
       metricsUrls.push(`${processorUrl}/metrics`);
@@ -123,7 +127,17 @@ export function main(argv: string[]): Promise<number> {
     out.write(`  agent "local"     http://127.0.0.1:${agent.port}/v1/events  (/healthz, /metrics)\n`);
     let simulation: Simulation | undefined;
     if (c.sim) {
-      const scenario: Scenario = { ...SCENARIO_DEFAULTS, rate: c.simRate, geos: c.simGeos, cameras: Math.max(c.simCameras, c.simGeos), agents: 2, seed: c.simSeed, durationMs: Infinity, burstWarmupMs: 12 * 60_000, burstEveryMs: 15 * 60_000 };
+      const scenario: Scenario = {
+        ...SCENARIO_DEFAULTS,
+        rate: c.simRate,
+        geos: c.simGeos,
+        cameras: Math.max(c.simCameras, c.simGeos),
+        agents: 2,
+        seed: c.simSeed,
+        durationMs: Infinity,
+        burstWarmupMs: 12 * 60_000,
+        burstEveryMs: 15 * 60_000,
+      };
       const sim = new Simulation({ scenario, mqttUrl: `mqtt://127.0.0.1:${bridge.mqttPort}`, dataDir: join(dataDir, 'sim'), agentsFile });
       const csv = join(dataDir, 'sim', 'geos.csv');
       await sim.register();
@@ -158,7 +172,14 @@ export function main(argv: string[]): Promise<number> {
     out.write(`Live summary below (\`vconsole --clickhouse-url ${clickhouseUrl}${passwordFile ? ` --clickhouse-password-file ${passwordFile}` : ''}\` shows more). Ctrl-C to stop.\n`);
     let timer: NodeJS.Timeout | undefined;
     if (c.summaryEvery > 0) {
-      timer = setInterval(() => void summary(ch, agent.agent.stats(), simulation?.progress()).then((s) => out.write(s), (err) => out.write(`summary: ClickHouse unreachable (${(err as Error).message})\n`)), c.summaryEvery);
+      timer = setInterval(
+        () =>
+          void summary(ch, agent.agent.stats(), simulation?.progress()).then(
+            (s) => out.write(s),
+            (err) => out.write(`summary: ClickHouse unreachable (${(err as Error).message})\n`),
+          ),
+        c.summaryEvery,
+      );
       timer.unref();
     }
     return {

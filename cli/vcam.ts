@@ -45,7 +45,9 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 export function available(): string[] {
-  return Object.entries(COMMANDS).filter(([, e]) => e.load).map(([n]) => n);
+  return Object.entries(COMMANDS)
+    .filter(([, e]) => e.load)
+    .map(([n]) => n);
 }
 
 /** Entry point of the `vcam` bin. */

@@ -18,10 +18,22 @@ const WRITE_KINDS = new Set(['InsertQuery', 'CreateQuery', 'AlterQuery', 'DropQu
 const TABLE_FUNCTIONS = new Set(['numbers', 'numbers_mt', 'zeros', 'zeros_mt', 'generate_series', 'generateSeries', 'generateRandom', 'values', 'null', 'view']);
 /** Engines that keep data inside the data directory. */
 const ENGINES = new Set([
-  'MergeTree', 'ReplacingMergeTree', 'SummingMergeTree', 'AggregatingMergeTree', 'CollapsingMergeTree', 'VersionedCollapsingMergeTree',
-  'Memory', 'Null', 'Log', 'TinyLog', 'StripeLog', 'Set', 'Join',
+  'MergeTree',
+  'ReplacingMergeTree',
+  'SummingMergeTree',
+  'AggregatingMergeTree',
+  'CollapsingMergeTree',
+  'VersionedCollapsingMergeTree',
+  'Memory',
+  'Null',
+  'Log',
+  'TinyLog',
+  'StripeLog',
+  'Set',
+  'Join',
   // Database engines.
-  'Atomic', 'Ordinary',
+  'Atomic',
+  'Ordinary',
 ]);
 /** Ordinary functions that read the host: `file(path)` returns a file's contents. */
 const HOST_FUNCTIONS = new Set(['file']);

@@ -31,15 +31,13 @@ const U32 = 4294967295;
 const fieldText = (value: string, quote: boolean) => (quote || /[",]|^\s|\s$/.test(value) ? `"${value.replace(/"/g, '""')}"` : value);
 
 // Names and regions: any text on one line; surrounding whitespace is not part of a field.
-const textArb = (minLength: number) => fc.string({ unit: fc.oneof(fc.constantFrom(',', '"', ' ', '\t', 'é', '€', '𝄞', "'", '\\'), fc.string({ unit: 'grapheme', minLength: 1, maxLength: 1 })), minLength, maxLength: 24 }).filter((s) => !/[\r\n]/.test(s));
+const textArb = (minLength: number) =>
+  fc.string({ unit: fc.oneof(fc.constantFrom(',', '"', ' ', '\t', 'é', '€', '𝄞', "'", '\\'), fc.string({ unit: 'grapheme', minLength: 1, maxLength: 1 })), minLength, maxLength: 24 }).filter((s) => !/[\r\n]/.test(s));
 const nameArb = textArb(1).filter((s) => s.trim() !== '');
 const idText = (id: number) => fc.tuple(fc.nat(2), fc.boolean()).map(([zeros, quote]) => fieldText('0'.repeat(zeros) + String(id), quote));
 const padded = (s: string) => fc.tuple(fc.constantFrom('', ' ', '  ', '\t'), fc.constantFrom('', ' ', '\t')).map(([a, b]) => (s.startsWith('"') ? s : `${a}${s}${b}`));
 
-type Line =
-  | { kind: 'row'; id: number; name: string; region: string; text: string }
-  | { kind: 'bad'; reason: string; text: string; id?: number }
-  | { kind: 'blank'; text: string };
+type Line = { kind: 'row'; id: number; name: string; region: string; text: string } | { kind: 'bad'; reason: string; text: string; id?: number } | { kind: 'blank'; text: string };
 
 const rowArb = (ids: fc.Arbitrary<number>) =>
   fc
@@ -48,7 +46,9 @@ const rowArb = (ids: fc.Arbitrary<number>) =>
 
 const badArb: fc.Arbitrary<Line> = fc.oneof(
   fc.tuple(fc.nat(U32), nameArb).map(([id, name]): Line => ({ kind: 'bad', reason: 'expected 3 fields', text: `${id},${fieldText(name, true)}` })),
-  fc.tuple(fc.nat(U32), nameArb, fc.array(fc.string({ unit: fc.constantFrom('a', 'b', ' '), maxLength: 3 }), { minLength: 2, maxLength: 4 })).map(([id, name, rest]): Line => ({ kind: 'bad', reason: 'expected 3 fields', text: `${id},${fieldText(name, true)},${rest.join(',')}` })),
+  fc
+    .tuple(fc.nat(U32), nameArb, fc.array(fc.string({ unit: fc.constantFrom('a', 'b', ' '), maxLength: 3 }), { minLength: 2, maxLength: 4 }))
+    .map(([id, name, rest]): Line => ({ kind: 'bad', reason: 'expected 3 fields', text: `${id},${fieldText(name, true)},${rest.join(',')}` })),
   fc
     .tuple(fc.oneof(fc.constantFrom('-1', '1.5', '0x10', '1e3', '', 'abc', String(U32 + 1), '99999999999999999999', '+7', '٣'), fc.integer({ min: -1_000_000, max: -1 }).map(String)), nameArb)
     .map(([id, name]): Line => ({ kind: 'bad', reason: 'is not an unsigned 32-bit integer', text: `${fieldText(id, id === '')},${fieldText(name, true)},north` })),
@@ -75,7 +75,16 @@ const linesArb = (badWeight: number): fc.Arbitrary<Line[]> =>
 
 const caseArb: fc.Arbitrary<CsvCase> = fc.oneof(
   { weight: 10, arbitrary: fc.record({ kind: fc.constant('lines' as const), header, lines: fc.oneof(linesArb(0), linesArb(2)), crlf: fc.boolean(), trailingNewline: fc.boolean() }) },
-  { weight: 1, arbitrary: fc.oneof(fc.string({ unit: 'binary', maxLength: 200 }), fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b).toString('utf8')), fc.string().map((s) => `geoId,geoName,region\n${s}`)).map((text): CsvCase => ({ kind: 'text', text })) },
+  {
+    weight: 1,
+    arbitrary: fc
+      .oneof(
+        fc.string({ unit: 'binary', maxLength: 200 }),
+        fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b).toString('utf8')),
+        fc.string().map((s) => `geoId,geoName,region\n${s}`),
+      )
+      .map((text): CsvCase => ({ kind: 'text', text })),
+  },
 );
 
 function render(c: Extract<CsvCase, { kind: 'lines' }>): string {

@@ -53,15 +53,13 @@ function splitCsvLine(line: string): string[] {
       if (c === '"' && line[i + 1] === '"') {
         cur += '"';
         i++;
-      }
-      else if (c === '"') quoted = false;
+      } else if (c === '"') quoted = false;
       else cur += c;
     } else if (c === '"' && cur === '') quoted = true;
     else if (c === ',') {
       out.push(cur.trim());
       cur = '';
-    }
-    else cur += c;
+    } else cur += c;
   }
   out.push(cur.trim());
   return out;

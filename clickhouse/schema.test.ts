@@ -19,7 +19,16 @@ afterAll(async () => {
   await server?.close();
 });
 
-const deadLetter = (agent_id: string, payload: string, kafka_offset: number) => ({ received_at: '2026-11-25 12:00:00.000', agent_id, reason: 'invalid_json', message: 'x', payload, kafka_partition: 0, kafka_offset, topic: 'vcam.events.dlq' });
+const deadLetter = (agent_id: string, payload: string, kafka_offset: number) => ({
+  received_at: '2026-11-25 12:00:00.000',
+  agent_id,
+  reason: 'invalid_json',
+  message: 'x',
+  payload,
+  kafka_partition: 0,
+  kafka_offset,
+  topic: 'vcam.events.dlq',
+});
 
 describe('schema', () => {
   it('applies every migration once', async () => {
@@ -27,7 +36,7 @@ describe('schema', () => {
     expect(await migrate(client)).toEqual([]);
   });
 
-  it('expires chunk records after 7 days, as their rows and Kafka\'s log do, so recovery\'s FINAL read stays small', async () => {
+  it("expires chunk records after 7 days, as their rows and Kafka's log do, so recovery's FINAL read stays small", async () => {
     const chunk = (start: number, daysAgo: number) => ({ topic: 'vcam.events', kafka_partition: 0, start_offset: start, end_offset: start + 9, written_at: dt64(Date.now() - daysAgo * 86_400_000), token: `t${start}` });
     await client.insert({ table: 'vcam.chunks', format: 'JSONEachRow', values: [chunk(0, 8), chunk(10, 7.5), chunk(20, 1)] });
     await client.command({ query: 'OPTIMIZE TABLE vcam.chunks FINAL' });
@@ -35,7 +44,7 @@ describe('schema', () => {
     expect(left.map((r) => Number(r.start_offset))).toEqual([20]);
   });
 
-  it('gives a dead letter an identity: the same agent\'s same bytes, delivered twice, count once', async () => {
+  it("gives a dead letter an identity: the same agent's same bytes, delivered twice, count once", async () => {
     await client.insert({
       table: 'vcam.dlq',
       format: 'JSONEachRow',

@@ -31,11 +31,26 @@ describe('vcam clickhouse over HTTP', () => {
   });
 
   it('inserts JSON rows and reads them back with typed parameters, in the requested database', async () => {
-    await client.insert({ table: 't1.ev', values: [{ id: 'a', geo: 1, n: 5, at: '2026-11-25 10:00:00.123' }, { id: "b'q", geo: 2, n: 7, at: '2026-11-25 10:00:01.000' }], format: 'JSONEachRow' });
+    await client.insert({
+      table: 't1.ev',
+      values: [
+        { id: 'a', geo: 1, n: 5, at: '2026-11-25 10:00:00.123' },
+        { id: "b'q", geo: 2, n: 7, at: '2026-11-25 10:00:01.000' },
+      ],
+      format: 'JSONEachRow',
+    });
     const rows = await (
-      await client.query({ query: 'SELECT id, n FROM t1.ev WHERE geo IN {geos:Array(UInt32)} AND id != {skip:String} ORDER BY id', query_params: { geos: [1, 2], skip: 'zzz' }, format: 'JSONEachRow', clickhouse_settings: { max_threads: 1 } })
+      await client.query({
+        query: 'SELECT id, n FROM t1.ev WHERE geo IN {geos:Array(UInt32)} AND id != {skip:String} ORDER BY id',
+        query_params: { geos: [1, 2], skip: 'zzz' },
+        format: 'JSONEachRow',
+        clickhouse_settings: { max_threads: 1 },
+      })
     ).json<{ id: string; n: number }>();
-    expect(rows).toEqual([{ id: 'a', n: 5 }, { id: "b'q", n: 7 }]);
+    expect(rows).toEqual([
+      { id: 'a', n: 5 },
+      { id: "b'q", n: 7 },
+    ]);
     const byDb = createClient({ url: `http://127.0.0.1:${server.port}`, username: 'vcam', password: 's3cret', database: 't1' });
     expect(await (await byDb.query({ query: 'SELECT count() AS c FROM ev', format: 'JSONEachRow' })).json()).toEqual([{ c: 2 }]);
     await byDb.close();
@@ -65,7 +80,9 @@ describe('vcam clickhouse over HTTP', () => {
 
   it('serves concurrent requests without mixing their settings or results', async () => {
     const results = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => client.query({ query: 'SELECT {i:UInt32} AS i, getSetting(\'max_threads\') AS t', query_params: { i }, clickhouse_settings: { max_threads: i + 1 }, format: 'JSONEachRow' }).then((r) => r.json<{ i: number; t: number }>())),
+      Array.from({ length: 20 }, (_, i) =>
+        client.query({ query: "SELECT {i:UInt32} AS i, getSetting('max_threads') AS t", query_params: { i }, clickhouse_settings: { max_threads: i + 1 }, format: 'JSONEachRow' }).then((r) => r.json<{ i: number; t: number }>()),
+      ),
     );
     results.forEach((rows, i) => expect(rows).toEqual([{ i, t: i + 1 }]));
   });
@@ -88,8 +105,15 @@ describe('vcam clickhouse over HTTP', () => {
   it('runs one statement per request: a second one is refused as ClickHouse refuses it, and does not run', async () => {
     await client.command({ query: 'CREATE DATABASE IF NOT EXISTS t1' });
     await client.command({ query: 'CREATE TABLE IF NOT EXISTS t1.keep (k String) ENGINE = MergeTree ORDER BY k' });
-    for (const [method, query] of [['GET', 'SELECT 1; DROP TABLE t1.keep'], ['POST', 'SELECT 1;\nDROP TABLE t1.keep'], ['POST', "INSERT INTO t1.keep VALUES ('x'); DROP TABLE t1.keep"]] as const) {
-      const r = method === 'GET' ? await fetch(`http://127.0.0.1:${server.port}/?query=${encodeURIComponent(query)}`, { headers: { authorization: BASIC } }) : await fetch(`http://127.0.0.1:${server.port}/`, { method, body: query, headers: { authorization: BASIC } });
+    for (const [method, query] of [
+      ['GET', 'SELECT 1; DROP TABLE t1.keep'],
+      ['POST', 'SELECT 1;\nDROP TABLE t1.keep'],
+      ['POST', "INSERT INTO t1.keep VALUES ('x'); DROP TABLE t1.keep"],
+    ] as const) {
+      const r =
+        method === 'GET'
+          ? await fetch(`http://127.0.0.1:${server.port}/?query=${encodeURIComponent(query)}`, { headers: { authorization: BASIC } })
+          : await fetch(`http://127.0.0.1:${server.port}/`, { method, body: query, headers: { authorization: BASIC } });
       expect(r.status, query).toBe(400);
       expect(r.headers.get('x-clickhouse-exception-code')).toBe('62');
       expect(await r.text()).toMatch(/Multi-statements are not allowed/);
@@ -108,9 +132,19 @@ describe('vcam clickhouse over HTTP', () => {
   it('answers 503 with Retry-After past its queue bound instead of queueing without end, then serves again', async () => {
     // One chDB data directory per process: this server is a `vcam clickhouse` process of its own.
     const port = await freePort();
-    const small = vcam(['clickhouse', '--data-dir', mkdtempSync(join(tmpdir(), 'vcam-ch-q-')), '--port', String(port), '--max-queued-requests', '2', '--no-migrate', '--log-level', 'warn', '--user', 'vcam'], { VCAM_CLICKHOUSE_PASSWORD: 's3cret' });
+    const small = vcam(['clickhouse', '--data-dir', mkdtempSync(join(tmpdir(), 'vcam-ch-q-')), '--port', String(port), '--max-queued-requests', '2', '--no-migrate', '--log-level', 'warn', '--user', 'vcam'], {
+      VCAM_CLICKHOUSE_PASSWORD: 's3cret',
+    });
     try {
-      await waitFor(() => fetch(`http://127.0.0.1:${port}/ping`).then((r) => r.ok, () => false), 30_000, 'vcam clickhouse');
+      await waitFor(
+        () =>
+          fetch(`http://127.0.0.1:${port}/ping`).then(
+            (r) => r.ok,
+            () => false,
+          ),
+        30_000,
+        'vcam clickhouse',
+      );
       const url = `http://127.0.0.1:${port}/?query=${encodeURIComponent('SELECT sleep(0.5)')}`;
       const answers = await Promise.all(Array.from({ length: 8 }, () => fetch(url, { headers: { authorization: BASIC } }).then(async (r) => ({ status: r.status, retryAfter: r.headers.get('retry-after'), text: await r.text() }))));
       expect(answers.map((a) => a.status).sort()).toEqual([200, 200, 503, 503, 503, 503, 503, 503]);

@@ -124,7 +124,9 @@ export class ClickHouseServer {
     // An INSERT takes its settings inline: one engine call, and nothing to reset afterwards.
     const insert = INSERT_HEAD.exec(sql);
     if (insert && Object.keys(settings).length && !database) {
-      const inline = Object.entries(settings).map(([k, v]) => `${k} = ${literal(v)}`).join(', ');
+      const inline = Object.entries(settings)
+        .map(([k, v]) => `${k} = ${literal(v)}`)
+        .join(', ');
       sql = `${insert[1]} SETTINGS ${inline} ${sql.slice(insert[1]!.length)}`;
       settings = {};
     }
@@ -159,7 +161,8 @@ export class ClickHouseServer {
     if (/^(application\/x-www-form-urlencoded|multipart\/form-data)\b/.test(type)) {
       return this.fail(res, 415, { code: 0, type: 'UNSUPPORTED_MEDIA_TYPE', message: `Content-Type ${type.split(';')[0]} is refused (browser forms); send the query as text/plain (curl: -H 'Content-Type: text/plain')` });
     }
-    if (url.searchParams.has('password')) return this.fail(res, 401, { code: 516, type: 'AUTHENTICATION_FAILED', message: 'Authentication failed: a password in the URL is refused (URLs end up in logs and histories); send it with HTTP basic auth or X-ClickHouse-Key' });
+    if (url.searchParams.has('password'))
+      return this.fail(res, 401, { code: 516, type: 'AUTHENTICATION_FAILED', message: 'Authentication failed: a password in the URL is refused (URLs end up in logs and histories); send it with HTTP basic auth or X-ClickHouse-Key' });
     if (!this.authorised(req, url)) return this.fail(res, 401, { code: 516, type: 'AUTHENTICATION_FAILED', message: 'Authentication failed: password is incorrect, or there is no user with such name' });
     // The engine runs one request at a time: past this many waiting, say so at once instead of queueing without end.
     if (this.waiting >= (this.o.maxQueuedRequests ?? 1_000)) {
@@ -190,7 +193,12 @@ export class ClickHouseServer {
     const sql = inUrl !== null ? (body.length ? `${inUrl}\n${body.toString('utf8')}` : inUrl) : body.toString('utf8');
     if (!sql.trim()) return this.fail(res, 400, { code: 62, type: 'SYNTAX_ERROR', message: 'Empty query' });
     const second = secondStatementAt(sql);
-    if (second !== undefined) return this.fail(res, 400, { code: 62, type: 'SYNTAX_ERROR', message: `Syntax error (Multi-statements are not allowed): failed at position ${second + 1} (end of query): ${JSON.stringify(sql.slice(second, second + 40))}; send one statement per request` });
+    if (second !== undefined)
+      return this.fail(res, 400, {
+        code: 62,
+        type: 'SYNTAX_ERROR',
+        message: `Syntax error (Multi-statements are not allowed): failed at position ${second + 1} (end of query): ${JSON.stringify(sql.slice(second, second + 40))}; send one statement per request`,
+      });
 
     const settings: Record<string, string> = {};
     const params: Record<string, string> = {};
@@ -316,9 +324,20 @@ export class ClickHouseServer {
 
 /** Names of the error codes chDB reports without a type; the rest carry it in the message. */
 const ERROR_TYPES: Record<number, string> = {
-  27: 'CANNOT_PARSE_INPUT_ASSERTION_FAILED', 36: 'BAD_ARGUMENTS', 43: 'ILLEGAL_TYPE_OF_ARGUMENT', 46: 'UNKNOWN_FUNCTION',
-  47: 'UNKNOWN_IDENTIFIER', 53: 'TYPE_MISMATCH', 57: 'TABLE_ALREADY_EXISTS', 60: 'UNKNOWN_TABLE', 62: 'SYNTAX_ERROR',
-  81: 'UNKNOWN_DATABASE', 115: 'UNKNOWN_SETTING', 117: 'INCORRECT_DATA', 159: 'TIMEOUT_EXCEEDED', 241: 'MEMORY_LIMIT_EXCEEDED',
+  27: 'CANNOT_PARSE_INPUT_ASSERTION_FAILED',
+  36: 'BAD_ARGUMENTS',
+  43: 'ILLEGAL_TYPE_OF_ARGUMENT',
+  46: 'UNKNOWN_FUNCTION',
+  47: 'UNKNOWN_IDENTIFIER',
+  53: 'TYPE_MISMATCH',
+  57: 'TABLE_ALREADY_EXISTS',
+  60: 'UNKNOWN_TABLE',
+  62: 'SYNTAX_ERROR',
+  81: 'UNKNOWN_DATABASE',
+  115: 'UNKNOWN_SETTING',
+  117: 'INCORRECT_DATA',
+  159: 'TIMEOUT_EXCEEDED',
+  241: 'MEMORY_LIMIT_EXCEEDED',
 };
 
 function asChError(err: unknown): ChError {

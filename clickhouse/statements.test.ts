@@ -28,7 +28,8 @@ describe('secondStatementAt', () => {
       'SELECT 1 -- ; DROP TABLE x',
       'SELECT 1 /* ; DROP /* nested ; */ TABLE x */',
       "SELECT {p:String} WHERE x = ';'",
-    ]) expect(secondStatementAt(sql), sql).toBeUndefined();
+    ])
+      expect(secondStatementAt(sql), sql).toBeUndefined();
   });
 
   it('does not scan the data of INSERT … FORMAT (the engine reads all of it as data)', () => {

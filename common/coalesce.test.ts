@@ -3,7 +3,12 @@ import { Coalescer } from './coalesce.js';
 
 function recorder(lingerMs: number, maxWeight = 100) {
   const writes: number[][] = [];
-  const c = new Coalescer<number>(async (items) => void writes.push(items), () => 1, maxWeight, lingerMs);
+  const c = new Coalescer<number>(
+    async (items) => void writes.push(items),
+    () => 1,
+    maxWeight,
+    lingerMs,
+  );
   return { c, writes };
 }
 
@@ -25,7 +30,12 @@ describe('Coalescer', () => {
 
   it('a write that is already full does not linger', async () => {
     const writes: number[][] = [];
-    const c = new Coalescer<number>(async (items) => void writes.push(items), (n) => n, 100, 10_000);
+    const c = new Coalescer<number>(
+      async (items) => void writes.push(items),
+      (n) => n,
+      100,
+      10_000,
+    );
     const started = Date.now();
     await c.push(100);
     expect(Date.now() - started).toBeLessThan(5_000);

@@ -55,7 +55,15 @@ function expectValue(spec: OptionSpec, raw: unknown): Parsed {
     }
     case 'list':
       if (Array.isArray(raw)) return raw.every((x) => typeof x === 'string') ? { ok: true, value: raw } : { ok: false };
-      return typeof raw === 'string' ? { ok: true, value: raw.split(',').map((x) => x.trim()).filter(Boolean) } : { ok: false };
+      return typeof raw === 'string'
+        ? {
+            ok: true,
+            value: raw
+              .split(',')
+              .map((x) => x.trim())
+              .filter(Boolean),
+          }
+        : { ok: false };
     case 'duration': {
       // The documented rule: a unit is required; a bare 0 is allowed (0 in every unit).
       const bare = typeof raw === 'number' || (typeof raw === 'string' && /^\s*\d+(?:\.\d+)?\s*$/.test(raw));
@@ -68,9 +76,11 @@ function expectValue(spec: OptionSpec, raw: unknown): Parsed {
 
 /** Values meant to be valid for an option, in each documented spelling; the oracle still decides. */
 function goodValue(spec: OptionSpec): fc.Arbitrary<unknown> {
-  const num = fc.oneof(fc.nat(100_000), fc.double({ min: 0, max: 1e6, noNaN: true }).map((x) => Number(x.toFixed(3))));
-  const unitString = (units: Record<string, number>) =>
-    fc.tuple(num, fc.constantFrom(...Object.keys(units)), fc.boolean(), fc.constantFrom('', ' ', '  ')).map(([n, u, upper, sp]) => `${sp}${n}${sp}${upper ? u.toUpperCase() : u}${sp}`);
+  const num = fc.oneof(
+    fc.nat(100_000),
+    fc.double({ min: 0, max: 1e6, noNaN: true }).map((x) => Number(x.toFixed(3))),
+  );
+  const unitString = (units: Record<string, number>) => fc.tuple(num, fc.constantFrom(...Object.keys(units)), fc.boolean(), fc.constantFrom('', ' ', '  ')).map(([n, u, upper, sp]) => `${sp}${n}${sp}${upper ? u.toUpperCase() : u}${sp}`);
   switch (spec.type) {
     case 'string':
       return spec.choices ? fc.constantFrom(...spec.choices) : fc.string({ unit: 'grapheme', maxLength: 40 });
@@ -81,7 +91,10 @@ function goodValue(spec: OptionSpec): fc.Arbitrary<unknown> {
     case 'number':
       return fc.oneof(fc.double({ noNaN: true, noDefaultInfinity: true }), fc.integer().map(String));
     case 'list':
-      return fc.oneof(fc.array(fc.string({ maxLength: 20 }), { maxLength: 5 }), fc.array(fc.string({ unit: fc.constantFrom(...'abc:0123. '), maxLength: 10 }), { maxLength: 5 }).map((xs) => xs.join(',')));
+      return fc.oneof(
+        fc.array(fc.string({ maxLength: 20 }), { maxLength: 5 }),
+        fc.array(fc.string({ unit: fc.constantFrom(...'abc:0123. '), maxLength: 10 }), { maxLength: 5 }).map((xs) => xs.join(',')),
+      );
     case 'duration':
       return fc.oneof(num, unitString(DURATION));
     case 'bytes':
@@ -116,25 +129,22 @@ type Case = { cmd: string } & ({ kind: 'text'; text: string | Uint8Array } | { k
 
 function entriesArb(cmd: Command<Spec>): fc.Arbitrary<Entry[]> {
   const names = Object.keys(cmd.options);
-  const entry = (option: string, value: fc.Arbitrary<unknown>) =>
-    fc.tuple(fc.boolean(), value).map(([asKebab, raw]): Entry => ({ key: asKebab ? kebab(option) : option, option, raw }));
+  const entry = (option: string, value: fc.Arbitrary<unknown>) => fc.tuple(fc.boolean(), value).map(([asKebab, raw]): Entry => ({ key: asKebab ? kebab(option) : option, option, raw }));
   const good = fc.subarray(names).chain((opts) => (opts.length ? fc.tuple(...opts.map((o) => entry(o, goodValue(cmd.options[o]!)))) : fc.constant<Entry[]>([])));
   const required = names.filter((n) => cmd.options[n]!.required);
   const bad = fc.oneof(
     fc.constantFrom(...names).chain((o) => entry(o, badValue)),
     fc.tuple(unknownKey(cmd), oddValue).map(([key, raw]): Entry => ({ key, raw })),
   );
-  return fc
-    .tuple(good, fc.option(bad, { freq: 2 }), fc.nat(), fc.boolean())
-    .map(([entries, extra, at, dropRequired]) => {
-      const out = [...entries];
-      // Required options present unless the case is about their absence.
-      if (!dropRequired) for (const r of required) if (!out.some((e) => e.option === r)) out.push({ key: r, option: r, raw: r === 'kafkaBrokers' ? 'h:9092' : `x-${r}` });
-      if (extra) out.splice(at % (out.length + 1), 0, extra);
-      // One spelling per option: a file with both `httpPort` and `http-port` has no single answer.
-      const seen = new Set<string>();
-      return out.filter((e) => !e.option || (!seen.has(e.option) && seen.add(e.option)));
-    });
+  return fc.tuple(good, fc.option(bad, { freq: 2 }), fc.nat(), fc.boolean()).map(([entries, extra, at, dropRequired]) => {
+    const out = [...entries];
+    // Required options present unless the case is about their absence.
+    if (!dropRequired) for (const r of required) if (!out.some((e) => e.option === r)) out.push({ key: r, option: r, raw: r === 'kafkaBrokers' ? 'h:9092' : `x-${r}` });
+    if (extra) out.splice(at % (out.length + 1), 0, extra);
+    // One spelling per option: a file with both `httpPort` and `http-port` has no single answer.
+    const seen = new Set<string>();
+    return out.filter((e) => !e.option || (!seen.has(e.option) && seen.add(e.option)));
+  });
 }
 
 const caseArb: fc.Arbitrary<Case> = fc.constantFrom(...COMMANDS.values()).chain((command) => {

@@ -23,15 +23,7 @@ export interface OptionSpec {
 
 export type Spec = Record<string, OptionSpec>;
 
-type ValueOf<O extends OptionSpec> = O extends { choices: readonly (infer C)[] }
-  ? C
-  : O['type'] extends 'string'
-  ? string
-  : O['type'] extends 'boolean'
-    ? boolean
-    : O['type'] extends 'list'
-      ? string[]
-      : number;
+type ValueOf<O extends OptionSpec> = O extends { choices: readonly (infer C)[] } ? C : O['type'] extends 'string' ? string : O['type'] extends 'boolean' ? boolean : O['type'] extends 'list' ? string[] : number;
 
 export type Config<S extends Spec> = {
   [K in keyof S]: S[K] extends { required: true } | { default: unknown } ? ValueOf<S[K]> : ValueOf<S[K]> | undefined;
@@ -93,7 +85,11 @@ function parseValue(name: string, spec: OptionSpec, raw: unknown, source: string
     }
     case 'list':
       if (Array.isArray(raw) && raw.every((x) => typeof x === 'string')) return raw;
-      if (typeof raw === 'string') return raw.split(',').map((x) => x.trim()).filter(Boolean);
+      if (typeof raw === 'string')
+        return raw
+          .split(',')
+          .map((x) => x.trim())
+          .filter(Boolean);
       return fail('a comma-separated list');
     case 'duration': {
       // A bare number read as milliseconds made `--duration 30` a 30 ms run that reported

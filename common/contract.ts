@@ -70,16 +70,7 @@ export interface PipelineEvent {
 }
 
 /** Why an event was refused; also the `reason` label of every rejection counter and DLQ row. */
-export type RejectReason =
-  | 'invalid_json'
-  | 'not_an_object'
-  | 'missing_field'
-  | 'unknown_field'
-  | 'wrong_type'
-  | 'invalid_value'
-  | 'invalid_ts'
-  | 'future_ts'
-  | 'attrs_too_large';
+export type RejectReason = 'invalid_json' | 'not_an_object' | 'missing_field' | 'unknown_field' | 'wrong_type' | 'invalid_value' | 'invalid_ts' | 'future_ts' | 'attrs_too_large';
 
 export interface Rejection {
   reason: RejectReason;
@@ -143,9 +134,7 @@ function describe(err: ErrorObject | undefined): Rejection {
         message: `unknown field "${err.params.additionalProperty}" (contract v${CONTRACT_VERSION} fields: eventId, deviceId, geoId, ts, type, confidence, attrs)`,
       };
     case 'type':
-      return field
-        ? { reason: 'wrong_type', message: `field "${field}" must be ${String(err.params.type).replace(',', ' or ')}` }
-        : { reason: 'not_an_object', message: 'an event must be a JSON object' };
+      return field ? { reason: 'wrong_type', message: `field "${field}" must be ${String(err.params.type).replace(',', ' or ')}` } : { reason: 'not_an_object', message: 'an event must be a JSON object' };
     case 'pattern':
       return { reason: 'invalid_value', message: `field "${field}" has characters or a length the contract does not allow (${patternHint(field)})` };
     default:
@@ -204,9 +193,7 @@ export function parseTs(ts: number | string, now: number): { ok: true; ms: numbe
 function attrsTooLarge(attrs: Record<string, unknown> | undefined): Rejection | undefined {
   if (attrs === undefined) return undefined;
   const bytes = Buffer.byteLength(JSON.stringify(attrs));
-  return bytes > LIMITS.attrsBytes
-    ? { reason: 'attrs_too_large', message: `attrs is ${bytes} bytes serialised; the limit is ${LIMITS.attrsBytes}` }
-    : undefined;
+  return bytes > LIMITS.attrsBytes ? { reason: 'attrs_too_large', message: `attrs is ${bytes} bytes serialised; the limit is ${LIMITS.attrsBytes}` } : undefined;
 }
 
 /** A camera event as received, normalised: ts in epoch ms. eventId may still be absent. */

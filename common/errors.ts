@@ -3,19 +3,7 @@
  * `retriable`, never parse message text. Every message is one sentence a person can act on.
  */
 export type ErrorCode =
-  | 'INVALID_EVENT'
-  | 'INVALID_JSON'
-  | 'BODY_TOO_LARGE'
-  | 'UNSUPPORTED_MEDIA_TYPE'
-  | 'OUTBOX_FULL'
-  | 'OUTBOX_CLOSED'
-  | 'CONFIG_INVALID'
-  | 'USAGE'
-  | 'NOT_IMPLEMENTED'
-  | 'UNAVAILABLE'
-  | 'CONNECTION'
-  | 'TIMEOUT'
-  | 'UNSAFE_REPLAY';
+  'INVALID_EVENT' | 'INVALID_JSON' | 'BODY_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'OUTBOX_FULL' | 'OUTBOX_CLOSED' | 'CONFIG_INVALID' | 'USAGE' | 'NOT_IMPLEMENTED' | 'UNAVAILABLE' | 'CONNECTION' | 'TIMEOUT' | 'UNSAFE_REPLAY';
 
 export class VcamError extends Error {
   readonly code: ErrorCode;

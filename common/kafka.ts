@@ -28,9 +28,7 @@ const LEVELS: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
 
 export function createKafka(o: KafkaClientOptions): Kafka {
   const log = o.logger.child({ lib: 'kafkajs' });
-  const sasl: SASLOptions | undefined = o.saslMechanism
-    ? ({ mechanism: o.saslMechanism, username: o.saslUsername ?? '', password: o.saslPassword ?? '' } as SASLOptions)
-    : undefined;
+  const sasl: SASLOptions | undefined = o.saslMechanism ? ({ mechanism: o.saslMechanism, username: o.saslUsername ?? '', password: o.saslPassword ?? '' } as SASLOptions) : undefined;
   return new Kafka({
     clientId: o.clientId,
     brokers: o.brokers,

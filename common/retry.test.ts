@@ -13,26 +13,39 @@ describe('retry', () => {
 
   it('retries retriable errors and stops at a non-retriable one', async () => {
     let calls = 0;
-    const value = await retry(async () => {
-      if (++calls < 3) throw new VcamError('CONNECTION', 'down', { retriable: true });
-      return 'ok';
-    }, { initialMs: 1 });
+    const value = await retry(
+      async () => {
+        if (++calls < 3) throw new VcamError('CONNECTION', 'down', { retriable: true });
+        return 'ok';
+      },
+      { initialMs: 1 },
+    );
     expect([value, calls]).toEqual(['ok', 3]);
 
     calls = 0;
-    await expect(retry(async () => {
-      calls++;
-      throw new VcamError('CONFIG_INVALID', 'bad');
-    }, { initialMs: 1 })).rejects.toThrow('bad');
+    await expect(
+      retry(
+        async () => {
+          calls++;
+          throw new VcamError('CONFIG_INVALID', 'bad');
+        },
+        { initialMs: 1 },
+      ),
+    ).rejects.toThrow('bad');
     expect(calls).toBe(1);
   });
 
   it('gives up after the retry count', async () => {
     let calls = 0;
-    await expect(retry(async () => {
-      calls++;
-      throw new Error('flaky');
-    }, { initialMs: 1, retries: 2 })).rejects.toThrow('flaky');
+    await expect(
+      retry(
+        async () => {
+          calls++;
+          throw new Error('flaky');
+        },
+        { initialMs: 1, retries: 2 },
+      ),
+    ).rejects.toThrow('flaky');
     expect(calls).toBe(3);
   });
 });

@@ -110,7 +110,7 @@ describe('vconsole views', () => {
     app.unmount();
   });
 
-  it('Pipeline: lag per partition and the processor\'s liveness', async () => {
+  it("Pipeline: lag per partition and the processor's liveness", async () => {
     const app = renderApp();
     await app.see('events/s');
     await app.press(KEY.tab, KEY.tab, KEY.tab, KEY.tab);

@@ -20,7 +20,7 @@ export const VIEWS = ['Overview', 'Geos', 'Top', 'Alerts', 'Pipeline'] as const;
 export const KEYS: [string, string][] = [
   ['1-5, tab', 'switch view (shift-tab: back)'],
   ['↑ ↓ / j k', 'move the selection (Geos, Alerts)'],
-  ['enter', 'Geos: drill into the geo\'s devices and types'],
+  ['enter', "Geos: drill into the geo's devices and types"],
   ['esc', 'back out of a drill-down, the filter or this help'],
   ['/', 'Geos: filter by id, name or region (enter keeps it, esc clears)'],
   ['s', 'Geos: sort by 5m, 1m, 1h, name'],
@@ -109,7 +109,10 @@ export function App({ load, detail, acknowledge, refreshMs, color, now = Date.no
     setDrillData(undefined);
     if (drill === undefined) return;
     let live = true;
-    detail(drill).then((d) => live && setDrillData(d), () => undefined);
+    detail(drill).then(
+      (d) => live && setDrillData(d),
+      () => undefined,
+    );
     return () => {
       live = false;
     };

@@ -11,8 +11,7 @@ import { acknowledge, geoDetail, takeSnapshot } from './snapshot.js';
 export const consoleCommand = defineCommand({
   name: 'vconsole',
   summary:
-    "The operators' console: live per-geo counts, lag, agents' backlog, alerts. Keys: 1-5/tab views, ? help, q quit.\n" +
-    'With --once or --json, or when stdout is not a terminal, prints one JSON snapshot of what the views show and exits.',
+    "The operators' console: live per-geo counts, lag, agents' backlog, alerts. Keys: 1-5/tab views, ? help, q quit.\n" + 'With --once or --json, or when stdout is not a terminal, prints one JSON snapshot of what the views show and exits.',
   options: {
     clickhouseUrl: { type: 'string', default: 'http://127.0.0.1:8123', description: 'ClickHouse HTTP URL' },
     ...CLICKHOUSE_AUTH_OPTIONS,
@@ -52,7 +51,6 @@ export async function main(argv: string[]): Promise<number> {
     await client.close();
   }
 }
-
 
 /**
  * The interactive console on this terminal (also what `vcam up` shows in the foreground):

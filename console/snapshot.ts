@@ -70,7 +70,6 @@ export interface Snapshot {
 const ALIVE_S = 30;
 export const TOP_WINDOWS_S = [300, 3600, 86400] as const;
 
-
 export interface SnapshotOptions {
   now?: number;
   topWindowS?: number;
@@ -95,7 +94,11 @@ export async function takeSnapshot(client: ClickHouseClient, clickhouseUrl: stri
        WHERE bucket >= toDateTime({end:UInt32} - 3600) AND bucket < toDateTime({end:UInt32}) GROUP BY geo_id`,
       p,
     ),
-    queryRows<{ geo_id: number; m: number; e: string }>(client, 'SELECT geo_id, toUInt32(toStartOfMinute(bucket)) AS m, sum(events) AS e FROM vcam.geo_10s WHERE bucket >= toDateTime({endMin:UInt32} - 900) AND bucket < toDateTime({endMin:UInt32}) GROUP BY geo_id, m', p),
+    queryRows<{ geo_id: number; m: number; e: string }>(
+      client,
+      'SELECT geo_id, toUInt32(toStartOfMinute(bucket)) AS m, sum(events) AS e FROM vcam.geo_10s WHERE bucket >= toDateTime({endMin:UInt32} - 900) AND bucket < toDateTime({endMin:UInt32}) GROUP BY geo_id, m',
+      p,
+    ),
     queryRows<{ events: string; late: string; devEvents: string; dups: string }>(
       client,
       `SELECT (SELECT sum(events) FROM vcam.geo_10s WHERE bucket >= toDateTime({end:UInt32} - 300) AND bucket < toDateTime({end:UInt32})) AS events,
@@ -182,7 +185,17 @@ export async function takeSnapshot(client: ClickHouseClient, clickhouseUrl: stri
       devices: top[1]!.map((r) => ({ key: r.key, events: Number(r.events) })),
       types: top[2]!.map((r) => ({ key: r.key, events: Number(r.events) })),
     },
-    alerts: alerts.map((a) => ({ id: a.alert_id, kind: a.kind, subject: a.subject, severity: a.severity, state: a.state, openedAt: Number(a.opened), resolvedAt: a.resolved === null ? null : Number(a.resolved), message: a.message, acknowledged: Boolean(Number(a.acked)) })),
+    alerts: alerts.map((a) => ({
+      id: a.alert_id,
+      kind: a.kind,
+      subject: a.subject,
+      severity: a.severity,
+      state: a.state,
+      openedAt: Number(a.opened),
+      resolvedAt: a.resolved === null ? null : Number(a.resolved),
+      message: a.message,
+      acknowledged: Boolean(Number(a.acked)),
+    })),
     pipeline: {
       partitions: [...owner.values()].map((s) => ({ instance: s.instance, partition: s.partition, lag: Number(s.lag), eventsPerS: Number(s.eps), ageS: (now - Number(s.last_at)) / 1000 })).sort((a, b) => a.partition - b.partition),
       processors: [...lastSeen].map(([instance, at]) => ({ instance, lastSeenS: (now - at) / 1000, alive: (now - at) / 1000 <= ALIVE_S && perInstance.has(instance) })),
@@ -212,8 +225,16 @@ async function alertRows(client: ClickHouseClient, p: Record<string, unknown>): 
 export async function geoDetail(client: ClickHouseClient, geoId: number, now = Date.now()): Promise<{ devices: { key: string; events: number; duplicates: number }[]; types: { key: string; events: number }[] }> {
   const p = { geo: geoId, now: Math.floor(now / 1000) };
   const [devices, types] = await Promise.all([
-    queryRows<{ key: string; events: string; duplicates: string }>(client, 'SELECT device_id AS key, sum(events) AS events, sum(duplicates) AS duplicates FROM vcam.device_1m WHERE geo_id = {geo:UInt32} AND bucket >= toDateTime({now:UInt32} - 3600) GROUP BY key ORDER BY events DESC LIMIT 20', p),
-    queryRows<{ key: string; events: string }>(client, 'SELECT toString(type) AS key, sum(events) AS events FROM vcam.geo_type_1m WHERE geo_id = {geo:UInt32} AND bucket >= toDateTime({now:UInt32} - 3600) GROUP BY key ORDER BY events DESC', p),
+    queryRows<{ key: string; events: string; duplicates: string }>(
+      client,
+      'SELECT device_id AS key, sum(events) AS events, sum(duplicates) AS duplicates FROM vcam.device_1m WHERE geo_id = {geo:UInt32} AND bucket >= toDateTime({now:UInt32} - 3600) GROUP BY key ORDER BY events DESC LIMIT 20',
+      p,
+    ),
+    queryRows<{ key: string; events: string }>(
+      client,
+      'SELECT toString(type) AS key, sum(events) AS events FROM vcam.geo_type_1m WHERE geo_id = {geo:UInt32} AND bucket >= toDateTime({now:UInt32} - 3600) GROUP BY key ORDER BY events DESC',
+      p,
+    ),
   ]);
   return { devices: devices.map((d) => ({ key: d.key, events: Number(d.events), duplicates: Number(d.duplicates) })), types: types.map((t) => ({ key: t.key, events: Number(t.events) })) };
 }

@@ -150,15 +150,7 @@ export class LocalKafka {
 
   private jvmOptions(): string[] {
     const heap = this.o.heapMb ?? 512;
-    return [
-      `-Xmx${heap}m`,
-      `-Xms${Math.min(heap, 128)}m`,
-      '-XX:+UseSerialGC',
-      '-XX:CICompilerCount=2',
-      '-XX:+ExitOnOutOfMemoryError',
-      '-Djava.awt.headless=true',
-      LOG4J,
-    ];
+    return [`-Xmx${heap}m`, `-Xms${Math.min(heap, 128)}m`, '-XX:+UseSerialGC', '-XX:CICompilerCount=2', '-XX:+ExitOnOutOfMemoryError', '-Djava.awt.headless=true', LOG4J];
   }
 
   private writeProperties(): string {

@@ -45,7 +45,8 @@ beforeAll(async () => {
     brokers: env.kafka.brokers,
     clientId: 'fuzz-processor',
     logger: silentLogger,
-    clickhouseUrl: env.ch.url, ...env.ch.auth,
+    clickhouseUrl: env.ch.url,
+    ...env.ch.auth,
     group: GROUP,
     // The embedded ClickHouse and the test's own checks share this process, so a long session
     // keeps a busy event loop in the group.
@@ -73,9 +74,19 @@ const CTX = ctxAt(MSG_TS);
  */
 const timeArb = fc.oneof({ weight: 40, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.constantFrom(0, 1, 1e9, 1e11, LIMITS.minTs - 1, MSG_TS - 40 * 86_400_000, MSG_TS + 59 * 60_000) });
 
-const headerValue = fc.oneof(fc.string({ maxLength: 30 }), fc.uint8Array({ maxLength: 30 }).map((b) => Buffer.from(b)), fc.constantFrom('', '1e300', '-5', 'NaN', '99999999999999999999', String(MSG_TS), '\u0000'));
+const headerValue = fc.oneof(
+  fc.string({ maxLength: 30 }),
+  fc.uint8Array({ maxLength: 30 }).map((b) => Buffer.from(b)),
+  fc.constantFrom('', '1e300', '-5', 'NaN', '99999999999999999999', String(MSG_TS), '\u0000'),
+);
 const headersArb = fc.option(fc.dictionary(fc.oneof(fc.constantFrom('eventId', 'agentId', 'reason', 'message', 'receivedAt', 'mqttTopic'), fc.string({ minLength: 1, maxLength: 10 })), headerValue, { maxKeys: 5 }), { nil: undefined });
-const keyArb = fc.option(fc.oneof(fc.string({ maxLength: 20 }), fc.uint8Array({ maxLength: 20 }).map((b) => Buffer.from(b))), { nil: null });
+const keyArb = fc.option(
+  fc.oneof(
+    fc.string({ maxLength: 20 }),
+    fc.uint8Array({ maxLength: 20 }).map((b) => Buffer.from(b)),
+  ),
+  { nil: null },
+);
 
 type Gen =
   | { to: 'events'; kind: 'value'; value: unknown; headers?: Record<string, string | Buffer>; key: string | Buffer | null; partition: number; time?: number }
@@ -88,10 +99,38 @@ const partitionArb = fc.nat(PARTITIONS - 1);
 const genArb: fc.Arbitrary<Gen> = fc.oneof(
   { weight: 60, arbitrary: fc.record({ to: fc.constant('events' as const), kind: fc.constant('value' as const), value: eventArb(CTX), headers: headersArb, key: keyArb, partition: partitionArb, time: timeArb }) },
   { weight: 8, arbitrary: fc.record({ to: fc.constant('events' as const), kind: fc.constant('resend' as const), pick: fc.nat(), headers: headersArb }) },
-  { weight: 6, arbitrary: fc.record({ to: fc.constant('events' as const), kind: fc.constant('bytes' as const), bytes: fc.option(notJsonBytes, { nil: null, freq: 8 }), headers: headersArb, key: keyArb, partition: partitionArb, time: timeArb }) },
+  {
+    weight: 6,
+    arbitrary: fc.record({ to: fc.constant('events' as const), kind: fc.constant('bytes' as const), bytes: fc.option(notJsonBytes, { nil: null, freq: 8 }), headers: headersArb, key: keyArb, partition: partitionArb, time: timeArb }),
+  },
   { weight: 4, arbitrary: fc.record({ to: fc.constant('events' as const), kind: fc.constant('value' as const), value: fc.jsonValue(), headers: headersArb, key: keyArb, partition: partitionArb, time: timeArb }) },
-  { weight: 1, arbitrary: fc.record({ to: fc.constant('events' as const), kind: fc.constant('huge' as const), size: fc.integer({ min: 64 * 1024, max: HUGE_MAX }), fill: fc.constantFrom('x' as const, 'event' as const, 'random' as const), partition: partitionArb }) },
-  { weight: 10, arbitrary: fc.record({ to: fc.constant('dlq' as const), value: fc.option(fc.oneof(fc.uint8Array({ maxLength: 200 }), fc.jsonValue().map((v) => new Uint8Array(Buffer.from(JSON.stringify(v) ?? '')))), { nil: null, freq: 10 }), headers: headersArb, key: keyArb, partition: partitionArb, time: timeArb }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      to: fc.constant('events' as const),
+      kind: fc.constant('huge' as const),
+      size: fc.integer({ min: 64 * 1024, max: HUGE_MAX }),
+      fill: fc.constantFrom('x' as const, 'event' as const, 'random' as const),
+      partition: partitionArb,
+    }),
+  },
+  {
+    weight: 10,
+    arbitrary: fc.record({
+      to: fc.constant('dlq' as const),
+      value: fc.option(
+        fc.oneof(
+          fc.uint8Array({ maxLength: 200 }),
+          fc.jsonValue().map((v) => new Uint8Array(Buffer.from(JSON.stringify(v) ?? ''))),
+        ),
+        { nil: null, freq: 10 },
+      ),
+      headers: headersArb,
+      key: keyArb,
+      partition: partitionArb,
+      time: timeArb,
+    }),
+  },
 );
 
 /** As the bridge would place it: by device, so that every copy of an event shares a partition. */
@@ -262,7 +301,10 @@ describe('processor Kafka fuzz', () => {
         };
         // No hang: the processor and the dead-letter copier commit past everything of this round.
         // A hang is no progress for STALL_MS; a slow machine only makes the round longer.
-        for (const [groupId, topic] of [[GROUP, TOPICS.events], [`${GROUP}.dlq`, TOPICS.dlq]] as const) {
+        for (const [groupId, topic] of [
+          [GROUP, TOPICS.events],
+          [`${GROUP}.dlq`, TOPICS.dlq],
+        ] as const) {
           const want = ends(topic);
           let last = new Map<number, bigint>();
           let progressAt = Date.now();
@@ -312,7 +354,10 @@ describe('processor Kafka fuzz', () => {
           const f = p.fate;
           const what = `${place} (${f.fate}): ${text(p.message.value).slice(0, 200)}`;
           if (f.fate === 'counted') {
-            expect(found.events.map(({ p: _p, o: _o, ...r }) => r), what).toEqual([f.row]);
+            expect(
+              found.events.map(({ p: _p, o: _o, ...r }) => r),
+              what,
+            ).toEqual([f.row]);
             expect(found.dead, what).toEqual([]);
             roundCounted++;
           } else if (f.fate === 'duplicate') {
@@ -371,6 +416,8 @@ describe('processor Kafka fuzz', () => {
     expect(Number(dups!.n)).toBe(totals.duplicates);
     const [dl] = await env.ch.query<{ own: string; copied: string }>(`SELECT countIf(topic = '') AS own, countIf(topic = '${TOPICS.dlq}') AS copied FROM vcam.dlq`);
     expect({ own: Number(dl!.own), copied: Number(dl!.copied) }).toEqual({ own: dead.total, copied: totals.dlqTopic });
-    console.log(`[fuzz] processor: ${totals.messages} messages in ${totals.rounds} rounds of ${ROUND} (${(totals.hugeBytes / 1e6).toFixed(1)} MB in huge values); ${totals.counted} events counted, ${totals.duplicates} duplicates dropped; dead letters ${JSON.stringify(dead)}; ${totals.dlqTopic} bridge dead letters copied; ${totals.redone} chunks redone after a rebalance`);
+    console.log(
+      `[fuzz] processor: ${totals.messages} messages in ${totals.rounds} rounds of ${ROUND} (${(totals.hugeBytes / 1e6).toFixed(1)} MB in huge values); ${totals.counted} events counted, ${totals.duplicates} duplicates dropped; dead letters ${JSON.stringify(dead)}; ${totals.dlqTopic} bridge dead letters copied; ${totals.redone} chunks redone after a rebalance`,
+    );
   });
 });

@@ -27,10 +27,8 @@ export class GeoTable {
     const [v] = await (await this.client.query({ query: 'SELECT toString(max(loaded_at)) AS v, count() AS n FROM vcam.geo', format: 'JSONEachRow' })).json<{ v: string; n: number }>();
     const version = `${v?.v}/${v?.n}`;
     if (version === this.version) return false;
-    const rows = await (
-      // The latest load replaces earlier ones whole: a geo missing from it is unknown again.
-      await this.client.query({ query: 'SELECT geo_id, geo_name AS name, region FROM vcam.geo FINAL WHERE loaded_at = (SELECT max(loaded_at) FROM vcam.geo)', format: 'JSONEachRow' })
-    ).json<{ geo_id: number; name: string; region: string }>();
+    const rows = await // The latest load replaces earlier ones whole: a geo missing from it is unknown again.
+    (await this.client.query({ query: 'SELECT geo_id, geo_name AS name, region FROM vcam.geo FINAL WHERE loaded_at = (SELECT max(loaded_at) FROM vcam.geo)', format: 'JSONEachRow' })).json<{ geo_id: number; name: string; region: string }>();
     this.map = new Map(rows.map((r) => [Number(r.geo_id), { name: r.name, region: r.region }]));
     this.version = version;
     return true;
@@ -45,7 +43,14 @@ export class GeoTable {
       if (await this.refresh()) onReload(this.map.size);
     };
     await check();
-    this.timer = setInterval(() => void check().then(() => streak?.ok(), (err: unknown) => streak?.failed(err)), everyMs);
+    this.timer = setInterval(
+      () =>
+        void check().then(
+          () => streak?.ok(),
+          (err: unknown) => streak?.failed(err),
+        ),
+      everyMs,
+    );
     this.timer.unref();
   }
 

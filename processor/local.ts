@@ -60,7 +60,11 @@ export class LocalProcessor {
     this.store = new ProcessorStore(o.clickhouse, LOCAL_TOPIC);
     this.geo = new GeoTable(o.clickhouse);
     this.writer = new ChunkWriter(this.store, this.geo, pipelineOptions(o), o.hotHorizonMs, o.dedup);
-    this.chunks = new Coalescer((batches) => this.writeChunk(batches), (b) => b.events.length, o.maxChunkEvents ?? 20_000);
+    this.chunks = new Coalescer(
+      (batches) => this.writeChunk(batches),
+      (b) => b.events.length,
+      o.maxChunkEvents ?? 20_000,
+    );
   }
 
   async start(): Promise<void> {
@@ -73,7 +77,10 @@ export class LocalProcessor {
     // but so is any agent still waiting for that chunk's PUBACK.
     const outcome = last && (await this.writer.replay(last, PARTITION, { owned: () => !this.closed, beyondWindow: this.o.replayBeyondWindow }));
     if (outcome?.kind === 'beyond_window') {
-      throw new VcamError('UNSAFE_REPLAY', `the last chunk (${last!.token}) is ${outcome.distance} deduplication blocks back, past what ClickHouse remembers (${outcome.window}): replaying it could count it twice; see docs/operations.md (Replays past the deduplication window)`);
+      throw new VcamError(
+        'UNSAFE_REPLAY',
+        `the last chunk (${last!.token}) is ${outcome.distance} deduplication blocks back, past what ClickHouse remembers (${outcome.window}): replaying it could count it twice; see docs/operations.md (Replays past the deduplication window)`,
+      );
     }
     this.next = last?.range.end ?? 0n;
     this.hot = await this.writer.rebuild(PARTITION, this.next);

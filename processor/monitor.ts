@@ -15,7 +15,17 @@ export interface Monitor {
   stop(): void;
 }
 
-export async function startMonitor(o: { client: ClickHouseClient; source: EventEmitter<WriterEvents>; lag: () => Map<number, number>; log: Logger; registry: Registry; lateAfterMs: number; everyMs?: number; alerts?: Partial<AlertOptions>; consumerDown?: () => HealthSnapshot['consumerDown'] }): Promise<Monitor> {
+export async function startMonitor(o: {
+  client: ClickHouseClient;
+  source: EventEmitter<WriterEvents>;
+  lag: () => Map<number, number>;
+  log: Logger;
+  registry: Registry;
+  lateAfterMs: number;
+  everyMs?: number;
+  alerts?: Partial<AlertOptions>;
+  consumerDown?: () => HealthSnapshot['consumerDown'];
+}): Promise<Monitor> {
   const tracker = new StatusTracker(o.source, o.lag, o.consumerDown);
   const alerts = AlertEvaluator.standard(o.client, () => tracker.health(), { ...ALERT_DEFAULTS, ...o.alerts, lateAfterMs: o.lateAfterMs });
   alerts.on('opened', (a) => o.log[a.severity === 'critical' ? 'error' : 'warn']({ kind: a.kind, subject: a.subject }, `ALERT: ${a.message}`));
@@ -51,7 +61,14 @@ export async function startMonitor(o: { client: ClickHouseClient; source: EventE
   await alerts.start(every);
   // Other processors take a processor without status rows for gone (alerts/pipeline-health.ts): a failing write must show.
   const statusWrite = taskStreaks(o.registry, o.log, 'processor')('status_write');
-  const timer = setInterval(() => void tracker.write(o.client).then(() => statusWrite.ok(), (err: unknown) => statusWrite.failed(err)), every);
+  const timer = setInterval(
+    () =>
+      void tracker.write(o.client).then(
+        () => statusWrite.ok(),
+        (err: unknown) => statusWrite.failed(err),
+      ),
+    every,
+  );
   timer.unref();
   return {
     tracker,

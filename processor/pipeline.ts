@@ -87,7 +87,11 @@ export function decodeChunk(messages: ChunkMessage[], o: PipelineOptions): Decod
     const agentId = typeof (value as { agentId?: unknown })?.agentId === 'string' ? (value as { agentId: string }).agentId : '';
     if (!checked.ok) return { offset: m.offset, timestamp: m.timestamp, dead: { received_at: receivedAt, agent_id: agentId, reason: checked.reason, message: checked.message, payload: text } };
     if (checked.event.ts < m.timestamp - o.maxAgeMs) {
-      return { offset: m.offset, timestamp: m.timestamp, dead: { received_at: receivedAt, agent_id: agentId, reason: 'too_old', message: `event time is older than the ${Math.round(o.maxAgeMs / 86_400_000)}-day raw retention; it can no longer be deduplicated`, payload: text } };
+      return {
+        offset: m.offset,
+        timestamp: m.timestamp,
+        dead: { received_at: receivedAt, agent_id: agentId, reason: 'too_old', message: `event time is older than the ${Math.round(o.maxAgeMs / 86_400_000)}-day raw retention; it can no longer be deduplicated`, payload: text },
+      };
     }
     return { offset: m.offset, timestamp: m.timestamp, event: checked.event };
   });

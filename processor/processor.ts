@@ -176,9 +176,12 @@ export class Processor extends EventEmitter<ProcessorEvents> {
     await this.geo.watch(this.o.geoRefreshMs, (geos) => this.emit('geoReloaded', geos), this.task('geo_refresh'));
     await this.member.start();
     // A partition that goes quiet still gets its last chunk written within the linger time.
-    this.lingerTimer = setInterval(() => {
-      if (this.anyDue()) this.background(this.flush(), 'flush');
-    }, Math.max(10, this.o.lingerMs / 2));
+    this.lingerTimer = setInterval(
+      () => {
+        if (this.anyDue()) this.background(this.flush(), 'flush');
+      },
+      Math.max(10, this.o.lingerMs / 2),
+    );
     this.lingerTimer.unref();
   }
 
@@ -242,7 +245,10 @@ export class Processor extends EventEmitter<ProcessorEvents> {
   /** Work nobody awaits (it is retried by the next batch or linger tick): its failure is still reported. */
   private background(work: Promise<unknown>, name: string): void {
     const t = this.task(name);
-    work.then(() => t.ok(), (err: unknown) => t.failed(err));
+    work.then(
+      () => t.ok(),
+      (err: unknown) => t.failed(err),
+    );
   }
 
   private waiting(): number {

@@ -55,7 +55,17 @@ export async function startProcessorService(o: ProcessorServiceOptions): Promise
   // by Prometheus as up and failing to reach ClickHouse, which is the alert that names the
   // cause, not as down. /healthz answers 503 until the processor consumes.
   const group = o.group ?? PROCESSOR_DEFAULTS.group;
-  const dlq = o.copyDlq === false ? undefined : new DlqConsumer({ ...o, clickhouse, rawRetentionDays: retention.rawDays, group: `${group}.dlq`, sessionTimeoutMs: o.sessionTimeoutMs ?? PROCESSOR_DEFAULTS.sessionTimeoutMs, maxWaitTimeInMs: o.maxWaitTimeInMs ?? PROCESSOR_DEFAULTS.maxWaitTimeInMs });
+  const dlq =
+    o.copyDlq === false
+      ? undefined
+      : new DlqConsumer({
+          ...o,
+          clickhouse,
+          rawRetentionDays: retention.rawDays,
+          group: `${group}.dlq`,
+          sessionTimeoutMs: o.sessionTimeoutMs ?? PROCESSOR_DEFAULTS.sessionTimeoutMs,
+          maxWaitTimeInMs: o.maxWaitTimeInMs ?? PROCESSOR_DEFAULTS.maxWaitTimeInMs,
+        });
   const members = { events: processor.member, ...(dlq && { dead_letters: dlq.member }) };
   instrumentConsumers(members, registry, log);
   if (dlq) instrumentDlq(dlq, registry, log);

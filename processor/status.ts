@@ -84,7 +84,17 @@ export class StatusTracker {
     // With nothing waiting there is no stall, however long ago the last chunk was.
     const failingSince = this.failingSince ?? this.unreported;
     this.unreported = undefined;
-    return { instance: this.instance, lagEvents, lagSeconds, lastChunkAt: lagEvents > 0 ? this.lastChunkAt : Date.now(), failingSince, consumerDown: this.consumerDown(), lostOffsets: this.lost, offsetsBackwards: [...this.backwards.values()], replaysHeld: [...this.held.values()] };
+    return {
+      instance: this.instance,
+      lagEvents,
+      lagSeconds,
+      lastChunkAt: lagEvents > 0 ? this.lastChunkAt : Date.now(),
+      failingSince,
+      consumerDown: this.consumerDown(),
+      lostOffsets: this.lost,
+      offsetsBackwards: [...this.backwards.values()],
+      replaysHeld: [...this.held.values()],
+    };
   }
 
   /** Writes one row per partition (or one with partition -1 without Kafka) and starts a new interval. */

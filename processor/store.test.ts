@@ -24,7 +24,18 @@ describe('ProcessorStore.coldSeen', () => {
     const counted = events.filter((_, i) => i % 3 === 0);
     await ch.client.insert({
       table: 'vcam.events',
-      values: counted.map((e, i) => ({ event_id: e.eventId, device_id: e.deviceId, geo_id: e.geoId, ts: dt64(e.ts), type: e.type, agent_id: 'gw', received_at: dt64(e.receivedAt), processed_at: dt64(e.receivedAt), kafka_partition: 3, kafka_offset: i === 0 ? 99_999 : i })),
+      values: counted.map((e, i) => ({
+        event_id: e.eventId,
+        device_id: e.deviceId,
+        geo_id: e.geoId,
+        ts: dt64(e.ts),
+        type: e.type,
+        agent_id: 'gw',
+        received_at: dt64(e.receivedAt),
+        processed_at: dt64(e.receivedAt),
+        kafka_partition: 3,
+        kafka_offset: i === 0 ? 99_999 : i,
+      })),
       format: 'JSONEachRow',
     });
     // Partition 4 asks for the same ids in one look-up: it counted none of them.
@@ -69,10 +80,26 @@ describe('ProcessorStore.coldSeen', () => {
     const events = pipelineEvents(2_000, { prefix: 'other-partitions-' });
     await ch.client.insert({
       table: 'vcam.events',
-      values: [10, 11, 13].flatMap((p) => events.map((e, i) => ({ event_id: e.eventId, device_id: e.deviceId, geo_id: e.geoId, ts: dt64(e.ts), type: e.type, agent_id: 'gw', received_at: dt64(e.receivedAt), processed_at: dt64(e.receivedAt), kafka_partition: p, kafka_offset: i }))),
+      values: [10, 11, 13].flatMap((p) =>
+        events.map((e, i) => ({
+          event_id: e.eventId,
+          device_id: e.deviceId,
+          geo_id: e.geoId,
+          ts: dt64(e.ts),
+          type: e.type,
+          agent_id: 'gw',
+          received_at: dt64(e.receivedAt),
+          processed_at: dt64(e.receivedAt),
+          kafka_partition: p,
+          kafka_offset: i,
+        })),
+      ),
       format: 'JSONEachRow',
     });
-    const answer = await new ProcessorStore(ch.client, 'vcam.events').coldSeen([{ partition: 12, before: 1_000n, events }, { partition: 14, before: 1_000n, events: [] }]);
+    const answer = await new ProcessorStore(ch.client, 'vcam.events').coldSeen([
+      { partition: 12, before: 1_000n, events },
+      { partition: 14, before: 1_000n, events: [] },
+    ]);
     expect(answer.get(12)!.size).toBe(0);
   });
 });

@@ -92,7 +92,8 @@ export class ProcessorStore {
   async lastChunk(partition: number): Promise<RecordedChunk | undefined> {
     const rows = await (
       await this.client.query({
-        query: 'SELECT toString(start_offset) AS s, toString(end_offset) AS e, token, toString(written_at) AS w, blocks FROM vcam.chunks FINAL WHERE topic = {topic:String} AND kafka_partition = {p:UInt16} ORDER BY start_offset DESC LIMIT 1',
+        query:
+          'SELECT toString(start_offset) AS s, toString(end_offset) AS e, token, toString(written_at) AS w, blocks FROM vcam.chunks FINAL WHERE topic = {topic:String} AND kafka_partition = {p:UInt16} ORDER BY start_offset DESC LIMIT 1',
         query_params: { topic: this.topic, p: partition },
         format: 'JSONEachRow',
       })
@@ -171,10 +172,11 @@ export class ProcessorStore {
         format: 'JSONCompactEachRow',
       })
     ).stream();
-    for await (const rows of stream) for (const row of rows) {
-      const [id, t] = row.json<[string, number]>();
-      hot.add(id, Number(t));
-    }
+    for await (const rows of stream)
+      for (const row of rows) {
+        const [id, t] = row.json<[string, number]>();
+        hot.add(id, Number(t));
+      }
     hot.observe(Number(top.m));
   }
 
@@ -263,7 +265,11 @@ export class ProcessorStore {
       await this.client.insert({ table, columns: columns as [string, ...string[]], values, format: 'JSONCompactEachRow', clickhouse_settings: { insert_deduplication_token: `${token}:${table}` } });
     };
     await insert('vcam.events', COLUMNS.events, rows.events);
-    await insert('vcam.dedup_log', COLUMNS.dedupLog, rows.events.map((e) => [e[EVENT.kafka_partition!], e[EVENT.kafka_offset!], e[EVENT.ts!], e[EVENT.event_id!]]));
+    await insert(
+      'vcam.dedup_log',
+      COLUMNS.dedupLog,
+      rows.events.map((e) => [e[EVENT.kafka_partition!], e[EVENT.kafka_offset!], e[EVENT.ts!], e[EVENT.event_id!]]),
+    );
     await insert('vcam.geo_10s', COLUMNS.geo10s, rows.geo10s);
     await insert('vcam.geo_type_1m', COLUMNS.geoType1m, rows.geoType1m);
     await insert('vcam.device_1m', COLUMNS.device1m, rows.device1m);

@@ -25,7 +25,11 @@ export function instrumentWriter(w: ChunkWriter, registry: Registry, log: Logger
   const unknownGeo = new Counter({ name: 'vcam_processor_events_unknown_geo_total', help: 'Counted events whose geoId is not in the reference table', registers: r });
   const dead = new Counter({ name: 'vcam_processor_dead_letters_total', help: 'Messages written to vcam.dlq, by reason', labelNames: ['reason'], registers: r });
   const chunks = new Counter({ name: 'vcam_processor_chunks_total', help: 'Chunk writes, each of one or more partitions (redo: a recorded chunk replayed after a restart or rebalance)', labelNames: ['kind'], registers: r });
-  const writeFailures = new Counter({ name: 'vcam_processor_clickhouse_write_failures_total', help: 'ClickHouse requests that failed and are retried: of a chunk write or a partition recovery (consumption of that partition waits), or of start-up (the processor waits)', registers: r });
+  const writeFailures = new Counter({
+    name: 'vcam_processor_clickhouse_write_failures_total',
+    help: 'ClickHouse requests that failed and are retried: of a chunk write or a partition recovery (consumption of that partition waits), or of start-up (the processor waits)',
+    registers: r,
+  });
   const latency = new Histogram({ name: 'vcam_processor_e2e_latency_seconds', help: 'Agent receive time to ClickHouse commit', buckets: LATENCY_BUCKETS, registers: r });
   w.on('chunk', (c) => {
     counted.inc(c.result.events.length);
@@ -55,7 +59,14 @@ export function instrumentProcessor(p: Processor, registry: Registry, log: Logge
   const r = [registry];
   const gaps = new Counter({ name: 'vcam_processor_offset_gaps_total', help: 'Times Kafka no longer held the offsets to be processed (data loss)', registers: r });
   const lost = new Counter({ name: 'vcam_processor_offsets_lost_total', help: 'Offsets skipped because Kafka no longer held them', registers: r });
-  new Gauge({ name: 'vcam_processor_dedup_hot_ids', help: 'EventIds held in the in-memory dedup tier', registers: r, collect() { this.set(p.hotIds()); } });
+  new Gauge({
+    name: 'vcam_processor_dedup_hot_ids',
+    help: 'EventIds held in the in-memory dedup tier',
+    registers: r,
+    collect() {
+      this.set(p.hotIds());
+    },
+  });
   new Gauge({
     name: 'vcam_processor_consumer_lag_events',
     help: 'High watermark minus the next offset to count, per partition',
@@ -74,13 +85,15 @@ export function instrumentProcessor(p: Processor, registry: Registry, log: Logge
     lost.inc(Number(got - expected));
     log.error({ partition, expected: String(expected), got: String(got) }, 'DATA LOSS: Kafka no longer holds these offsets (retention passed before they were processed)');
   });
-  const backwards = new Counter({ name: 'vcam_processor_offsets_backwards_total', help: 'Times a partition\'s log ended before offsets already counted (topic recreated or log truncated); the partition is held', registers: r });
+  const backwards = new Counter({ name: 'vcam_processor_offsets_backwards_total', help: "Times a partition's log ended before offsets already counted (topic recreated or log truncated); the partition is held", registers: r });
   p.on('offsetsBackwards', (partition, expected, logEnd) => {
     backwards.inc();
     log.error({ partition, expected: String(expected), logEnd: String(logEnd) }, 'Kafka offsets went backwards (topic recreated or log truncated): partition held, nothing counted from it; see the runbook of VcamOffsetsBackwards');
   });
   p.on('geoReloaded', (geos) => log.info({ geos }, 'geo reference table loaded'));
-  p.on('replayHeld', (partition, chunk, distance, window) => log.error({ partition, chunk, distance, window }, 'partition held: its unfinished last chunk is further back than ClickHouse\'s deduplication window; replaying it could count it twice (docs/operations.md)'));
+  p.on('replayHeld', (partition, chunk, distance, window) =>
+    log.error({ partition, chunk, distance, window }, "partition held: its unfinished last chunk is further back than ClickHouse's deduplication window; replaying it could count it twice (docs/operations.md)"),
+  );
   const streaks = new Map<string, TaskStreak>();
   const streak = (task: string) => streaks.get(task) ?? streaks.set(task, taskStreaks(registry, log, 'processor')(task)).get(task)!;
   p.on('taskFailed', (task, err) => streak(task).failed(err));

@@ -238,7 +238,10 @@ export class ChaosRun {
             .catch(() => 0),
         ),
     );
-    this.maxLag = Math.max(this.maxLag, lags.reduce((a, b) => a + b, 0));
+    this.maxLag = Math.max(
+      this.maxLag,
+      lags.reduce((a, b) => a + b, 0),
+    );
   }
 
   /** `at`: the fault began; `back`: the component came back (restart, reconnect, broker up). */

@@ -164,7 +164,12 @@ export const verifyCommand = defineCommand({
     'or counted twice and the dead letters match the malformed events sent; 1 otherwise.',
   options: {
     kafka: { type: 'boolean', default: false, description: 'Kafka mode (default: single-node)' },
-    chaos: { type: 'boolean', default: false, description: 'Kafka mode with faults at times drawn from --seed: kill -9 of agents, bridges and processors, ClickHouse stopped, the Kafka broker killed (-9) and restarted, an agent cut off and rebuilt from an old outbox copy (needs Debian\'s prometheus, to check the alerts)' },
+    chaos: {
+      type: 'boolean',
+      default: false,
+      description:
+        "Kafka mode with faults at times drawn from --seed: kill -9 of agents, bridges and processors, ClickHouse stopped, the Kafka broker killed (-9) and restarted, an agent cut off and rebuilt from an old outbox copy (needs Debian's prometheus, to check the alerts)",
+    },
     chaosKills: { type: 'int', default: 20, description: 'chaos: kill -9s spread over agents, bridges and processors' },
     chaosClickhouseOutage: { type: 'duration', default: '60s', description: 'chaos: how long ClickHouse is stopped' },
     chaosKafkaOutage: { type: 'duration', default: '30s', description: 'chaos: how long the Kafka broker is down' },
@@ -197,7 +202,8 @@ export async function verifyMain(argv: string[]): Promise<number> {
     // Refuse an impossible plan before starting anything (names as the stack will give them).
     const agents = Array.from({ length: scenario.agents }, (_, i) => `agent-sim-${i + 1}`);
     planFaults(scenario.seed, scenario.durationMs, scenario.hotHorizonMs, { agents, bridges: ['bridge-1', 'bridge-2'], processors: ['processor-1', 'processor-2'] }, chaos);
-    if (c.chaosClickhouseOutage > 0.35 * scenario.durationMs || c.chaosKafkaOutage > 0.35 * scenario.durationMs) throw new ConfigError('--chaos-clickhouse-outage and --chaos-kafka-outage must each fit in 35% of --duration (they are placed apart)');
+    if (c.chaosClickhouseOutage > 0.35 * scenario.durationMs || c.chaosKafkaOutage > 0.35 * scenario.durationMs)
+      throw new ConfigError('--chaos-clickhouse-outage and --chaos-kafka-outage must each fit in 35% of --duration (they are placed apart)');
     if (scenario.agents < 2) throw new ConfigError('--chaos needs at least 2 --agents (one of them is cut off)');
     process.stderr.write(`vcam verify --chaos: seed ${scenario.seed} (the same --seed replays the same traffic and the same faults)\n`);
   }

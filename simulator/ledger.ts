@@ -52,7 +52,11 @@ export class Ledger {
   /** Distinct events per geo, summed over minutes. */
   perGeo(): Map<number, number> {
     const out = new Map<number, number>();
-    for (const [g, m] of this.perGeoMinute) out.set(g, [...m.values()].reduce((a, b) => a + b, 0));
+    for (const [g, m] of this.perGeoMinute)
+      out.set(
+        g,
+        [...m.values()].reduce((a, b) => a + b, 0),
+      );
     return out;
   }
 

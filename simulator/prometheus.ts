@@ -58,7 +58,13 @@ export class Prometheus {
     const failed = new Promise<never>((_, reject) => this.proc!.once('error', (err) => reject(new Error(`cannot run prometheus (apt-get install prometheus): ${err.message}`))));
     const ready = (async () => {
       for (let i = 0; i < 150; i++) {
-        if (await fetch(`${this.url}/-/ready`).then((r) => r.ok, () => false)) return;
+        if (
+          await fetch(`${this.url}/-/ready`).then(
+            (r) => r.ok,
+            () => false,
+          )
+        )
+          return;
         await sleep(200);
       }
       throw new Error(`prometheus did not become ready at ${this.url}`);

@@ -97,7 +97,13 @@ export class Child {
     const until = Date.now() + timeoutMs;
     while (Date.now() < until && !signal?.aborted) {
       if (!this.running) throw new Error(`${this.name} exited during startup (${this.child.exitCode ?? this.child.signalCode}); its log:\n${this.logTail()}`);
-      if (await fetch(url).then((r) => r.ok, () => false)) return;
+      if (
+        await fetch(url).then(
+          (r) => r.ok,
+          () => false,
+        )
+      )
+        return;
       await sleep(200);
     }
     throw new Error(`${this.name} did not become healthy at ${url} within ${timeoutMs / 1000} s; its log:\n${this.logTail()}`);
@@ -166,7 +172,11 @@ export class Stack {
       for (let i = 1; i <= (o.processors ?? 1); i++) {
         const httpPort = await freePort();
         // A short session: a member killed by chaos leaves the group in seconds, not 30.
-        await this.start(`processor-${i}`, ['processor', '--kafka-brokers', brokers, '--clickhouse-url', this.clickhouseUrl, '--clickhouse-password-file', this.clickhousePasswordFile, '--http-port', String(httpPort), '--session-timeout', '6s', ...alerts, ...dedup], httpPort);
+        await this.start(
+          `processor-${i}`,
+          ['processor', '--kafka-brokers', brokers, '--clickhouse-url', this.clickhouseUrl, '--clickhouse-password-file', this.clickhousePasswordFile, '--http-port', String(httpPort), '--session-timeout', '6s', ...alerts, ...dedup],
+          httpPort,
+        );
       }
       // The bridges' production settings: idempotent producer, default linger.
       downstream = ['--kafka-brokers', brokers];

@@ -81,7 +81,16 @@ const STUCK_MS = 20_000;
 export async function verify(o: VerifyOptions): Promise<VerifyReport> {
   const chaos = o.chaos;
   // Chaos kills bridges and processors: two of each, so the pipeline never has none.
-  const stack = new Stack({ mode: o.mode, dir: o.dir, dedup: !o.breakDedup, alertBaselineMinutes: o.alertBaselineMinutes, hotHorizonMs: o.scenario.hotHorizonMs, logLevel: o.logLevel, partitions: o.partitions, ...(chaos ? { bridges: 2, processors: 2 } : {}) });
+  const stack = new Stack({
+    mode: o.mode,
+    dir: o.dir,
+    dedup: !o.breakDedup,
+    alertBaselineMinutes: o.alertBaselineMinutes,
+    hotHorizonMs: o.scenario.hotHorizonMs,
+    logLevel: o.logLevel,
+    partitions: o.partitions,
+    ...(chaos ? { bridges: 2, processors: 2 } : {}),
+  });
   const proxy = new CuttableProxy();
   const agents: ProcessAgent[] = [];
   const sim = new Simulation({

@@ -33,7 +33,9 @@ describe('vcam bridge + vcam agent processes', () => {
       VCAM_KAFKA_IDEMPOTENT: 'false',
     });
     await waitHealthy(bridgeHttp, bridge);
-    const agent = vcam(['agent', '--id', 'gw-cli', '--data-dir', join(dir, 'agent'), '--http-port', String(agentHttp), '--mqtt-url', `mqtt://127.0.0.1:${mqttPort}`, '--mqtt-username', 'gw-cli', '--log-level', 'warn'], { VCAM_MQTT_PASSWORD: secret });
+    const agent = vcam(['agent', '--id', 'gw-cli', '--data-dir', join(dir, 'agent'), '--http-port', String(agentHttp), '--mqtt-url', `mqtt://127.0.0.1:${mqttPort}`, '--mqtt-username', 'gw-cli', '--log-level', 'warn'], {
+      VCAM_MQTT_PASSWORD: secret,
+    });
     await waitHealthy(agentHttp, agent);
     const consumer = await consumeAll(kafka.brokers, [TOPICS.events]);
 

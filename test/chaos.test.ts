@@ -8,9 +8,35 @@ import { describe, expect, it } from 'vitest';
 import { runVerify } from './helpers/verify.js';
 
 const SHORT = [
-  '--chaos', '--log-level', 'warn', '--rate', '2000', '--duration', '60s', '--seed', '3',
-  '--retry-share', '0.09', '--old-resend-share', '0.01', '--late-share', '0.05', '--malformed-share', '0.01',
-  '--hot-horizon', '10s', '--chaos-cut', '15s', '--chaos-kills', '6', '--chaos-clickhouse-outage', '20s', '--chaos-kafka-outage', '12s', '--chaos-pause-max', '6s',
+  '--chaos',
+  '--log-level',
+  'warn',
+  '--rate',
+  '2000',
+  '--duration',
+  '60s',
+  '--seed',
+  '3',
+  '--retry-share',
+  '0.09',
+  '--old-resend-share',
+  '0.01',
+  '--late-share',
+  '0.05',
+  '--malformed-share',
+  '0.01',
+  '--hot-horizon',
+  '10s',
+  '--chaos-cut',
+  '15s',
+  '--chaos-kills',
+  '6',
+  '--chaos-clickhouse-outage',
+  '20s',
+  '--chaos-kafka-outage',
+  '12s',
+  '--chaos-pause-max',
+  '6s',
 ];
 
 describe('vcam verify --chaos', () => {

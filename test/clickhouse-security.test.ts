@@ -154,7 +154,17 @@ describe('vcam clickhouse, as started with no security options', () => {
   });
 
   it('refuses statements that act on the server or outlive the request: SYSTEM, SET, USE, ATTACH, KILL, BACKUP, users, functions', async () => {
-    for (const sql of ['SYSTEM SHUTDOWN', 'SET max_threads = 1', 'USE system', "ATTACH TABLE default.a FROM '/tmp' (x Int8) ENGINE = MergeTree ORDER BY x", 'DETACH TABLE vcam.geo', 'KILL QUERY WHERE 1', "BACKUP TABLE vcam.geo TO File('/tmp/b')", 'CREATE USER mallory', 'CREATE FUNCTION f AS x -> x + 1']) {
+    for (const sql of [
+      'SYSTEM SHUTDOWN',
+      'SET max_threads = 1',
+      'USE system',
+      "ATTACH TABLE default.a FROM '/tmp' (x Int8) ENGINE = MergeTree ORDER BY x",
+      'DETACH TABLE vcam.geo',
+      'KILL QUERY WHERE 1',
+      "BACKUP TABLE vcam.geo TO File('/tmp/b')",
+      'CREATE USER mallory',
+      'CREATE FUNCTION f AS x -> x + 1',
+    ]) {
       const r = await post(sql);
       expect(r, sql).toMatchObject({ status: 403, code: '497' });
     }

@@ -48,7 +48,9 @@ describe('vconsole --json', () => {
     const direct = async <T>(sql: string) => ch.query<T>(sql);
     // The same windows as the snapshot's, from its own time: on a loaded machine seconds pass between the two reads.
     const end = Math.floor(s.at / 10_000) * 10;
-    const perGeo = await direct<{ g: number; m5: string; h1: string }>(`SELECT geo_id AS g, sumIf(events, bucket >= toDateTime(${end - 300})) AS m5, sum(events) AS h1 FROM vcam.geo_10s WHERE bucket >= toDateTime(${end - 3600}) AND bucket < toDateTime(${end}) GROUP BY g`);
+    const perGeo = await direct<{ g: number; m5: string; h1: string }>(
+      `SELECT geo_id AS g, sumIf(events, bucket >= toDateTime(${end - 300})) AS m5, sum(events) AS h1 FROM vcam.geo_10s WHERE bucket >= toDateTime(${end - 3600}) AND bucket < toDateTime(${end}) GROUP BY g`,
+    );
     expect(Object.fromEntries(s.geos.map((g) => [g.geoId, [g.m5, g.h1]]))).toEqual(Object.fromEntries(perGeo.map((g) => [g.g, [Number(g.m5), Number(g.h1)]])));
     expect(s.geos.map((g) => g.name)).toEqual(['North Gate', 'Harbour', 'Station']);
     const [open] = await direct<{ n: string }>("SELECT count() AS n FROM vcam.alerts FINAL WHERE state = 'open'");
@@ -123,7 +125,23 @@ describe('vconsole in a terminal (tmux) against a running stack', () => {
     await waitFor(() => geo100() > first, 30_000, 'the count of geo 100 growing');
 
     const client = createClient({ url: `http://127.0.0.1:${chPort}`, password: readFileSync(join(upDir, 'clickhouse', 'clickhouse.secret'), 'utf8').trim() });
-    await client.insert({ table: 'vcam.alerts', values: [{ alert_id: 'e2e-lag', kind: 'consumer_lag', subject: 'processor:e2e', severity: 'critical', state: 'open', opened_at: dt64(Date.now() - 5_000), resolved_at: null, message: 'consumer lag 250000 events', updated_at: dt64(Date.now()) }], format: 'JSONEachRow' });
+    await client.insert({
+      table: 'vcam.alerts',
+      values: [
+        {
+          alert_id: 'e2e-lag',
+          kind: 'consumer_lag',
+          subject: 'processor:e2e',
+          severity: 'critical',
+          state: 'open',
+          opened_at: dt64(Date.now() - 5_000),
+          resolved_at: null,
+          message: 'consumer lag 250000 events',
+          updated_at: dt64(Date.now()),
+        },
+      ],
+      format: 'JSONEachRow',
+    });
     // --json against this same running stack: what does not move between two reads is equal.
     const r = await vconsole(['--json', '--clickhouse-url', `http://127.0.0.1:${chPort}`, '--clickhouse-password-file', join(upDir, 'clickhouse', 'clickhouse.secret')]);
     expect(r.code).toBe(0);

@@ -44,7 +44,16 @@ describe('processor: a chunk write stopped half-way', () => {
       await new Promise((r) => setTimeout(r, 2_000));
       throw STALE;
     };
-    const svc = await startProcessorService({ brokers: env.kafka.brokers, clientId: 'abandoned-test', logger: silentLogger, clickhouseUrl: env.ch.url, ...env.ch.auth, group: 'g-abandoned', sessionTimeoutMs: 6_000, retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1_000 } });
+    const svc = await startProcessorService({
+      brokers: env.kafka.brokers,
+      clientId: 'abandoned-test',
+      logger: silentLogger,
+      clickhouseUrl: env.ch.url,
+      ...env.ch.auth,
+      group: 'g-abandoned',
+      sessionTimeoutMs: 6_000,
+      retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1_000 },
+    });
     try {
       await waitFor(() => writes >= 1, 30_000, 'the first chunk write');
       await produceEvents(env.kafka.brokers, messages.slice(half), 1_000);

@@ -13,7 +13,7 @@ const env = useKafkaAndClickHouse(16);
 const SEED = Number(process.env.VCAM_CRASH_SEED ?? 7);
 function rng(seed: number) {
   let s = seed >>> 0;
-  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296);
+  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296;
 }
 
 describe('processor crash', () => {

@@ -18,16 +18,32 @@ async function deadLetters(n: number, receivedAt: number, from = 0) {
   const kafka = new Kafka({ clientId: 'dlq-test', brokers: env.kafka.brokers, logLevel: logLevel.NOTHING });
   const producer = kafka.producer();
   await producer.connect();
-  await producer.send({ topic: TOPICS.dlq, messages: Array.from({ length: n }, (_, i) => ({ key: 'gw-1', value: `{"broken ${from + i}`, headers: { reason: 'invalid_json', message: 'not JSON', agentId: 'gw-1', mqttTopic: 'vcam/v1/agents/gw-1/events', receivedAt: String(receivedAt) } })) });
+  await producer.send({
+    topic: TOPICS.dlq,
+    messages: Array.from({ length: n }, (_, i) => ({
+      key: 'gw-1',
+      value: `{"broken ${from + i}`,
+      headers: { reason: 'invalid_json', message: 'not JSON', agentId: 'gw-1', mqttTopic: 'vcam/v1/agents/gw-1/events', receivedAt: String(receivedAt) },
+    })),
+  });
   await producer.disconnect();
 }
 
 const rows = async () => Number((await env.ch.query<{ n: string }>('SELECT count() AS n FROM vcam.dlq'))[0]!.n);
 
 describe('dead-letter copier', () => {
-  it('dates a dead letter older than the configured raw retention when it copies it, so the table\'s TTL does not expire it on arrival', { timeout: 120_000 }, async () => {
+  it("dates a dead letter older than the configured raw retention when it copies it, so the table's TTL does not expire it on arrival", { timeout: 120_000 }, async () => {
     await deadLetters(1, Date.now() - 20 * DAY);
-    const svc = await startProcessorService({ brokers: env.kafka.brokers, clientId: 'dlq-retention', logger: silentLogger, clickhouseUrl: env.ch.url, ...env.ch.auth, group: 'g-dlq-retention', sessionTimeoutMs: 6_000, retention: { rawDays: 7, aggregateDays: 90 } });
+    const svc = await startProcessorService({
+      brokers: env.kafka.brokers,
+      clientId: 'dlq-retention',
+      logger: silentLogger,
+      clickhouseUrl: env.ch.url,
+      ...env.ch.auth,
+      group: 'g-dlq-retention',
+      sessionTimeoutMs: 6_000,
+      retention: { rawDays: 7, aggregateDays: 90 },
+    });
     try {
       await waitFor(async () => (await rows()) > 0, 60_000, 'the dead letter copied');
       const [row] = await env.ch.query<{ age: string }>('SELECT toUnixTimestamp64Milli(now64(3)) - toUnixTimestamp64Milli(received_at) AS age FROM vcam.dlq');

@@ -32,17 +32,23 @@ afterEach(async () => {
   }
 });
 
-
 /** The server and every client here take the ClickHouse password from the environment, as an operator's service manager would give it. */
 const CH_ENV = { VCAM_CLICKHOUSE_PASSWORD: randomBytes(18).toString('base64url') };
 
 async function clickhouseProcess(dataDir: string, port: number): Promise<Proc> {
   const proc = vcam(['clickhouse', '--data-dir', dataDir, '--port', String(port), '--log-level', 'warn'], CH_ENV);
   procs.push(proc);
-  await waitFor(async () => {
-    if (proc.child.exitCode !== null) throw new Error(`vcam clickhouse exited: ${proc.stderr()}`);
-    return fetch(`http://127.0.0.1:${port}/ping`).then((r) => r.ok, () => false);
-  }, 30_000, 'vcam clickhouse');
+  await waitFor(
+    async () => {
+      if (proc.child.exitCode !== null) throw new Error(`vcam clickhouse exited: ${proc.stderr()}`);
+      return fetch(`http://127.0.0.1:${port}/ping`).then(
+        (r) => r.ok,
+        () => false,
+      );
+    },
+    30_000,
+    'vcam clickhouse',
+  );
   return proc;
 }
 
@@ -110,10 +116,14 @@ describe('processor faults', () => {
     expect(await perGeoMinute(url)).toEqual(countPerGeoMinute(unique));
     // The outage is on record: an alert opened while ClickHouse was away, resolved after.
     const client = createClient({ url, password: CH_ENV.VCAM_CLICKHOUSE_PASSWORD });
-    await waitFor(async () => {
-      const rows = await (await client.query({ query: "SELECT state FROM vcam.alerts FINAL WHERE kind = 'clickhouse_write_failing'", format: 'JSONEachRow' })).json<{ state: string }>();
-      return rows.length === 1 && rows[0]!.state === 'resolved';
-    }, 40_000, 'the write-failure alert to be recorded and resolved');
+    await waitFor(
+      async () => {
+        const rows = await (await client.query({ query: "SELECT state FROM vcam.alerts FINAL WHERE kind = 'clickhouse_write_failing'", format: 'JSONEachRow' })).json<{ state: string }>();
+        return rows.length === 1 && rows[0]!.state === 'resolved';
+      },
+      40_000,
+      'the write-failure alert to be recorded and resolved',
+    );
     await client.close();
   });
 
@@ -130,7 +140,11 @@ describe('processor faults', () => {
     crashed!.child.kill('SIGKILL');
     await crashed!.exited;
     const restarted = processor(url, group, httpPort);
-    const get = async (path: string) => fetch(`http://127.0.0.1:${httpPort}${path}`).then(async (r) => ({ status: r.status, text: await r.text() }), () => ({ status: 0, text: '' }));
+    const get = async (path: string) =>
+      fetch(`http://127.0.0.1:${httpPort}${path}`).then(
+        async (r) => ({ status: r.status, text: await r.text() }),
+        () => ({ status: 0, text: '' }),
+      );
     const restarts = async () => Number((await get('/metrics')).text.match(/vcam_processor_consumer_restarts_total\{consumer="events",component="processor"\} (\d+)/)?.[1] ?? 0);
     // Each start tries kafkajs' default 5 connection retries (about 20 s) before it counts as failed.
     await waitFor(async () => (await restarts()) >= 2, 90_000, 'the consumer restarted again and again');
@@ -153,7 +167,7 @@ describe('processor faults', () => {
     await client.close();
   });
 
-  it('ClickHouse down when partitions are first assigned: recovery fails, is counted as a failing write (the alert\'s signal), and resumes exactly', { timeout: 120_000 }, async () => {
+  it("ClickHouse down when partitions are first assigned: recovery fails, is counted as a failing write (the alert's signal), and resumes exactly", { timeout: 120_000 }, async () => {
     const { ch: first, dataDir, chPort, url, httpPort } = await clickhouseAndProcessor('g-chrecover');
     let ch = first;
     ch.child.kill('SIGTERM');
@@ -178,7 +192,15 @@ describe('processor faults', () => {
     await first.exited;
     const httpPort = await freePort();
     const restarted = processor(url, 'g-chstart', httpPort);
-    const failures = async () => Number((await fetch(`http://127.0.0.1:${httpPort}/metrics`).then((r) => r.text(), () => '')).match(/vcam_processor_clickhouse_write_failures_total\{component="processor"\} (\d+)/)?.[1] ?? -1);
+    const failures = async () =>
+      Number(
+        (
+          await fetch(`http://127.0.0.1:${httpPort}/metrics`).then(
+            (r) => r.text(),
+            () => '',
+          )
+        ).match(/vcam_processor_clickhouse_write_failures_total\{component="processor"\} (\d+)/)?.[1] ?? -1,
+      );
     await waitFor(async () => (await failures()) >= 2, 30_000, 'failed start-up attempts on /metrics while ClickHouse is down');
     const health = await fetch(`http://127.0.0.1:${httpPort}/healthz`);
     expect(health.status).toBe(503);

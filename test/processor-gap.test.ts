@@ -48,7 +48,17 @@ describe('processor: a chunk to finish whose head Kafka no longer holds', () => 
     const resent = events.slice(0, 500).map((e) => ({ ...e, seq: e.seq + 1_000_000 }));
     await produceEvents(env.kafka.brokers, resent);
 
-    const svc = await startProcessorService({ brokers: env.kafka.brokers, clientId: 'gap-processor', logger: silentLogger, clickhouseUrl: env.ch.url, ...env.ch.auth, group: 'g-gap', sessionTimeoutMs: 6_000, hotHorizonMs: 60 * 60_000, retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1_000 } });
+    const svc = await startProcessorService({
+      brokers: env.kafka.brokers,
+      clientId: 'gap-processor',
+      logger: silentLogger,
+      clickhouseUrl: env.ch.url,
+      ...env.ch.auth,
+      group: 'g-gap',
+      sessionTimeoutMs: 6_000,
+      hotHorizonMs: 60 * 60_000,
+      retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1_000 },
+    });
     try {
       const geoSum = async () => Number((await env.ch.query<{ n: string }>('SELECT sum(events) AS n FROM vcam.geo_10s'))[0]!.n);
       const lag = () => [...svc.processor.lag().values()].reduce((a, b) => a + b, 0);

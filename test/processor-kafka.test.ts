@@ -13,7 +13,16 @@ import { useKafkaAndClickHouse } from './helpers/stack.js';
 
 const env = useKafkaAndClickHouse(16);
 
-interface Ev { eventId: string; deviceId: string; geoId: number; ts: number; type: string; agentId: string; seq: number; receivedAt: number }
+interface Ev {
+  eventId: string;
+  deviceId: string;
+  geoId: number;
+  ts: number;
+  type: string;
+  agentId: string;
+  seq: number;
+  receivedAt: number;
+}
 
 function groundTruth(n: number, now: number) {
   const events: Ev[] = [];
@@ -29,7 +38,12 @@ async function produce(events: Ev[]) {
   const producer = kafka.producer();
   await producer.connect();
   for (let i = 0; i < events.length; i += 500) {
-    await producer.send({ topic: TOPICS.events, acks: -1, compression: CompressionTypes.GZIP, messages: events.slice(i, i + 500).map((e) => ({ key: e.deviceId, value: JSON.stringify(e), headers: { eventId: e.eventId, agentId: e.agentId } })) });
+    await producer.send({
+      topic: TOPICS.events,
+      acks: -1,
+      compression: CompressionTypes.GZIP,
+      messages: events.slice(i, i + 500).map((e) => ({ key: e.deviceId, value: JSON.stringify(e), headers: { eventId: e.eventId, agentId: e.agentId } })),
+    });
   }
   await producer.disconnect();
 }
@@ -63,7 +77,8 @@ describe('processor: Kafka → ClickHouse', () => {
       brokers: env.kafka.brokers,
       clientId: 'test-processor',
       logger: silentLogger,
-      clickhouseUrl: env.ch.url, ...env.ch.auth,
+      clickhouseUrl: env.ch.url,
+      ...env.ch.auth,
       // Test configuration for the mock cluster (docs/testing.md); a 1-minute hot horizon so
       // the late re-sends below must be found by the cold tier.
       group: 'p-test',

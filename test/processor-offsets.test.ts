@@ -18,7 +18,16 @@ describe('processor: Kafka offsets that go backwards', () => {
   it('topic recreated: the partition is held, counted and alerted; nothing of the new log is counted under the old offsets', { timeout: 180_000 }, async () => {
     const first = pipelineEvents(2_000, { prefix: 'old' });
     await produceEvents(env.kafka.brokers, first, 500);
-    const svc = await startProcessorService({ brokers: env.kafka.brokers, clientId: 'backwards', logger: silentLogger, clickhouseUrl: env.ch.url, ...env.ch.auth, group: 'g-backwards', sessionTimeoutMs: 6_000, retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1_000 } });
+    const svc = await startProcessorService({
+      brokers: env.kafka.brokers,
+      clientId: 'backwards',
+      logger: silentLogger,
+      clickhouseUrl: env.ch.url,
+      ...env.ch.auth,
+      group: 'g-backwards',
+      sessionTimeoutMs: 6_000,
+      retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1_000 },
+    });
     try {
       const counted = async () => Number((await env.ch.query<{ n: string }>('SELECT count() AS n FROM vcam.events'))[0]!.n);
       await waitFor(async () => (await counted()) === first.length, 60_000, 'the first log counted');
@@ -27,7 +36,15 @@ describe('processor: Kafka offsets that go backwards', () => {
       await admin.connect();
       await admin.deleteTopics({ topics: [TOPICS.events] });
       await waitFor(async () => !(await admin.listTopics()).includes(TOPICS.events), 30_000, 'the topic deleted');
-      await waitFor(() => admin.createTopics({ topics: [{ topic: TOPICS.events, numPartitions: 1 }], waitForLeaders: true }).then(() => true, () => false), 30_000, 'the topic created again');
+      await waitFor(
+        () =>
+          admin.createTopics({ topics: [{ topic: TOPICS.events, numPartitions: 1 }], waitForLeaders: true }).then(
+            () => true,
+            () => false,
+          ),
+        30_000,
+        'the topic created again',
+      );
       await admin.disconnect();
       const second = pipelineEvents(300, { prefix: 'new' });
       await produceEvents(env.kafka.brokers, second, 300);

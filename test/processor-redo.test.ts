@@ -15,7 +15,16 @@ import { countPerGeoMinute, pipelineEvents, produceEvents, withDuplicates } from
 
 const env = useKafkaAndClickHouse(4);
 
-const options = () => ({ brokers: env.kafka.brokers, clientId: 'redo-test', logger: silentLogger, clickhouseUrl: env.ch.url, ...env.ch.auth, group: 'g-redo', sessionTimeoutMs: 3_000, retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1_000 } });
+const options = () => ({
+  brokers: env.kafka.brokers,
+  clientId: 'redo-test',
+  logger: silentLogger,
+  clickhouseUrl: env.ch.url,
+  ...env.ch.auth,
+  group: 'g-redo',
+  sessionTimeoutMs: 3_000,
+  retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1_000 },
+});
 const sum = (table: string, column?: string) => columnSum(env.ch, table, column);
 
 describe('processor redo', () => {

@@ -26,7 +26,7 @@ interface Sample {
 }
 
 describe('Prometheus scraping vcam', () => {
-  it('scrapes the bridge and the processor, and reads their metrics and vcam\'s rules back through its HTTP API', async () => {
+  it("scrapes the bridge and the processor, and reads their metrics and vcam's rules back through its HTTP API", async () => {
     const [bridgeHttp, processorHttp, mqtt, promPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
     const dir = mkdtempSync(join(tmpdir(), 'vcam-prom-'));
     const processor = vcam(['processor', '--kafka-brokers', env.kafka.bootstrap, ...env.ch.args, '--http-port', String(processorHttp), '--session-timeout', '6s', '--log-level', 'warn']);
@@ -51,7 +51,15 @@ describe('Prometheus scraping vcam', () => {
     prometheus = spawn('prometheus', [`--config.file=${config}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${promPort}`], { stdio: 'ignore' });
     const api = async <T>(path: string): Promise<T> => ((await (await fetch(`http://127.0.0.1:${promPort}${path}`)).json()) as { data: T }).data;
     const query = (q: string) => api<{ result: Sample[] }>(`/api/v1/query?query=${encodeURIComponent(q)}`).then((d) => d.result);
-    await waitFor(() => fetch(`http://127.0.0.1:${promPort}/-/ready`).then((r) => r.ok, () => false), 30_000, 'Prometheus ready');
+    await waitFor(
+      () =>
+        fetch(`http://127.0.0.1:${promPort}/-/ready`).then(
+          (r) => r.ok,
+          () => false,
+        ),
+      30_000,
+      'Prometheus ready',
+    );
 
     await waitFor(async () => (await query('up{job=~"vcam-.*"} == 1')).length === 2, 30_000, 'both targets up');
     const connected = await query('vcam_bridge_connected_agents');
@@ -67,7 +75,7 @@ describe('Prometheus scraping vcam', () => {
     const rules = await api<{ groups: { name: string; rules: { name: string; health: string }[] }[] }>('/api/v1/rules');
     const vcamRules = rules.groups.find((g) => g.name === 'vcam')!.rules;
     expect(vcamRules.map((r) => r.name)).toContain('VcamComponentDown');
-    await waitFor(async () => ((await api<typeof rules>('/api/v1/rules')).groups[0]!.rules.every((r) => r.health === 'ok')), 15_000, 'every rule evaluated without error');
+    await waitFor(async () => (await api<typeof rules>('/api/v1/rules')).groups[0]!.rules.every((r) => r.health === 'ok'), 15_000, 'every rule evaluated without error');
 
     // The bridge stops: Prometheus sees it down.
     bridge.child.kill('SIGTERM');

@@ -56,7 +56,25 @@ describe('vcam up', () => {
   it('--kafka: a local Apache Kafka broker, the bridge in Kafka mode and `vcam processor` as its own process; posted events counted; Ctrl-C stops every process', async () => {
     const [http, mqtt, ch, kafka, proc] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
     const dataDir = mkdtempSync(join(tmpdir(), 'vcam-up-kafka-'));
-    const up = vcam(['up', '--kafka', '--no-sim', '--data-dir', dataDir, '--http-port', String(http), '--mqtt-port', String(mqtt), '--clickhouse-port', String(ch), '--kafka-port', String(kafka), '--processor-http-port', String(proc), '--summary-every', '500ms']);
+    const up = vcam([
+      'up',
+      '--kafka',
+      '--no-sim',
+      '--data-dir',
+      dataDir,
+      '--http-port',
+      String(http),
+      '--mqtt-port',
+      String(mqtt),
+      '--clickhouse-port',
+      String(ch),
+      '--kafka-port',
+      String(kafka),
+      '--processor-http-port',
+      String(proc),
+      '--summary-every',
+      '500ms',
+    ]);
     let out = '';
     up.child.stdout!.on('data', (d) => (out += d));
     await waitHealthy(http, up, 120_000);

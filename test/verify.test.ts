@@ -61,7 +61,10 @@ describe('vcam verify', () => {
     let progress = '';
     proc.child.stderr!.on('data', (d) => (progress += d));
     await waitFor(() => progress.includes('"phase":"running"'), 90_000, 'the simulator running');
-    const dir = join(tmp, readdirSync(tmp).find((d) => d.startsWith('vcam-verify-'))!);
+    const dir = join(
+      tmp,
+      readdirSync(tmp).find((d) => d.startsWith('vcam-verify-'))!,
+    );
     expect(pids(dir).length).toBeGreaterThanOrEqual(2);
     proc.child.kill('SIGINT');
     expect(await proc.exited).toBe(130);

@@ -30,7 +30,13 @@ export function Pipeline({ s, height }: { s: Snapshot; height: number }) {
       {others.map((c) => (
         <Text key={c.url}>
           <C color={c.up ? 'green' : 'red'}>{c.up ? SYMBOL.ok : SYMBOL.bad}</C>
-          {` ${c.kind} ${c.url}  ${c.up ? Object.entries(c.values).map(([k, v]) => `${k} ${num(v)}`).join('  ') : `unreachable (${c.error})`}`}
+          {` ${c.kind} ${c.url}  ${
+            c.up
+              ? Object.entries(c.values)
+                  .map(([k, v]) => `${k} ${num(v)}`)
+                  .join('  ')
+              : `unreachable (${c.error})`
+          }`}
         </Text>
       ))}
     </Box>

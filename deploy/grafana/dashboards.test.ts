@@ -33,7 +33,14 @@ beforeAll(async () => {
   await seedConsoleData(ch.client, now);
   // A geo missing from the reference table: still counted, under its id. Two adjacent buckets.
   const b = (ago: number) => Math.floor((now - ago) / 10_000) * 10;
-  await ch.client.insert({ table: 'vcam.geo_10s', values: [{ bucket: b(20_000), geo_id: 999, events: 4, late: 0 }, { bucket: b(30_000), geo_id: 999, events: 6, late: 0 }], format: 'JSONEachRow' });
+  await ch.client.insert({
+    table: 'vcam.geo_10s',
+    values: [
+      { bucket: b(20_000), geo_id: 999, events: 4, late: 0 },
+      { bucket: b(30_000), geo_id: 999, events: 6, late: 0 },
+    ],
+    format: 'JSONEachRow',
+  });
 });
 afterAll(() => ch?.stop());
 
@@ -96,8 +103,14 @@ describe('Grafana dashboards', () => {
     expect(sum(await run(series))).toEqual({ 'North Gate': 130, Harbour: 5, Station: 7, 'geo 999': 10 });
     expect(sum(await run(series, ctx({ geo: { value: ['100', '102'], options: ALL.geo.options } })))).toEqual({ 'North Gate': 130, Station: 7 });
     expect(sum(await run(series, ctx({ region: { value: ['eu-south'], options: ALL.region.options } })))).toEqual({ Harbour: 5 });
-    expect(await run(byTitle(d, 'Top geos'))).toEqual([{ geo: 'North Gate', events: 130 }, { geo: 'geo 999', events: 10 }]);
-    expect(await run(byTitle(d, 'Top devices'))).toEqual([{ device: 'cam-a', events: 130 }, { device: 'cam-b', events: 5 }]);
+    expect(await run(byTitle(d, 'Top geos'))).toEqual([
+      { geo: 'North Gate', events: 130 },
+      { geo: 'geo 999', events: 10 },
+    ]);
+    expect(await run(byTitle(d, 'Top devices'))).toEqual([
+      { device: 'cam-a', events: 130 },
+      { device: 'cam-b', events: 5 },
+    ]);
     expect(await run(byTitle(d, 'Geos'))).toEqual([
       { geo_id: 100, geo_name: 'North Gate', region: 'eu-west', events: 130, late: 3 },
       { geo_id: 999, geo_name: 'geo 999', region: '', events: 10, late: 0 },
@@ -114,12 +127,18 @@ describe('Grafana dashboards', () => {
 
   it('Pipeline health: lag per partition, rate per processor, alerts history from ClickHouse', async () => {
     const d = dashboard('pipeline');
-    expect((await run(byTitle(d, 'Lag per partition (events)'))).map((r) => [r.partition, r.lag])).toEqual([[0, 1200], [1, 300]]);
+    expect((await run(byTitle(d, 'Lag per partition (events)'))).map((r) => [r.partition, r.lag])).toEqual([
+      [0, 1200],
+      [1, 300],
+    ]);
     expect((await run(byTitle(d, 'Events counted per second, by processor'))).map((r) => [r.instance, r.events_per_s])).toEqual([['proc-1', 150]]);
-    expect((await run(byTitle(d, 'Alerts history'))).map((r) => [r.kind, r.state])).toEqual([['clickhouse_write_failed', 'open'], ['geo_spike', 'resolved']]);
+    expect((await run(byTitle(d, 'Alerts history'))).map((r) => [r.kind, r.state])).toEqual([
+      ['clickhouse_write_failed', 'open'],
+      ['geo_spike', 'resolved'],
+    ]);
   });
 
-  it('Pipeline health: the Prometheus panels\' PromQL gives the agents\' backlog, oldest unsent age and write failures (promtool)', async () => {
+  it("Pipeline health: the Prometheus panels' PromQL gives the agents' backlog, oldest unsent age and write failures (promtool)", async () => {
     const prom = dashboard('pipeline').panels.filter((p) => p.datasource.type === 'prometheus');
     expect(prom.map((p) => p.title)).toEqual(["Agents' backlog (events)", "Agents' oldest unsent event (s)", 'ClickHouse write failures per second']);
     const expr = (i: number) => prom[i]!.targets[0]!.expr!.replace('$__rate_interval', '5m');
@@ -140,7 +159,14 @@ describe('Grafana dashboards', () => {
               { series: 'vcam_processor_clickhouse_write_failures_total{instance="p1"}', values: '0+60x10' },
             ],
             promql_expr_test: [
-              { expr: expr(0), eval_time: '5m', exp_samples: [{ labels: '{agent="gw-1"}', value: 100 }, { labels: '{agent="gw-2"}', value: 7 }] },
+              {
+                expr: expr(0),
+                eval_time: '5m',
+                exp_samples: [
+                  { labels: '{agent="gw-1"}', value: 100 },
+                  { labels: '{agent="gw-2"}', value: 7 },
+                ],
+              },
               { expr: expr(1), eval_time: '5m', exp_samples: [{ labels: '{agent="gw-1"}', value: 360 }] },
               { expr: expr(2), eval_time: '10m', exp_samples: [{ labels: '{instance="p1"}', value: 1 }] },
             ],

@@ -60,12 +60,7 @@ describe('Prometheus rules and config', () => {
   it('name every metric by the Prometheus guide: vcam_ prefix, counters *_total, durations in seconds, sizes in bytes', () => {
     const defs = componentSources().flatMap((src) => [...src.matchAll(/new (Counter|Gauge|Histogram)\(\{\s*name: '(\w+)'/g)].map((m) => ({ kind: m[1]!, name: m[2]! })));
     expect(defs.length).toBeGreaterThan(30);
-    const bad = defs.filter(({ kind, name }) =>
-      !name.startsWith('vcam_') ||
-      (kind === 'Counter') !== name.endsWith('_total') ||
-      (kind === 'Histogram' && !/_(seconds|bytes)$/.test(name)) ||
-      /_(ms|milliseconds|kb|mb)(_|$)/.test(name),
-    );
+    const bad = defs.filter(({ kind, name }) => !name.startsWith('vcam_') || (kind === 'Counter') !== name.endsWith('_total') || (kind === 'Histogram' && !/_(seconds|bytes)$/.test(name)) || /_(ms|milliseconds|kb|mb)(_|$)/.test(name));
     expect(bad).toEqual([]);
   });
 });

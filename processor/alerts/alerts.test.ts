@@ -17,7 +17,11 @@ const alerts = () => ch.query<{ kind: string; subject: string; state: string; me
 
 /** The spike rule only judges minutes a processor was running for (see geo-volume.ts). */
 async function processorRanAt(...times: number[]) {
-  await ch.client.insert({ table: 'vcam.pipeline_status', values: times.map((ms) => ({ at: dt64(ms), instance: 'test', kafka_partition: -1, lag: 0, events_per_s: 1, latency_p50_ms: 1, latency_p95_ms: 1, latency_p99_ms: 1 })), format: 'JSONEachRow' });
+  await ch.client.insert({
+    table: 'vcam.pipeline_status',
+    values: times.map((ms) => ({ at: dt64(ms), instance: 'test', kafka_partition: -1, lag: 0, events_per_s: 1, latency_p50_ms: 1, latency_p95_ms: 1, latency_p99_ms: 1 })),
+    format: 'JSONEachRow',
+  });
 }
 
 async function minuteOfGeo(geo: number, minuteStart: number, events: number) {
@@ -103,7 +107,12 @@ describe('alerts', () => {
     Object.assign(health, { lagEvents: 10, lagSeconds: 300 });
     await evaluator.tick(now + 20_000);
     expect(evaluator.book.openAlerts().filter((a) => a.kind === 'consumer_lag')).toHaveLength(1);
-    expect((await alerts()).filter((a) => a.kind === 'consumer_lag').map((a) => a.state).sort()).toEqual(['open', 'resolved']);
+    expect(
+      (await alerts())
+        .filter((a) => a.kind === 'consumer_lag')
+        .map((a) => a.state)
+        .sort(),
+    ).toEqual(['open', 'resolved']);
     Object.assign(health, { lagEvents: 0, lagSeconds: 0 });
     await evaluator.tick(now + 30_000);
     expect(evaluator.book.openAlerts().filter((a) => a.kind === 'consumer_lag')).toHaveLength(0);
@@ -126,12 +135,18 @@ describe('alerts', () => {
     await again.start(3_600_000);
     again.stop();
     // data_loss and offsets_backwards stay open until a person resolves them; the geo 9 spike is still open; the rest resolved above.
-    expect(again.book.openAlerts().map((a) => a.kind).sort()).toEqual(['data_loss', 'geo_spike', 'offsets_backwards']);
+    expect(
+      again.book
+        .openAlerts()
+        .map((a) => a.kind)
+        .sort(),
+    ).toEqual(['data_loss', 'geo_spike', 'offsets_backwards']);
   });
 
   it("resolves the alerts of a processor that is gone (a crashed one's host:pid never comes back), and leaves a live one's alone", async () => {
     const lagging = (instance: string): HealthSnapshot => ({ instance, lagEvents: 500_000, lagSeconds: 600, lastChunkAt: Date.now(), lostOffsets: [], offsetsBackwards: [] });
-    const statusOf = (instance: string, ms: number) => ch.client.insert({ table: 'vcam.pipeline_status', values: [{ at: dt64(ms), instance, kafka_partition: 0, lag: 500_000, events_per_s: 0, latency_p50_ms: 0, latency_p95_ms: 0, latency_p99_ms: 0 }], format: 'JSONEachRow' });
+    const statusOf = (instance: string, ms: number) =>
+      ch.client.insert({ table: 'vcam.pipeline_status', values: [{ at: dt64(ms), instance, kafka_partition: 0, lag: 500_000, events_per_s: 0, latency_p50_ms: 0, latency_p95_ms: 0, latency_p99_ms: 0 }], format: 'JSONEachRow' });
     const now = Date.now();
     for (const instance of ['host-a:101', 'host-b:202']) {
       const e = AlertEvaluator.standard(ch.client, () => lagging(instance), { ...ALERT_DEFAULTS, lateAfterMs: 30_000 });

@@ -44,7 +44,6 @@ export interface AlertRow {
   updated_at: number;
 }
 
-
 export class AlertBook {
   private readonly open = new Map<string, AlertRow>();
   private unsaved: AlertRow[] = [];

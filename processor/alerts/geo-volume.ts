@@ -44,7 +44,13 @@ export function geoVolumeRule(client: ClickHouseClient, o: GeoVolumeOptions): Ru
         const current = Number(r.current);
         const baseline = Number(r.baseline);
         if (current >= o.minVolume && current > baseline * o.ratio) {
-          findings.push({ kind: 'geo_spike', subject: `geo:${r.geo_id}`, severity: 'warning', since: minute * 1000, message: `geo ${r.geo_id}: ${current} events in ${at} UTC, ${baseline.toFixed(1)}/min before (×${(current / Math.max(baseline, 1e-9)).toFixed(1)})` });
+          findings.push({
+            kind: 'geo_spike',
+            subject: `geo:${r.geo_id}`,
+            severity: 'warning',
+            since: minute * 1000,
+            message: `geo ${r.geo_id}: ${current} events in ${at} UTC, ${baseline.toFixed(1)}/min before (×${(current / Math.max(baseline, 1e-9)).toFixed(1)})`,
+          });
         } else if (baseline >= o.minVolume && current < baseline / o.ratio) {
           findings.push({ kind: 'geo_drop', subject: `geo:${r.geo_id}`, severity: 'warning', since: minute * 1000, message: `geo ${r.geo_id}: ${current} events in ${at} UTC, ${baseline.toFixed(1)}/min before` });
         }

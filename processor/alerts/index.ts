@@ -15,7 +15,18 @@ export interface AlertOptions extends GeoVolumeOptions, PipelineHealthOptions {
   everyMs: number;
 }
 
-export const ALERT_DEFAULTS = { ratio: 3, minVolume: 20, baselineMinutes: 10, silentAfterMs: 10 * 60_000, maxLagEvents: 100_000, maxLagSeconds: 60, stalledAfterMs: 60_000, consumerDownAfterMs: 15_000, goneAfterMs: 5 * 60_000, everyMs: 10_000 } as const;
+export const ALERT_DEFAULTS = {
+  ratio: 3,
+  minVolume: 20,
+  baselineMinutes: 10,
+  silentAfterMs: 10 * 60_000,
+  maxLagEvents: 100_000,
+  maxLagSeconds: 60,
+  stalledAfterMs: 60_000,
+  consumerDownAfterMs: 15_000,
+  goneAfterMs: 5 * 60_000,
+  everyMs: 10_000,
+} as const;
 
 export interface AlertEvents {
   opened: [row: AlertRow];

@@ -54,24 +54,46 @@ export function pipelineHealthRule(health: () => HealthSnapshot, o: PipelineHeal
       if (h.lagEvents > o.maxLagEvents || h.lagSeconds > o.maxLagSeconds) {
         findings.push({ kind: 'consumer_lag', subject: who, severity: 'warning', message: `${h.lagEvents} events and ${Math.round(h.lagSeconds)} s behind (thresholds ${o.maxLagEvents} events, ${o.maxLagSeconds} s)` });
       }
-      if (h.failingSince !== undefined) findings.push({ kind: 'clickhouse_write_failing', subject: who, severity: 'critical', message: `ClickHouse writes failing since ${new Date(h.failingSince).toISOString()}; consumption paused, nothing lost` });
-      if (h.lagEvents > 0 && now - h.lastChunkAt > o.stalledAfterMs) findings.push({ kind: 'processor_stalled', subject: who, severity: 'critical', message: `${h.lagEvents} events waiting and nothing written for ${Math.round((now - h.lastChunkAt) / 1000)} s` });
+      if (h.failingSince !== undefined)
+        findings.push({ kind: 'clickhouse_write_failing', subject: who, severity: 'critical', message: `ClickHouse writes failing since ${new Date(h.failingSince).toISOString()}; consumption paused, nothing lost` });
+      if (h.lagEvents > 0 && now - h.lastChunkAt > o.stalledAfterMs)
+        findings.push({ kind: 'processor_stalled', subject: who, severity: 'critical', message: `${h.lagEvents} events waiting and nothing written for ${Math.round((now - h.lastChunkAt) / 1000)} s` });
       const down = h.consumerDown;
       if (down && now - down.since >= o.consumerDownAfterMs) {
-        findings.push({ kind: 'consumer_down', subject: who, severity: 'critical', message: `the ${down.consumer} consumer has not been in its Kafka group since ${new Date(down.since).toISOString()} (restarting with backoff; last error: ${down.error}); nothing is lost, Kafka keeps the backlog` });
+        findings.push({
+          kind: 'consumer_down',
+          subject: who,
+          severity: 'critical',
+          message: `the ${down.consumer} consumer has not been in its Kafka group since ${new Date(down.since).toISOString()} (restarting with backoff; last error: ${down.error}); nothing is lost, Kafka keeps the backlog`,
+        });
       }
       for (const l of h.lostOffsets) {
         findings.push(
           l.topic
-            ? { kind: 'data_loss', subject: `partition:${l.topic}:${l.partition}:${l.at}`, severity: 'critical', message: `Kafka no longer held ${l.count} offsets of ${l.topic} partition ${l.partition}: dead letters lost before they were copied into vcam.dlq` }
+            ? {
+                kind: 'data_loss',
+                subject: `partition:${l.topic}:${l.partition}:${l.at}`,
+                severity: 'critical',
+                message: `Kafka no longer held ${l.count} offsets of ${l.topic} partition ${l.partition}: dead letters lost before they were copied into vcam.dlq`,
+              }
             : { kind: 'data_loss', subject: `partition:${l.partition}:${l.at}`, severity: 'critical', message: `Kafka no longer held ${l.count} offsets of partition ${l.partition}: events lost before processing` },
         );
       }
       for (const r of h.replaysHeld ?? []) {
-        findings.push({ kind: 'replay_held', subject: `partition:${r.partition}:replay`, severity: 'critical', message: `partition ${r.partition} is held: its unfinished last chunk (${r.token}) is ${r.distance} deduplication blocks back, past the ${r.window} ClickHouse remembers, so replaying it could count it twice; see the runbook` });
+        findings.push({
+          kind: 'replay_held',
+          subject: `partition:${r.partition}:replay`,
+          severity: 'critical',
+          message: `partition ${r.partition} is held: its unfinished last chunk (${r.token}) is ${r.distance} deduplication blocks back, past the ${r.window} ClickHouse remembers, so replaying it could count it twice; see the runbook`,
+        });
       }
       for (const b of h.offsetsBackwards) {
-        findings.push({ kind: 'offsets_backwards', subject: `partition:${b.partition}:backwards`, severity: 'critical', message: `Kafka's log of partition ${b.partition} ends at offset ${b.logEnd}, before offset ${b.expected} already counted (topic recreated or log truncated): the partition is held, nothing of it is counted; see the runbook` });
+        findings.push({
+          kind: 'offsets_backwards',
+          subject: `partition:${b.partition}:backwards`,
+          severity: 'critical',
+          message: `Kafka's log of partition ${b.partition} ends at offset ${b.logEnd}, before offset ${b.expected} already counted (topic recreated or log truncated): the partition is held, nothing of it is counted; see the runbook`,
+        });
       }
       return findings;
     },

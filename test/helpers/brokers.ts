@@ -87,7 +87,10 @@ function canConnect(port: number): Promise<boolean> {
 }
 
 /** Subscribes to every agent topic and keeps the events (in arrival order) and the raw batches. */
-export async function collect(url: string, topic = 'vcam/v1/agents/+/events'): Promise<{
+export async function collect(
+  url: string,
+  topic = 'vcam/v1/agents/+/events',
+): Promise<{
   client: MqttClient;
   batches: AgentBatch[];
   events: PipelineEvent[];

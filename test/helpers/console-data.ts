@@ -27,7 +27,15 @@ export async function seedConsoleData(client: ClickHouseClient, now = Date.now()
     { bucket: m1(90_000), geo_id: 101, type: 'person', events: 5, late: 0 },
   ]);
   const alert = (id: string, kind: string, severity: string, state: string, openedAgo: number, message: string) => ({
-    alert_id: id, kind, subject: id, severity, state, opened_at: dt64(now - openedAgo), resolved_at: state === 'resolved' ? dt64(now - 1_000) : null, message, updated_at: dt64(now - 1_000),
+    alert_id: id,
+    kind,
+    subject: id,
+    severity,
+    state,
+    opened_at: dt64(now - openedAgo),
+    resolved_at: state === 'resolved' ? dt64(now - 1_000) : null,
+    message,
+    updated_at: dt64(now - 1_000),
   });
   await insert('vcam.alerts', [
     alert('write-p1', 'clickhouse_write_failed', 'critical', 'open', 120_000, 'ClickHouse writes failing for 2 min'),
@@ -35,5 +43,8 @@ export async function seedConsoleData(client: ClickHouseClient, now = Date.now()
   ]);
   const status = (partition: number, lag: number) => ({ at: dt64(now - 2_000), instance: 'proc-1', kafka_partition: partition, lag, events_per_s: 150, latency_p50_ms: 120, latency_p95_ms: 500, latency_p99_ms: 900 });
   await insert('vcam.pipeline_status', [status(0, 1200), status(1, 300)]);
-  await insert('vcam.dlq', [1, 2, 3].map((i) => ({ received_at: dt64(now - 10_000), agent_id: 'gw', reason: 'invalid_json', message: 'bad', payload: `x${i}`, kafka_partition: 0, kafka_offset: i })));
+  await insert(
+    'vcam.dlq',
+    [1, 2, 3].map((i) => ({ received_at: dt64(now - 10_000), agent_id: 'gw', reason: 'invalid_json', message: 'bad', payload: `x${i}`, kafka_partition: 0, kafka_offset: i })),
+  );
 }

@@ -71,7 +71,7 @@ export async function fuzzAssert<Ts extends [unknown, ...unknown[]]>(
     endOnFailure: o.shrink === false,
     reporter: (d) => {
       if (!d.failed) return;
-      const error = d.errorInstance instanceof Error ? d.errorInstance.stack ?? d.errorInstance.message : String(d.errorInstance);
+      const error = d.errorInstance instanceof Error ? (d.errorInstance.stack ?? d.errorInstance.message) : String(d.errorInstance);
       throw new Error(
         `${name} failed after ${d.numRuns} run(s) (${d.numShrinks} shrinks). Replay: VCAM_FUZZ_SEED=${d.seed} VCAM_FUZZ_NOW=${FUZZ_NOW} VCAM_FUZZ_PATH=${d.counterexamplePath ?? ''}\n` +
           `${truncate(error, 4_000)}\ncounterexample: ${truncate(fc.stringify(d.counterexample), o.counterexampleChars ?? 2_000)}`,
@@ -131,11 +131,16 @@ type Rule = (v: unknown) => Reason | undefined;
 const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v);
 export const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-const chars = (allowed: RegExp, max: number): Rule => (v) => {
-  if (typeof v !== 'string') return 'wrong_type';
-  return v.length >= 1 && v.length <= max && [...v].every((c) => allowed.test(c)) ? undefined : 'invalid_value';
-};
-const int = (min: number, max = Infinity): Rule => (v) => (!isInt(v) ? 'wrong_type' : v < min || v > max ? 'invalid_value' : undefined);
+const chars =
+  (allowed: RegExp, max: number): Rule =>
+  (v) => {
+    if (typeof v !== 'string') return 'wrong_type';
+    return v.length >= 1 && v.length <= max && [...v].every((c) => allowed.test(c)) ? undefined : 'invalid_value';
+  };
+const int =
+  (min: number, max = Infinity): Rule =>
+  (v) =>
+    !isInt(v) ? 'wrong_type' : v < min || v > max ? 'invalid_value' : undefined;
 
 const ID = /^[A-Za-z0-9._-]$/;
 const PRINTABLE = /^[\x21-\x7e]$/;
@@ -290,7 +295,10 @@ function tsArb(ctx: EventContext, asString: boolean): fc.Arbitrary<unknown> {
       loose: fc.boolean(),
       frac: fc.option(fc.string({ unit: fc.constantFrom(...'0123456789'), minLength: 1, maxLength: 10 })),
       sep: fc.constantFrom('T', 't', ' '),
-      zone: fc.oneof(fc.constantFrom('Z', 'z', '+00:00', '-00:00'), fc.tuple(fc.constantFrom('+', '-'), fc.integer({ min: 0, max: 24 }), fc.integer({ min: 0, max: 60 })).map(([s, h, m]) => `${s}${pad(h, 2)}:${pad(m, 2)}`)),
+      zone: fc.oneof(
+        fc.constantFrom('Z', 'z', '+00:00', '-00:00'),
+        fc.tuple(fc.constantFrom('+', '-'), fc.integer({ min: 0, max: 24 }), fc.integer({ min: 0, max: 60 })).map(([s, h, m]) => `${s}${pad(h, 2)}:${pad(m, 2)}`),
+      ),
     })
     .map((r) => {
       const iso = new Date(r.when).toISOString(); // a real date; its fields replaced when `loose`
@@ -309,7 +317,11 @@ function fieldValue(field: string, ctx: EventContext): fc.Arbitrary<unknown> {
   const odd = oddValue.filter((v) => !(field === 'ts' && typeof v === 'number' && ambiguous(v, ctx)));
   const near: Record<string, fc.Arbitrary<unknown>> = {
     eventId: fc.oneof(printableArb(200), printableArb(260, 120), fc.string({ maxLength: 30 })),
-    deviceId: fc.oneof(idArb(), idArb(80).map((s) => s.padEnd(65, 'x')), fc.string({ maxLength: 10 })),
+    deviceId: fc.oneof(
+      idArb(),
+      idArb(80).map((s) => s.padEnd(65, 'x')),
+      fc.string({ maxLength: 10 }),
+    ),
     agentId: fc.oneof(idArb(), fc.constantFrom(ctx.agentId ?? 'gw-x'), fc.string({ maxLength: 10 })),
     geoId: fc.oneof(fc.integer({ min: -2, max: 2 }), fc.constantFrom(U32, U32 + 1), fc.double({ min: 0, max: 10 })),
     ts: tsArb(ctx, ctx.kind === 'camera'),
@@ -338,7 +350,10 @@ export function validEvent(ctx: EventContext): fc.Arbitrary<Record<string, unkno
     attrs: attrsArb,
   };
   if (ctx.kind === 'camera') {
-    const ts = fc.oneof(now, now.map((ms) => new Date(ms).toISOString()));
+    const ts = fc.oneof(
+      now,
+      now.map((ms) => new Date(ms).toISOString()),
+    );
     return fc.record({ eventId: printableArb(128), ...common, ts }, { requiredKeys: ['deviceId', 'geoId', 'ts', 'type'] });
   }
   return fc
@@ -377,11 +392,7 @@ function mutate(e: Record<string, unknown>, ms: Mutation[]): Record<string, unkn
  */
 export function eventArb(ctx: EventContext): fc.Arbitrary<unknown> {
   const valid = validEvent(ctx);
-  return fc.oneof(
-    { weight: 10, arbitrary: valid },
-    { weight: 8, arbitrary: fc.tuple(valid, fc.array(mutationArb(ctx), { minLength: 1, maxLength: 2 })).map(([e, ms]) => mutate(e, ms)) },
-    { weight: 1, arbitrary: oddValue },
-  );
+  return fc.oneof({ weight: 10, arbitrary: valid }, { weight: 8, arbitrary: fc.tuple(valid, fc.array(mutationArb(ctx), { minLength: 1, maxLength: 2 })).map(([e, ms]) => mutate(e, ms)) }, { weight: 1, arbitrary: oddValue });
 }
 
 /** Bytes that are not JSON (checked: the oracle is JSON.parse itself). */

@@ -28,7 +28,10 @@ export async function waitHealthy(port: number, proc: Proc, timeoutMs = 20_000):
   await waitFor(
     async () => {
       if (proc.child.exitCode !== null) throw new Error(`process exited early (${proc.child.exitCode}): ${proc.stderr()}`);
-      return fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false);
+      return fetch(`http://127.0.0.1:${port}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      );
     },
     timeoutMs,
     `health on port ${port}`,
