@@ -3,7 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { collect, startAedes, waitFor } from '../test/helpers/brokers.js';
+import { collect, startAedes, waitFor, whenQuiet } from '../test/helpers/brokers.js';
 import { startAgentService, type AgentService, type AgentServiceOptions } from './index.js';
 
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -117,8 +117,7 @@ describe('agent → aedes', () => {
     const ndjsonOk = await post(svc, `${JSON.stringify(ev(8))}\n`, 'application/x-ndjson');
     expect(ndjsonOk.status).toBe(202);
     await sub.waitFor(() => sub.events.length >= 6, 10_000, 'the valid events');
-    await new Promise((r) => setTimeout(r, 200));
-    expect(sub.events.map((e) => e.ts - base).sort((a, b) => a - b)).toEqual([1, 4, 5, 6, 7, 8]);
+    expect(await whenQuiet(() => sub.events.map((e) => e.ts - base).sort((a, b) => a - b), 300)).toEqual([1, 4, 5, 6, 7, 8]);
 
     const metrics = await (await fetch(`http://127.0.0.1:${svc.port}/metrics`)).text();
     expect(metrics).toMatch(/vcam_agent_events_rejected_total\{reason="invalid_json",agent="gw-1"\} 4/);
@@ -179,8 +178,7 @@ describe('agent → aedes', () => {
       const r = await post(svc, JSON.stringify(Array.from({ length: 100 }, (_, j) => ev(i * 100 + j))));
       expect(r.status).toBe(202);
     }
-    await new Promise((r) => setTimeout(r, 300));
-    expect(svc.agent.stats().backlogEvents).toBe(1000);
+    expect(await whenQuiet(() => svc.agent.stats().backlogEvents, 300)).toBe(1000);
     const health = (await (await fetch(`http://127.0.0.1:${svc.port}/healthz`)).json()) as { backlogEvents: number; connected: boolean };
     expect(health).toMatchObject({ backlogEvents: 1000, connected: false });
 

@@ -255,7 +255,7 @@ describe('processor faults', () => {
     const url = `http://127.0.0.1:${chPort}`;
     await clickhouseProcess(dataDir, chPort);
     const ports = await Promise.all(Array.from({ length: n }, () => freePort()));
-    // Members join one after another: the mock cluster's SyncGroup race (docs/testing.md).
+    // Members join one after another, each join settled before the next: fewer rebalances while the test starts.
     const members: Proc[] = [];
     for (const port of ports) {
       const p = processor(url, 'g-multi', port);
