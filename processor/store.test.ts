@@ -132,10 +132,10 @@ describe('ChunkWriter ownership', () => {
     const last8 = await store.lastChunk(8);
     expect(last8).toEqual(last7);
     expect(last8!.token).toBe('own.events:7:0-150,8:0-150');
-    expect(await writer.replay(last8!, 8, { owned: () => true })).toBe(true);
+    expect(await writer.replay(last8!, 8, { owned: () => true })).toEqual({ kind: 'replayed' });
     expect([await rows(), await logged(), await geo()]).toEqual([300, 300, geoBefore + 300]);
     // Replayed again (both partitions' next owners do it): nothing changes.
-    expect(await writer.replay(last7!, 7, { owned: () => true })).toBe(true);
+    expect(await writer.replay(last7!, 7, { owned: () => true })).toEqual({ kind: 'replayed' });
     expect([await rows(), await logged(), await geo()]).toEqual([300, 300, geoBefore + 300]);
   });
 });
