@@ -17,6 +17,20 @@ beforeAll(async () => {
 });
 afterAll(() => ch?.stop());
 
+/** A `vcam.events` row for a pipeline event, counted at this partition and offset. */
+const eventRow = (e: ReturnType<typeof pipelineEvents>[number], kafka_partition: number, kafka_offset: number) => ({
+  event_id: e.eventId,
+  device_id: e.deviceId,
+  geo_id: e.geoId,
+  ts: dt64(e.ts),
+  type: e.type,
+  agent_id: 'gw',
+  received_at: dt64(e.receivedAt),
+  processed_at: dt64(e.receivedAt),
+  kafka_partition,
+  kafka_offset,
+});
+
 describe('ProcessorStore.coldSeen', () => {
   it('answers for 20,000 events at once (1.5 MB of ids, beyond the 1 MiB a URL may hold) with exactly those counted before the offset', async () => {
     const events = pipelineEvents(20_000, { prefix: `a-long-camera-supplied-event-identifier-` });
@@ -24,18 +38,7 @@ describe('ProcessorStore.coldSeen', () => {
     const counted = events.filter((_, i) => i % 3 === 0);
     await ch.client.insert({
       table: 'vcam.events',
-      values: counted.map((e, i) => ({
-        event_id: e.eventId,
-        device_id: e.deviceId,
-        geo_id: e.geoId,
-        ts: dt64(e.ts),
-        type: e.type,
-        agent_id: 'gw',
-        received_at: dt64(e.receivedAt),
-        processed_at: dt64(e.receivedAt),
-        kafka_partition: 3,
-        kafka_offset: i === 0 ? 99_999 : i,
-      })),
+      values: counted.map((e, i) => eventRow(e, 3, i === 0 ? 99_999 : i)),
       format: 'JSONEachRow',
     });
     // Partition 4 asks for the same ids in one look-up: it counted none of them.
@@ -80,20 +83,7 @@ describe('ProcessorStore.coldSeen', () => {
     const events = pipelineEvents(2_000, { prefix: 'other-partitions-' });
     await ch.client.insert({
       table: 'vcam.events',
-      values: [10, 11, 13].flatMap((p) =>
-        events.map((e, i) => ({
-          event_id: e.eventId,
-          device_id: e.deviceId,
-          geo_id: e.geoId,
-          ts: dt64(e.ts),
-          type: e.type,
-          agent_id: 'gw',
-          received_at: dt64(e.receivedAt),
-          processed_at: dt64(e.receivedAt),
-          kafka_partition: p,
-          kafka_offset: i,
-        })),
-      ),
+      values: [10, 11, 13].flatMap((p) => events.map((e, i) => eventRow(e, p, i))),
       format: 'JSONEachRow',
     });
     const answer = await new ProcessorStore(ch.client, 'vcam.events').coldSeen([

@@ -94,8 +94,9 @@ export function instrumentProcessor(p: Processor, registry: Registry, log: Logge
   p.on('replayHeld', (partition, chunk, distance, window) =>
     log.error({ partition, chunk, distance, window }, "partition held: its unfinished last chunk is further back than ClickHouse's deduplication window; replaying it could count it twice (docs/operations.md)"),
   );
+  const streakOf = taskStreaks(registry, log, 'processor');
   const streaks = new Map<string, TaskStreak>();
-  const streak = (task: string) => streaks.get(task) ?? streaks.set(task, taskStreaks(registry, log, 'processor')(task)).get(task)!;
+  const streak = (task: string) => streaks.get(task) ?? streaks.set(task, streakOf(task)).get(task)!;
   p.on('taskFailed', (task, err) => streak(task).failed(err));
   p.on('taskOk', (task) => streak(task).ok());
 }
