@@ -123,6 +123,11 @@ export async function waitFor(pred: () => boolean | Promise<boolean>, timeoutMs 
   }
 }
 
+/** JSON with object keys sorted: two reads of the same rows in another order (ClickHouse's GROUP BY has none) compare equal. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => (v !== null && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v));
+}
+
 /** Waits until `read` returns the same value for `quietMs` (at most `timeoutMs`) and returns it: assert on it exactly. */
 export async function whenQuiet<T>(read: () => T | Promise<T>, quietMs = 1_500, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -132,7 +137,7 @@ export async function whenQuiet<T>(read: () => T | Promise<T>, quietMs = 1_500, 
     if (Date.now() > deadline) throw new Error(`still changing after ${timeoutMs} ms: ${JSON.stringify(value)}`);
     await new Promise((r) => setTimeout(r, 50));
     const now = await read();
-    if (JSON.stringify(now) !== JSON.stringify(value)) [value, since] = [now, Date.now()];
+    if (canonicalJson(now) !== canonicalJson(value)) [value, since] = [now, Date.now()];
   }
   return value;
 }
