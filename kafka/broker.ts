@@ -13,15 +13,16 @@
  * dies with the process that started it (setpriv --pdeathsig), so a test worker killed by a
  * timeout leaves no broker behind.
  */
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync, type WriteStream } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Kafka, logLevel, type ITopicConfig } from 'kafkajs';
 import { freePort, portOpen } from '../common/http.js';
 import { TOPICS } from '../common/kafka.js';
 import { VcamError } from '../common/errors.js';
+import { JavaChild, smallJvm } from '../common/jvm.js';
 import { sleep } from '../common/retry.js';
 import { KAFKA_DIR, kafkaClasspath, kafkaHome, requireJava } from './jars.js';
 
@@ -57,12 +58,9 @@ export class LocalKafka {
   readonly version: string;
   private readonly o: LocalKafkaOptions;
   private readonly classpath: string;
-  private child: ChildProcess | undefined;
-  private exited: Promise<void> = Promise.resolve();
-  private tail: string[] = [];
+  private readonly jvm: JavaChild;
   /** `java -version` once per broker, not at every restart. */
   private javaChecked?: Promise<void>;
-  private out: WriteStream | undefined;
 
   constructor(o: LocalKafkaOptions) {
     this.o = o;
@@ -71,6 +69,7 @@ export class LocalKafka {
     this.classpath = kafkaClasspath(home);
     const jar = readdirSync(join(home, 'libs')).find((f) => /^kafka_2\.13-.+\.jar$/.test(f));
     this.version = jar ? jar.replace(/^kafka_2\.13-(.+)\.jar$/, '$1') : 'unknown';
+    this.jvm = new JavaChild({ logFile: join(this.dataDir, 'broker.log'), onOutput: o.onOutput });
   }
 
   get bootstrap(): string {
@@ -82,12 +81,11 @@ export class LocalKafka {
   }
 
   get pid(): number | undefined {
-    const c = this.child;
-    return c && c.exitCode === null && c.signalCode === null ? c.pid : undefined;
+    return this.jvm.pid;
   }
 
   get running(): boolean {
-    return this.pid !== undefined;
+    return this.jvm.running;
   }
 
   /** Formats the store on first use, starts the JVM, waits until it serves, creates vcam's topics. */
@@ -100,22 +98,7 @@ export class LocalKafka {
     const props = this.writeProperties();
     if (!existsSync(join(this.dataDir, 'log', 'meta.properties'))) await this.format(props);
 
-    this.out ??= createWriteStream(join(this.dataDir, 'broker.log'), { flags: 'a' });
-    const java = ['java', ...this.jvmOptions(), '-cp', this.classpath, 'kafka.Kafka', props];
-    const child = existsSync('/usr/bin/setpriv') ? spawn('/usr/bin/setpriv', ['--pdeathsig', 'TERM', ...java], { stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(java[0]!, java.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.child = child;
-    this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
-    const onData = (d: Buffer) => {
-      this.out?.write(d);
-      for (const line of d.toString('utf8').split('\n')) {
-        if (!line) continue;
-        this.tail.push(line);
-        if (this.tail.length > 40) this.tail.shift();
-        this.o.onOutput?.(line);
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
+    this.jvm.start([...smallJvm(this.o.heapMb ?? 512), LOG4J, '-cp', this.classpath, 'kafka.Kafka', props]);
     try {
       await this.waitServing(this.o.startTimeoutMs ?? 90_000);
       await this.ensureTopics();
@@ -126,31 +109,13 @@ export class LocalKafka {
   }
 
   /** kill -9: no controlled shutdown, no flush beyond what the OS has; the log stays. */
-  async kill(): Promise<void> {
-    this.child?.kill('SIGKILL');
-    await this.exited;
+  kill(): Promise<void> {
+    return this.jvm.kill();
   }
 
   /** SIGTERM and a controlled shutdown; SIGKILL after 30 s. */
-  async stop(): Promise<void> {
-    if (this.running) {
-      this.child!.kill('SIGTERM');
-      const timer = setTimeout(() => this.child?.kill('SIGKILL'), 30_000);
-      await this.exited;
-      clearTimeout(timer);
-    }
-    await new Promise<void>((resolve) => (this.out ? this.out.end(resolve) : resolve()));
-    this.out = undefined;
-  }
-
-  /** The broker's last output lines, for error messages. */
-  private lastOutput(): string {
-    return this.tail.join('\n');
-  }
-
-  private jvmOptions(): string[] {
-    const heap = this.o.heapMb ?? 512;
-    return [`-Xmx${heap}m`, `-Xms${Math.min(heap, 128)}m`, '-XX:+UseSerialGC', '-XX:CICompilerCount=2', '-XX:+ExitOnOutOfMemoryError', '-Djava.awt.headless=true', LOG4J];
+  stop(): Promise<void> {
+    return this.jvm.stop(30_000);
   }
 
   private writeProperties(): string {
@@ -185,9 +150,9 @@ num.partitions=${this.o.partitions ?? 16}
   private async waitServing(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      if (!this.running) throw new VcamError('UNAVAILABLE', `the Kafka broker exited during start-up (see ${join(this.dataDir, 'broker.log')}):\n${this.lastOutput()}`);
+      if (!this.running) throw new VcamError('UNAVAILABLE', `the Kafka broker exited during start-up (see ${join(this.dataDir, 'broker.log')}):\n${this.jvm.lastOutput()}`);
       if (await portOpen(this.port)) break;
-      if (Date.now() > deadline) throw new VcamError('TIMEOUT', `the Kafka broker did not open 127.0.0.1:${this.port} within ${timeoutMs} ms:\n${this.lastOutput()}`, { retriable: true });
+      if (Date.now() > deadline) throw new VcamError('TIMEOUT', `the Kafka broker did not open 127.0.0.1:${this.port} within ${timeoutMs} ms:\n${this.jvm.lastOutput()}`, { retriable: true });
       await sleep(100);
     }
   }
