@@ -20,6 +20,7 @@ export const COMMANDS: Record<string, Entry> = {
   processor: { summary: 'Kafka consumer: dedup, geo join, aggregates into ClickHouse', load: async () => (await import('../processor/cli.js')).main },
   kafka: { summary: 'a local Apache Kafka broker (KRaft) on loopback; `vcam kafka fetch` brings its jars', load: async () => (await import('../kafka/cli.js')).main },
   clickhouse: { summary: 'embedded ClickHouse (chDB) served over HTTP', load: async () => (await import('../clickhouse/cli.js')).serverMain },
+  archive: { summary: 'raw events from ClickHouse into a Delta Lake table (local or S3), exactly once', load: async () => (await import('../archive/cli.js')).main },
   migrate: { summary: 'create or upgrade the vcam database in ClickHouse', load: async () => (await import('../clickhouse/cli.js')).migrateMain },
   geo: { summary: 'geo reference table: `vcam geo load FILE.csv`', load: async () => (await import('../clickhouse/cli.js')).geoMain },
   sim: { summary: 'camera-fleet simulator writing a ground-truth ledger', load: async () => (await import('../simulator/cli.js')).simMain },

@@ -151,6 +151,30 @@ export const MIGRATIONS: Migration[] = [
       'ALTER TABLE vcam.chunks ADD COLUMN IF NOT EXISTS blocks UInt32 DEFAULT 1',
     ],
   },
+  {
+    version: 9,
+    name: 'the raw-event archive follows chunks',
+    statements: () => [
+      // The archiver (archive/ledger.ts) copies whole chunks: a chunk is complete in vcam.events
+      // when its rows of each partition, found by the chunk's processed_at, number `events`.
+      // Records written before this migration have 0: the archive starts after it.
+      'ALTER TABLE vcam.chunks ADD COLUMN IF NOT EXISTS events UInt32 DEFAULT 0',
+      "ALTER TABLE vcam.chunks ADD COLUMN IF NOT EXISTS processed_at DateTime64(3, 'UTC') DEFAULT 0",
+      // Each insert's part holds one processed_at: the archiver's reads skip all other parts.
+      'ALTER TABLE vcam.events ADD INDEX IF NOT EXISTS processed_at_range processed_at TYPE minmax GRANULARITY 1',
+      // Which chunks each archive batch holds, recorded before its files are written: a batch cut
+      // short is redone with the same chunks. Kept longer than chunk records (7 days).
+      `CREATE TABLE IF NOT EXISTS vcam.archive_chunks (
+        archive String, batch UInt64, token String, kafka_partition UInt16, processed_at DateTime64(3, 'UTC'), events UInt32,
+        written_at DateTime64(3, 'UTC'), planned_at DateTime64(3, 'UTC')
+      ) ENGINE = MergeTree ORDER BY (archive, batch, token, kafka_partition) TTL toDateTime(planned_at) + INTERVAL 8 DAY SETTINGS ${DEDUP}`,
+      // What each committed batch wrote (the Delta log is the truth; this is for lag, metrics and the console).
+      `CREATE TABLE IF NOT EXISTS vcam.archive_batches (
+        archive String, batch UInt64, version UInt64, rows UInt64, files UInt32, bytes UInt64,
+        oldest_written_at DateTime64(3, 'UTC'), committed_at DateTime64(3, 'UTC')
+      ) ENGINE = ReplacingMergeTree(committed_at) ORDER BY (archive, batch) TTL toDateTime(committed_at) + INTERVAL 90 DAY`,
+    ],
+  },
 ];
 
 /** Applies the migrations not yet recorded; returns the versions applied now. */

@@ -252,7 +252,18 @@ export class ProcessorStore {
     await this.client.insert({ table: 'vcam.chunk_rows', values: [{ token, payload, written_at: now }], format: 'JSONEachRow' });
     await this.client.insert({
       table: 'vcam.chunks',
-      values: parts.map((p) => ({ topic: this.topic, kafka_partition: p.partition, start_offset: p.range.start.toString(), end_offset: p.range.end.toString(), token, written_at: now, blocks: blocksOf(rows) })),
+      values: parts.map((p) => ({
+        topic: this.topic,
+        kafka_partition: p.partition,
+        start_offset: p.range.start.toString(),
+        end_offset: p.range.end.toString(),
+        token,
+        written_at: now,
+        blocks: blocksOf(rows),
+        // What the archiver checks vcam.events against before it copies the chunk (archive/ledger.ts).
+        events: rows.events.reduce((n, e) => n + (e[EVENT.kafka_partition!] === p.partition ? 1 : 0), 0),
+        processed_at: rows.events[0]?.[EVENT.processed_at!] ?? '0',
+      })),
       format: 'JSONEachRow',
     });
   }
