@@ -175,7 +175,8 @@ export class Archiver extends EventEmitter<ArchiverEvents> {
         this.emit('removed', removed, [...new Set(old.map((a) => a.partitionValues[PARTITION_COLUMN]!))].sort());
       }
     }
-    const vacuumed = await this.vacuum(now);
+    // Measured from now, after the removal above: its deletionTimestamp is later than `now`.
+    const vacuumed = await this.vacuum(Date.now());
     return { removed, vacuumed };
   }
 
