@@ -93,6 +93,8 @@ export class Archiver extends EventEmitter<ArchiverEvents> {
     let batch: number;
     let chunks: ArchiveChunk[];
     let redone = false;
+    // The oldest chunk this batch leaves behind, once it commits (unknown after a redo: the next look says).
+    let leftOldest: number | undefined;
     if (planned > committed) {
       if (planned > committed + 1) throw new ArchiveError(`batch ${planned} is planned but the table holds batches up to ${committed} only: plans are made one at a time, so ClickHouse and ${this.o.store.url} do not belong together`);
       batch = planned;
@@ -107,6 +109,7 @@ export class Archiver extends EventEmitter<ArchiverEvents> {
       const left = candidates.filter((c) => !chosen.has(c.token));
       // Once these are planned, later looks start at the oldest chunk left (or where this look ended).
       const floor = left[0]?.writtenMs ?? (candidates.length === limit ? candidates[candidates.length - 1]!.writtenMs : now);
+      leftOldest = left[0]?.writtenMs;
       this.oldestPendingMs = candidates[0]?.writtenMs;
       if (complete.length === 0) {
         ledger.advance(floor);
@@ -131,8 +134,7 @@ export class Archiver extends EventEmitter<ArchiverEvents> {
     const result: BatchResult = { batch, version: commit.version, rows: files.rows, files: files.adds.length, bytes: files.bytes, chunks: chunks.length, redone, ms: Date.now() - started };
     await this.record(ledger, batch, commit.version, chunks, files);
     this.lastSuccessMs = Date.now();
-    // What is left is at least as new as what this batch took: the next look finds it.
-    if (!redone) this.oldestPendingMs = undefined;
+    this.oldestPendingMs = leftOldest;
     this.emit('batch', result);
     return result;
   }

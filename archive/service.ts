@@ -156,8 +156,8 @@ export async function startArchiveService(o: ArchiveServiceOptions): Promise<Arc
       try {
         const r = await archiver.runBatch();
         worked();
-        // A full batch means a backlog: the next one goes at once.
-        full = r !== undefined && r.chunks >= (o.batchChunks ?? BATCH_CHUNKS);
+        // A full batch means a backlog, and after a redo nothing was looked for yet: the next batch goes at once.
+        full = r !== undefined && (r.redone || r.chunks >= (o.batchChunks ?? BATCH_CHUNKS));
         if (Date.now() - lastExpire >= (o.expireEveryMs ?? 3_600_000)) {
           await archiver.expire();
           lastExpire = Date.now();
