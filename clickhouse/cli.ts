@@ -1,14 +1,17 @@
-/** `vcam clickhouse` (the embedded server), `vcam migrate` and `vcam geo load`. */
-import { mkdirSync, readFileSync } from 'node:fs';
+/** `vcam clickhouse` (the embedded server), `vcam migrate` and `vcam geo load|export`. */
+import { createWriteStream, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { createClient } from '@clickhouse/client';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { ClickHouseError, createClient, type ClickHouseClient } from '@clickhouse/client';
 import { CLICKHOUSE_AUTH_OPTIONS, clientAuth, type ClickHouseAuthConfig } from '../common/clickhouse.js';
 import { defineCommand, type Config } from '../common/config.js';
 import { ensureSecretFile, readSecretFile } from '../common/secrets.js';
 import { EXIT, parseOrHelp, runService } from '../common/cli.js';
 import { ConfigError, VcamError } from '../common/errors.js';
 import { createLogger, LOG_LEVELS } from '../common/log.js';
-import { loadGeo, parseGeoCsv } from './geo.js';
+import { GEO_COLUMNS, isParquet, loadGeo, parseGeoCsv, parseGeoParquet } from './geo.js';
 import { migrate } from './schema.js';
 import { ClickHouseServer } from './server.js';
 
@@ -45,11 +48,25 @@ export const migrateCommand = defineCommand({
   },
 });
 
+const GEO_USAGE = 'vcam geo load FILE [options]\n       vcam geo export [--format csv|parquet] [--output FILE] [options]';
+
 export const geoCommand = defineCommand({
   name: 'vcam geo',
-  usage: 'vcam geo load FILE.csv [options]',
-  summary: 'Loads the geo reference table from a CSV (geoId,geoName,region), replacing the previous load.\nRunning processors pick it up within seconds.',
-  options: clientOptions,
+  usage: GEO_USAGE,
+  summary: [
+    'load FILE: replaces the geo reference table with the rows of a CSV file (header line geoId,geoName,region)',
+    '  or a Parquet file (columns geoId, geoName, region), told apart by a name ending in .parquet or the',
+    '  file starting with PAR1 (or --format). Every row is checked first: geoId an unsigned 32-bit integer,',
+    '  once; geoName not empty; no line breaks. One bad row refuses the file whole, naming each bad line (CSV)',
+    '  or row (Parquet, counted from 1). Running processors pick up a load within seconds.',
+    'export: writes the current load (what processors use), ordered by geoId, as CSV or Parquet that load',
+    '  takes back: to --output FILE (written whole, then renamed into place) or to stdout (Parquet not to a terminal).',
+  ].join('\n'),
+  options: {
+    ...clientOptions,
+    format: { type: 'string', choices: ['csv', 'parquet'], env: 'VCAM_GEO_FORMAT', description: "load: the file's format (default: detected); export: the format to write (default: parquet for an --output ending in .parquet, else csv)" },
+    output: { type: 'string', env: 'VCAM_GEO_OUTPUT', description: 'export: the file to write (default: stdout)' },
+  },
 });
 
 export function serverMain(argv: string[]): Promise<number> {
@@ -101,25 +118,86 @@ export async function migrateMain(argv: string[]): Promise<number> {
 export async function geoMain(argv: string[]): Promise<number> {
   const parsed = parseOrHelp(geoCommand, argv);
   if (typeof parsed === 'number') return parsed;
-  const [verb, file, ...extra] = parsed.positionals;
-  if (verb !== 'load' || !file || extra.length) throw new VcamError('USAGE', 'usage: vcam geo load FILE.csv [--clickhouse-url URL]');
-  let text: string;
+  const [verb, ...args] = parsed.positionals;
+  const c = parsed.config;
+  if (verb === 'load' && args.length === 1 && c.output === undefined) return geoLoad(args[0]!, c);
+  if (verb === 'export' && args.length === 0) return geoExport(c);
+  throw new VcamError('USAGE', `usage: ${GEO_USAGE}`);
+}
+
+type GeoConfig = Config<typeof geoCommand.options>;
+
+async function geoLoad(file: string, c: GeoConfig): Promise<number> {
+  let bytes: Buffer;
   try {
-    text = readFileSync(file, 'utf8');
+    bytes = readFileSync(file);
   } catch (err) {
     throw new ConfigError(`cannot read ${file}: ${(err as Error).message}`);
   }
-  const rows = parseGeoCsv(text, file);
-  const c = parsed.config;
+  const format = c.format ?? (file.toLowerCase().endsWith('.parquet') || isParquet(bytes) ? 'parquet' : 'csv');
+  // Checked whole before connecting: a bad file changes nothing.
+  const rows = format === 'parquet' ? await parseGeoParquet(bytes, file) : parseGeoCsv(bytes.toString('utf8'), file);
   const client = clientFor(c);
   try {
     await migrate(client);
     await loadGeo(client, rows);
-    process.stdout.write(`${JSON.stringify({ loaded: rows.length, file })}\n`);
+    process.stdout.write(`${JSON.stringify({ loaded: rows.length, file, format })}\n`);
     return EXIT.OK;
   } finally {
     await client.close();
   }
+}
+
+/** The current load as the processor reads it (processor/geo.ts): the latest loaded_at, FINAL. */
+async function latestLoad(client: ClickHouseClient): Promise<{ v: string; n: number } | undefined> {
+  try {
+    const [latest] = await (
+      await client.query({
+        query: 'SELECT toString(loaded_at) AS v, count() AS n FROM vcam.geo FINAL WHERE loaded_at = (SELECT max(loaded_at) FROM vcam.geo) GROUP BY loaded_at',
+        format: 'JSONEachRow',
+      })
+    ).json<{ v: string; n: number | string }>();
+    return latest && { v: latest.v, n: Number(latest.n) };
+  } catch (err) {
+    // UNKNOWN_TABLE, UNKNOWN_DATABASE: never migrated, so never loaded.
+    if (err instanceof ClickHouseError && (err.code === '60' || err.code === '81')) return undefined;
+    throw err;
+  }
+}
+
+async function geoExport(c: GeoConfig): Promise<number> {
+  const format = c.format ?? (c.output?.toLowerCase().endsWith('.parquet') ? 'parquet' : 'csv');
+  if (c.output === undefined && format === 'parquet' && process.stdout.isTTY) throw new VcamError('USAGE', 'Parquet is binary: not written to a terminal; give --output FILE or redirect stdout');
+  const client = clientFor(c);
+  const tmp = c.output && `${c.output}.${randomBytes(6).toString('hex')}.tmp`;
+  try {
+    const before = await latestLoad(client);
+    if (!before) throw new ConfigError('nothing to export: no geo table has been loaded (vcam geo load FILE)');
+    // Pinned to that load, and checked again after: a load arriving meanwhile would make this file half of each.
+    const { stream } = await client.exec({
+      query: `SELECT geo_id AS geoId, geo_name AS geoName, region FROM vcam.geo FINAL WHERE loaded_at = {v:DateTime64(3, 'UTC')} ORDER BY geo_id FORMAT ${format === 'parquet' ? 'Parquet' : 'CSV'}`,
+      query_params: { v: before.v },
+    });
+    // ClickHouse's CSVWithNames quotes the header; the CSV load takes it bare, as people write it.
+    const body = format === 'csv' ? withHead(`${GEO_COLUMNS.join(',')}\n`, stream) : stream;
+    if (tmp) await pipeline(body, createWriteStream(tmp, { mode: 0o644 }));
+    else await pipeline(body, process.stdout, { end: false });
+    const after = await latestLoad(client);
+    if (after?.v !== before.v) throw new VcamError('UNAVAILABLE', `a geo load arrived during the export (${before.v} then ${after?.v}); ${tmp ? 'nothing written' : 'the output is not one load'}: run the export again`, { retriable: true });
+    if (tmp) {
+      renameSync(tmp, c.output!);
+      process.stdout.write(`${JSON.stringify({ exported: before.n, file: c.output, format, loadedAt: before.v })}\n`);
+    }
+    return EXIT.OK;
+  } finally {
+    if (tmp) rmSync(tmp, { force: true });
+    await client.close();
+  }
+}
+
+async function* withHead(head: string, rest: Readable): AsyncGenerator<Buffer> {
+  yield Buffer.from(head);
+  for await (const chunk of rest) yield chunk as Buffer;
 }
 
 function clientFor(c: { clickhouseUrl: string } & ClickHouseAuthConfig) {
