@@ -19,6 +19,7 @@ export const COMMANDS: Record<string, Entry> = {
   bridge: { summary: 'MQTT front door (embedded aedes) forwarding to Kafka', load: async () => (await import('../bridge/cli.js')).main },
   processor: { summary: 'Kafka consumer: dedup, geo join, aggregates into ClickHouse', load: async () => (await import('../processor/cli.js')).main },
   kafka: { summary: 'a local Apache Kafka broker (KRaft) on loopback; `vcam kafka fetch` brings its jars', load: async () => (await import('../kafka/cli.js')).main },
+  s3: { summary: 'a local S3 API server (S3Proxy) on loopback for the archive; `vcam s3 fetch` brings its jar', load: async () => (await import('../s3/cli.js')).main },
   clickhouse: { summary: 'embedded ClickHouse (chDB) served over HTTP', load: async () => (await import('../clickhouse/cli.js')).serverMain },
   archive: { summary: 'raw events from ClickHouse into a Delta Lake table (local or S3), exactly once', load: async () => (await import('../archive/cli.js')).main },
   migrate: { summary: 'create or upgrade the vcam database in ClickHouse', load: async () => (await import('../clickhouse/cli.js')).migrateMain },

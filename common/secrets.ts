@@ -32,7 +32,12 @@ export function ensureSecretFile(path: string): string {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new ConfigError(`cannot create ${path}: ${(err as Error).message}`);
   }
+  refuseShared(path);
+  return readSecretFile(path, 'secret file');
+}
+
+/** A file holding secrets that others may read is refused, not used. */
+export function refuseShared(path: string): void {
   const mode = statSync(path).mode & 0o777;
   if (mode & 0o077) throw new ConfigError(`${path} is readable by others (mode ${mode.toString(8)}); chmod 600 ${path}`);
-  return readSecretFile(path, 'secret file');
 }
