@@ -64,6 +64,8 @@ export class Archiver extends EventEmitter<ArchiverEvents> {
   /** When the oldest chunk not yet in the table was recorded (epoch ms), as last seen; undefined when none was. */
   oldestPendingMs: number | undefined;
   lastSuccessMs: number | undefined;
+  /** The table's txn version as last read. */
+  private committed = 0;
 
   constructor(private readonly o: ArchiverOptions) {
     super();
@@ -89,6 +91,7 @@ export class Archiver extends EventEmitter<ArchiverEvents> {
     const snap = await this.open();
     const ledger = this.ledger!;
     const committed = snap.txn.get(APP_ID) ?? 0;
+    this.committed = committed;
     const planned = await ledger.lastPlanned();
     let batch: number;
     let chunks: ArchiveChunk[];
@@ -137,6 +140,11 @@ export class Archiver extends EventEmitter<ArchiverEvents> {
     this.oldestPendingMs = leftOldest;
     this.emit('batch', result);
     return result;
+  }
+
+  /** The lag from ClickHouse alone, for when a batch cannot run (the store is down): nothing archived since moves it. */
+  async measureLag(): Promise<void> {
+    if (this.ledger) this.oldestPendingMs = await this.ledger.oldestUnarchived(this.committed);
   }
 
   private async record(ledger: Ledger, batch: number, version: number, chunks: ArchiveChunk[], files: { rows: number; adds: unknown[]; bytes: number } | undefined): Promise<void> {

@@ -89,6 +89,24 @@ export class Ledger {
     return chunks.filter((c) => c.parts.every((p) => found.get(`${c.processedMs}:${p.partition}`) === p.events));
   }
 
+  /**
+   * When the oldest chunk not in a batch up to `committed` was recorded (epoch ms), from
+   * ClickHouse alone: the lag while the table's store cannot be reached.
+   */
+  async oldestUnarchived(committed: number, now = Date.now()): Promise<number | undefined> {
+    const since = Math.max(this.since, now - CHUNK_RECORDS_KEPT_MS);
+    const [row] = await (
+      await this.client.query({
+        query: `SELECT toUnixTimestamp64Milli(min(written_at)) AS w, count() AS n FROM vcam.chunks FINAL
+                WHERE events > 0 AND written_at >= fromUnixTimestamp64Milli({since:Int64}, 'UTC')
+                  AND token NOT IN (SELECT token FROM vcam.archive_chunks WHERE archive = {a:String} AND batch <= {committed:UInt64})`,
+        query_params: { since, a: this.archive, committed },
+        format: 'JSONEachRow',
+      })
+    ).json<{ w: string | number; n: string | number }>();
+    return Number(row?.n ?? 0) > 0 ? Number(row!.w) : undefined;
+  }
+
   /** The highest batch planned for this archive, or 0. */
   async lastPlanned(): Promise<number> {
     const [row] = await (await this.client.query({ query: 'SELECT max(batch) AS b FROM vcam.archive_chunks WHERE archive = {a:String}', query_params: { a: this.archive }, format: 'JSONEachRow' })).json<{ b: string | number }>();

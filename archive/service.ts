@@ -164,6 +164,7 @@ export async function startArchiveService(o: ArchiveServiceOptions): Promise<Arc
         }
       } catch (err) {
         failed('batch', err);
+        await archiver.measureLag().catch(() => undefined);
       }
       if (!full) await sleep(failingSince === undefined ? o.everyMs : Math.min(o.everyMs, 5_000), stopping.signal);
     }
