@@ -1,6 +1,7 @@
 /** `vcam clickhouse` (the embedded server), `vcam migrate` and `vcam geo load|export`. */
-import { createWriteStream, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -10,6 +11,9 @@ import { defineCommand, type Config } from '../common/config.js';
 import { ensureSecretFile, readSecretFile } from '../common/secrets.js';
 import { EXIT, parseOrHelp, runService } from '../common/cli.js';
 import { ConfigError, VcamError } from '../common/errors.js';
+import { checkKey, type ObjectStore } from '../common/objectstore.js';
+import { openStore } from '../common/s3.js';
+import { STORE_OPTIONS } from '../archive/store.js';
 import { createLogger, LOG_LEVELS } from '../common/log.js';
 import { GEO_COLUMNS, isParquet, loadGeo, parseGeoCsv, parseGeoParquet } from './geo.js';
 import { migrate } from './schema.js';
@@ -48,7 +52,7 @@ export const migrateCommand = defineCommand({
   },
 });
 
-const GEO_USAGE = 'vcam geo load FILE [options]\n       vcam geo export [--format csv|parquet] [--output FILE] [options]';
+const GEO_USAGE = 'vcam geo load FILE|s3://BUCKET/KEY [options]\n       vcam geo export [--format csv|parquet] [--output FILE|s3://BUCKET/KEY] [options]';
 
 export const geoCommand = defineCommand({
   name: 'vcam geo',
@@ -61,11 +65,14 @@ export const geoCommand = defineCommand({
     '  or row (Parquet, counted from 1). Running processors pick up a load within seconds.',
     'export: writes the current load (what processors use), ordered by geoId, as CSV or Parquet that load',
     '  takes back: to --output FILE (written whole, then renamed into place) or to stdout (Parquet not to a terminal).',
+    'FILE may be s3://bucket/key on S3 or an S3-compatible store (--s3-endpoint, --s3-credentials-file).',
   ].join('\n'),
   options: {
     ...clientOptions,
     format: { type: 'string', choices: ['csv', 'parquet'], env: 'VCAM_GEO_FORMAT', description: "load: the file's format (default: detected); export: the format to write (default: parquet for an --output ending in .parquet, else csv)" },
-    output: { type: 'string', env: 'VCAM_GEO_OUTPUT', description: 'export: the file to write (default: stdout)' },
+    output: { type: 'string', env: 'VCAM_GEO_OUTPUT', description: 'export: the file (or s3://bucket/key) to write (default: stdout)' },
+    // The same flags and variables as vcam archive's, so one S3 setup serves both.
+    ...STORE_OPTIONS,
   },
 });
 
@@ -127,12 +134,27 @@ export async function geoMain(argv: string[]): Promise<number> {
 
 type GeoConfig = Config<typeof geoCommand.options>;
 
+/** `s3://bucket/key`: the bucket's store and the key; undefined for a local path. */
+function s3Object(url: string, c: GeoConfig): { store: ObjectStore; key: string } | undefined {
+  if (!url.startsWith('s3://')) return undefined;
+  const m = /^s3:\/\/([^/]+)\/(.+)$/.exec(url);
+  if (!m) throw new ConfigError(`${url}: a geo file on S3 is named s3://bucket/key`);
+  return { store: openStore(`s3://${m[1]}`, { endpoint: c.s3Endpoint, region: c.s3Region, credentialsFile: c.s3CredentialsFile }), key: checkKey(m[2]!) };
+}
+
 async function geoLoad(file: string, c: GeoConfig): Promise<number> {
+  const s3 = s3Object(file, c);
   let bytes: Buffer;
-  try {
-    bytes = readFileSync(file);
-  } catch (err) {
-    throw new ConfigError(`cannot read ${file}: ${(err as Error).message}`);
+  if (s3) {
+    const got = await s3.store.get(s3.key);
+    if (!got) throw new ConfigError(`cannot read ${file}: there is no such object`);
+    bytes = got;
+  } else {
+    try {
+      bytes = readFileSync(file);
+    } catch (err) {
+      throw new ConfigError(`cannot read ${file}: ${(err as Error).message}`);
+    }
   }
   const format = c.format ?? (file.toLowerCase().endsWith('.parquet') || isParquet(bytes) ? 'parquet' : 'csv');
   // Checked whole before connecting: a bad file changes nothing.
@@ -168,8 +190,11 @@ async function latestLoad(client: ClickHouseClient): Promise<{ v: string; n: num
 async function geoExport(c: GeoConfig): Promise<number> {
   const format = c.format ?? (c.output?.toLowerCase().endsWith('.parquet') ? 'parquet' : 'csv');
   if (c.output === undefined && format === 'parquet' && process.stdout.isTTY) throw new VcamError('USAGE', 'Parquet is binary: not written to a terminal; give --output FILE or redirect stdout');
+  const s3 = c.output === undefined ? undefined : s3Object(c.output, c);
+  // A file is written whole before it takes its name (beside it, so the rename is atomic); an S3 object is uploaded whole.
+  const tmpDir = s3 && mkdtempSync(join(tmpdir(), 'vcam-geo-'));
+  const tmp = tmpDir ? join(tmpDir, 'geo') : c.output && `${c.output}.${randomBytes(6).toString('hex')}.tmp`;
   const client = clientFor(c);
-  const tmp = c.output && `${c.output}.${randomBytes(6).toString('hex')}.tmp`;
   try {
     const before = await latestLoad(client);
     if (!before) throw new ConfigError('nothing to export: no geo table has been loaded (vcam geo load FILE)');
@@ -185,12 +210,13 @@ async function geoExport(c: GeoConfig): Promise<number> {
     const after = await latestLoad(client);
     if (after?.v !== before.v) throw new VcamError('UNAVAILABLE', `a geo load arrived during the export (${before.v} then ${after?.v}); ${tmp ? 'nothing written' : 'the output is not one load'}: run the export again`, { retriable: true });
     if (tmp) {
-      renameSync(tmp, c.output!);
+      if (s3) await s3.store.putFile(s3.key, tmp);
+      else renameSync(tmp, c.output!);
       process.stdout.write(`${JSON.stringify({ exported: before.n, file: c.output, format, loadedAt: before.v })}\n`);
     }
     return EXIT.OK;
   } finally {
-    if (tmp) rmSync(tmp, { force: true });
+    if (tmp) rmSync(tmpDir ?? tmp, { recursive: true, force: true });
     await client.close();
   }
 }

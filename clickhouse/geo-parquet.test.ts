@@ -9,8 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { helpText } from '../common/config.js';
+import type { LocalS3 } from '../s3/index.js';
 import { startClickHouse, type TestClickHouse } from '../test/helpers/clickhouse.js';
 import { VCAM_BIN } from '../test/helpers/processes.js';
+import { startTestS3 } from '../test/helpers/s3.js';
 import { geoCommand } from './cli.js';
 
 let ch: TestClickHouse;
@@ -192,8 +194,56 @@ describe('vcam geo: Parquet and export', () => {
   it('--help documents load (CSV or Parquet) and export', async () => {
     const help = await geo(['--help']);
     expect(help).toEqual({ code: 0, stdout: helpText(geoCommand), stderr: '' });
-    expect(help.stdout).toContain('Usage: vcam geo load FILE [options]\n       vcam geo export [--format csv|parquet] [--output FILE] [options]\n');
+    expect(help.stdout).toContain('Usage: vcam geo load FILE|s3://BUCKET/KEY [options]\n       vcam geo export [--format csv|parquet] [--output FILE|s3://BUCKET/KEY] [options]\n');
     expect(help.stdout).toContain('or a Parquet file (columns geoId, geoName, region), told apart by a name ending in .parquet or the\n  file starting with PAR1');
-    expect(await geo(['load'])).toEqual({ code: 2, stdout: '', stderr: `error: usage: vcam geo load FILE [options]\n       vcam geo export [--format csv|parquet] [--output FILE] [options]\n` });
+    expect(await geo(['load'])).toEqual({ code: 2, stdout: '', stderr: `error: usage: vcam geo load FILE|s3://BUCKET/KEY [options]\n       vcam geo export [--format csv|parquet] [--output FILE|s3://BUCKET/KEY] [options]\n` });
+  });
+});
+
+describe('vcam geo: files on S3 (the local S3 API, S3Proxy)', () => {
+  let s3: LocalS3;
+  let flags: string[];
+  beforeAll(async () => {
+    s3 = await startTestS3();
+    const credentials = join(dir, 's3.credentials');
+    writeFileSync(credentials, `AWS_ACCESS_KEY_ID=${s3.identity}\nAWS_SECRET_ACCESS_KEY=${s3.credential}\n`, { mode: 0o600 });
+    flags = ['--s3-endpoint', s3.endpoint, '--s3-credentials-file', credentials];
+  });
+  afterAll(async () => {
+    await s3?.stop();
+  });
+
+  it('export to s3://, then load from it, round-trips exactly, as Parquet and as CSV', async () => {
+    expect((await geo(['load', file('a.csv', A_CSV)])).code).toBe(0);
+    for (const [key, format] of [
+      ['geo/current.parquet', 'parquet'],
+      ['geo/current.csv', 'csv'],
+    ] as const) {
+      const url = `s3://lake/${key}`;
+      const { latest } = (await everything())[0]!;
+      expect(await geo(['export', '--output', url, ...flags])).toEqual({ code: 0, stdout: `${JSON.stringify({ exported: 4, file: url, format, loadedAt: latest })}\n`, stderr: '' });
+      const stored = (await s3.store().get(key))!;
+      expect(format === 'parquet' ? stored.subarray(0, 4).toString() : stored.toString()).toBe(
+        format === 'parquet' ? 'PAR1' : 'geoId,geoName,region\n1,"Old Town","north"\n2,"Quay ""7"", East","south"\n3,"Zürich 𝄞",""\n4294967295,"Edge","west"\n',
+      );
+      expect((await geo(['load', file('b.csv', B_CSV)])).code).toBe(0);
+      expect(await current()).toEqual(B);
+      expect(await geo(['load', url, ...flags])).toEqual({ code: 0, stdout: `${JSON.stringify({ loaded: 4, file: url, format })}\n`, stderr: '' });
+      expect(await current()).toEqual(A);
+    }
+  });
+
+  it('a bad Parquet object is refused whole with its row numbers; a missing one is named', async () => {
+    const before = await everything();
+    const bytes = readFileSync(await parquet('s3bad.parquet', 'geoId Int64, geoName String, region String', `(1, 'One', 'r'), (2, 'Two', 'r'), (3, '', 'r'), (-1, 'Minus', 'r')`));
+    expect(await s3.store().putIfAbsent('geo/bad.parquet', bytes)).toBe(true);
+    expect(await geo(['load', 's3://lake/geo/bad.parquet', ...flags])).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: 'error: s3://lake/geo/bad.parquet: 2 bad row(s), nothing loaded:\n  row 3: geoName is empty\n  row 4: geoId "-1" is not an unsigned 32-bit integer\n',
+    });
+    expect(await geo(['load', 's3://lake/geo/none.parquet', ...flags])).toEqual({ code: 2, stdout: '', stderr: 'error: cannot read s3://lake/geo/none.parquet: there is no such object\n' });
+    expect(await geo(['load', 's3://lake', ...flags])).toEqual({ code: 2, stdout: '', stderr: 'error: s3://lake: a geo file on S3 is named s3://bucket/key\n' });
+    expect(await everything()).toEqual(before);
   });
 });
