@@ -7,13 +7,14 @@
  *   await store.putIfAbsent('_delta_log/00000000000000000001.json', commit);   // If-None-Match: *
  *
  * Failures are VcamErrors: `CONNECTION` retriable for the network, timeouts and 5xx; refused
- * credentials, a missing bucket and other 4xx are not retriable. Requests are not retried here,
- * because a conditional PUT that timed out may have landed: only the caller can tell (the Delta
- * writer re-reads its txn), so it decides.
+ * credentials, a missing bucket and other 4xx are not retriable. Failed requests are not retried
+ * here, because a conditional PUT that timed out may have landed: only the caller can tell (the
+ * Delta writer re-reads its txn), so it decides. The two exceptions are answers that say nothing
+ * was done: S3's 409 ConditionalRequestConflict, and a kept-alive connection the server had closed.
  */
 import { createHash, createHmac } from 'node:crypto';
 import { createReadStream, promises as fs, readFileSync } from 'node:fs';
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { resolve as resolvePath } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -43,7 +44,6 @@ export interface S3Options {
 
 interface S3Response {
   status: number;
-  headers: IncomingHttpHeaders;
   body: Buffer;
 }
 
@@ -152,7 +152,8 @@ export class S3Store implements ObjectStore {
       const res = await this.send(req);
       if (res.status === 200) return true;
       if (res.status === 412) return false;
-      if (res.status !== 409 || this.s3Code(res) !== 'ConditionalRequestConflict' || attempt >= 10) this.expect(res, [200, 412], req.what);
+      if (res.status !== 409 || this.s3Code(res) !== 'ConditionalRequestConflict') this.expect(res, [200, 412], req.what);
+      if (attempt >= 10) throw new VcamError('CONNECTION', `S3 at ${this.where(req.what)} still reports a conflicting write in flight after ${attempt + 1} tries; try again`, { retriable: true });
       await sleep(50 * 2 ** Math.min(attempt, 5));
     }
   }
@@ -256,7 +257,7 @@ export class S3Store implements ObjectStore {
       const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)({ method, host: url.hostname, port: url.port || undefined, path, headers }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (d: Buffer) => chunks.push(d));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
         res.on('error', reject);
       });
       req.setTimeout(this.idleTimeoutMs, () => req.destroy(Object.assign(new Error('idle timeout'), { code: 'ETIMEDOUT' })));
