@@ -86,6 +86,16 @@ describe('vcam archive', () => {
     archiver.close();
   });
 
+  it('a chunk without events (dead letters only) is written and gives the archive nothing', async () => {
+    const { archiver } = newArchive();
+    await archiver.drain();
+    const refused = events(5, 'bad-', early(1)).map((e) => ({ ...e, type: '' }));
+    await chunk(8, refused);
+    expect(Number((await ch.query<{ n: string }>("SELECT count() AS n FROM vcam.dlq WHERE payload LIKE '%bad-%'"))[0]!.n)).toBe(5);
+    expect(await archiver.drain()).toEqual([]);
+    archiver.close();
+  });
+
   it('late events for a date already archived land in it exactly once, beside its first file', async () => {
     const { dir, archiver } = newArchive();
     await archiver.drain();

@@ -42,7 +42,7 @@ export async function main(argv: string[]): Promise<number> {
   if (typeof parsed === 'number') return parsed;
   const c = parsed.config;
   if (parsed.positionals.length) throw new VcamError('USAGE', `unexpected argument "${parsed.positionals[0]}"; run \`vcam archive --help\``);
-  const store = await openArchiveStore(c);
+  const store = openArchiveStore(c);
   const log = createLogger('archive', c.logLevel);
   const { clickhouseUser, clickhousePassword } = clickhouseCredentials(c);
   const retentionDays = Math.max(1, Math.round(c.archiveRetention / 86_400_000));

@@ -12,6 +12,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ClickHouseLogLevel, createClient } from '@clickhouse/client';
 import { startAgentService } from '../agent/index.js';
+import { startArchiveService } from '../archive/index.js';
+import { openArchiveStore, STORE_OPTIONS } from '../archive/store.js';
 import { addAgent, KafkaDownstream, startBridgeService } from '../bridge/index.js';
 import { ClickHouseServer, migrate, secretPath } from '../clickhouse/index.js';
 import { CLICKHOUSE_AUTH_OPTIONS, clickhouseCredentials } from '../common/clickhouse.js';
@@ -40,6 +42,12 @@ export const upCommand = defineCommand({
     kafkaPort: { type: 'int', default: 9092, description: "with --kafka: the local broker's port" },
     processorHttpPort: { type: 'int', default: 9102, description: "with --kafka: the processor's /healthz and /metrics port" },
     kafkaBrokers: { type: 'list', description: 'run the bridge against this Kafka instead of single-node mode (start `vcam processor` separately)' },
+    archive: { type: 'boolean', default: true, description: 'archive raw events as a Delta Lake table (--no-archive: ClickHouse only)' },
+    archiveUrl: { type: 'string', description: 'the archive table: a directory or s3://bucket/prefix (default <data-dir>/archive)' },
+    ...STORE_OPTIONS,
+    archiveEvery: { type: 'duration', default: '1m', description: 'how often a batch is archived' },
+    archiveRetention: { type: 'duration', default: '30d', description: 'event dates kept in the archive' },
+    archiveHttpPort: { type: 'int', default: 9104, description: "the archiver's /healthz and /metrics port" },
     sim: { type: 'boolean', default: true, description: 'run the simulator (--no-sim: only real agents)' },
     simRate: { type: 'int', default: 200, description: 'simulator: camera sends per second' },
     simGeos: { type: 'int', default: 20, description: 'simulator: geos (their names are loaded into the geo table)' },
@@ -112,6 +120,25 @@ export function main(argv: string[]): Promise<number> {
       await processor.healthy(120_000);
       metricsUrls.push(`${processorUrl}/metrics`);
       out.write(`  processor         ${processorUrl}/healthz (own process; log ${processor.logFile})\n`);
+    }
+
+    if (c.archive) {
+      const store = openArchiveStore({ ...c, archiveUrl: c.archiveUrl ?? join(dataDir, 'archive') });
+      const archive = await startArchiveService({
+        clickhouseUrl,
+        ...auth,
+        store,
+        everyMs: c.archiveEvery,
+        retentionDays: Math.max(1, Math.round(c.archiveRetention / 86_400_000)),
+        vacuumAfterMs: 7 * 86_400_000,
+        maxLagMs: Math.max(15 * 60_000, 3 * c.archiveEvery),
+        httpPort: c.archiveHttpPort,
+        logger: log('archive'),
+        registry: createRegistry({ component: 'archive' }),
+      });
+      closers.push(() => archive.close());
+      metricsUrls.push(`http://127.0.0.1:${archive.httpPort}/metrics`);
+      out.write(`  archive           ${store.url} (Delta Lake, every ${Math.round(c.archiveEvery / 1000)} s; /healthz on ${archive.httpPort}); --no-archive to turn off\n`);
     }
 
     const registry = createRegistry({ component: 'up' });

@@ -262,7 +262,7 @@ export class ProcessorStore {
         blocks: blocksOf(rows),
         // What the archiver checks vcam.events against before it copies the chunk (archive/ledger.ts).
         events: rows.events.reduce((n, e) => n + (e[EVENT.kafka_partition!] === p.partition ? 1 : 0), 0),
-        processed_at: rows.events[0]?.[EVENT.processed_at!] ?? '0',
+        processed_at: rows.events[0]?.[EVENT.processed_at!] ?? now,
       })),
       format: 'JSONEachRow',
     });

@@ -181,6 +181,8 @@ export const verifyCommand = defineCommand({
     partitions: { type: 'int', default: 4, description: 'Kafka mode: partitions of the events topic on the local broker' },
     alertBaseline: { type: 'duration', default: '2m', description: "the processor's spike baseline for this run (short, so bursts can be judged in minutes)" },
     drainTimeout: { type: 'duration', default: '120s', description: 'how long the pipeline may take to deliver everything after the simulator stops' },
+    archive: { type: 'boolean', default: false, description: 'also archive to a Delta Lake table on a local S3 (S3Proxy; Java 17+, `vcam s3 fetch` once) and check it against the ground truth' },
+    archiveEvery: { type: 'duration', default: '5s', description: 'with --archive: how often the archiver runs a batch' },
     break: { type: 'string', choices: ['none', 'dedup'], default: 'none', description: 'break the pipeline on purpose to see verify fail (dedup: the processor counts every copy)' },
     logLevel: { type: 'string', choices: LOG_LEVELS, default: 'info', description: "components' log level (logs are in <dir>/logs)" },
     ...SCENARIO_OPTIONS,
@@ -210,6 +212,7 @@ export async function verifyMain(argv: string[]): Promise<number> {
   const r = await verify({
     mode: c.kafka || c.chaos ? 'kafka' : 'single-node',
     chaos,
+    ...(c.archive && { archive: { everyMs: c.archiveEvery } }),
     scenario,
     dir,
     breakDedup: c.break === 'dedup',

@@ -88,23 +88,25 @@ export async function observe(client: ClickHouseClient): Promise<Observed> {
   };
 }
 
+/** Events missing and extra, cell by cell; the first ten differing cells are noted in `mismatches`. */
+export function cellDiff(what: string, want: Map<string, number>, got: Map<string, number>, mismatches: string[], where = 'ClickHouse'): { lost: number; extra: number } {
+  let lost = 0;
+  let extra = 0;
+  for (const key of new Set([...want.keys(), ...got.keys()])) {
+    const d = (got.get(key) ?? 0) - (want.get(key) ?? 0);
+    if (d < 0) lost -= d;
+    if (d > 0) extra += d;
+    if (d !== 0 && mismatches.length < 10) mismatches.push(`${what} ${key}: expected ${want.get(key) ?? 0}, ${where} has ${got.get(key) ?? 0}`);
+  }
+  return { lost, extra };
+}
+
 export function compare(ledger: Ledger, seen: Observed): Comparison {
   const expected = new Map<string, number>();
   for (const [g, m] of ledger.perGeoMinute) for (const [minute, n] of m) expected.set(`${g}@${minute}`, n);
   const mismatches: string[] = [];
-  const diff = (what: string, want: Map<string, number>, got: Map<string, number>) => {
-    let lost = 0;
-    let extra = 0;
-    for (const key of new Set([...want.keys(), ...got.keys()])) {
-      const d = (got.get(key) ?? 0) - (want.get(key) ?? 0);
-      if (d < 0) lost -= d;
-      if (d > 0) extra += d;
-      if (d !== 0 && mismatches.length < 10) mismatches.push(`${what} ${key}: expected ${want.get(key) ?? 0}, ClickHouse has ${got.get(key) ?? 0}`);
-    }
-    return { lost, extra };
-  };
-  const byGeo = diff('geo@minute', expected, seen.geoMinute);
-  const byDevice = diff('device', ledger.perDevice, seen.perDevice);
+  const byGeo = cellDiff('geo@minute', expected, seen.geoMinute, mismatches);
+  const byDevice = cellDiff('device', ledger.perDevice, seen.perDevice, mismatches);
   const counted = [...seen.geoMinute.values()].reduce((a, b) => a + b, 0);
   const burstHits = ledger.bursts.filter((b) => seen.spikeAlerts.some((a) => a.geoId === b.geoId && a.openedAt === b.fromMs));
   return {

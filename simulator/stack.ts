@@ -5,12 +5,13 @@
  * whatever does not exit in time, so nothing is left behind.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '../common/http.js';
 import { VCAM_BIN } from '../common/paths.js';
 import { sleep } from '../common/retry.js';
 import { LocalKafka } from '../kafka/index.js';
+import { startLocalS3, type LocalS3 } from '../s3/index.js';
 
 export type Mode = 'single-node' | 'kafka';
 
@@ -125,6 +126,10 @@ export class Child {
 export class Stack {
   readonly children: Child[] = [];
   kafka?: LocalKafka;
+  /** With `archive`: the local S3 holding the Delta table at s3://lake/events. */
+  s3?: LocalS3;
+  /** The archiver's /metrics. */
+  archiveMetricsUrl?: string;
   /** One per bridge, in order. */
   mqttUrls: string[] = [];
   clickhouseUrl = '';
@@ -193,10 +198,41 @@ export class Stack {
     }
   }
 
-  /** Stops the components in reverse order of start: bridges (draining), processors, ClickHouse, Kafka. */
+  /** The archiver and its S3, started once the pipeline is up. */
+  async startArchive(everyMs: number): Promise<void> {
+    this.s3 = await startLocalS3({ dataDir: join(this.o.dir, 's3'), bucket: 'lake' });
+    const credentials = join(this.o.dir, 's3', 's3.credentials');
+    writeFileSync(credentials, `AWS_ACCESS_KEY_ID=${this.s3.identity}\nAWS_SECRET_ACCESS_KEY=${this.s3.credential}\n`, { mode: 0o600 });
+    const httpPort = await freePort();
+    await this.start(
+      'archive',
+      [
+        'archive',
+        '--archive-url',
+        's3://lake/events',
+        '--s3-endpoint',
+        this.s3.endpoint,
+        '--s3-credentials-file',
+        credentials,
+        '--every',
+        `${everyMs}ms`,
+        '--clickhouse-url',
+        this.clickhouseUrl,
+        '--clickhouse-password-file',
+        this.clickhousePasswordFile,
+        '--http-port',
+        String(httpPort),
+      ],
+      httpPort,
+    );
+    this.archiveMetricsUrl = `http://127.0.0.1:${httpPort}/metrics`;
+  }
+
+  /** Stops the components in reverse order of start: the archiver, bridges (draining), processors, ClickHouse; then Kafka and S3. */
   async stop(): Promise<void> {
     for (const c of [...this.children].reverse()) await c.stop();
     await this.kafka?.stop();
+    await this.s3?.stop();
   }
 
   /** Last resort on exit: no child outlives verify. */

@@ -16,6 +16,7 @@ import type { Scenario } from './scenario.js';
 import { Simulation, type Progress } from './sim.js';
 import { Prometheus } from './prometheus.js';
 import { CuttableProxy } from './proxy.js';
+import { compareArchive, observeArchive, type ArchiveReport } from './archive.js';
 import { Stack, type Mode } from './stack.js';
 
 export interface VerifyOptions {
@@ -31,6 +32,8 @@ export interface VerifyOptions {
   onProgress?: (phase: string, p?: Progress) => void;
   /** Kafka mode with faults (vcam verify --chaos). */
   chaos?: ChaosOptions;
+  /** Archive to a Delta table on a local S3 every `everyMs`, and check it against the ground truth. */
+  archive?: { everyMs: number };
   /** Called once the stack is up, before the simulator starts (the bench samples the children's CPU and memory). */
   onStackUp?: (stack: Stack) => void | Promise<void>;
 }
@@ -61,6 +64,8 @@ export interface VerifyReport {
   drainS: number;
   /** Kafka mode: the Apache Kafka broker the run talked to. */
   kafka?: { version: string; partitions: number };
+  /** With --archive: the Delta table against the ground truth. */
+  archive?: ArchiveReport;
   /** What went wrong, in words; empty when ok. */
   problems: string[];
   mismatches: string[];
@@ -126,6 +131,7 @@ export async function verify(o: VerifyOptions): Promise<VerifyReport> {
     o.onProgress?.('starting the stack');
     await sim.register();
     await stack.up();
+    if (o.archive) await stack.startArchive(o.archive.everyMs);
     await o.onStackUp?.(stack);
     sim.o.mqttUrl = stack.mqttUrl;
     const client = createClient({ url: stack.clickhouseUrl, password: readSecretFile(stack.clickhousePasswordFile, 'ClickHouse password'), request_timeout: 120_000 });
@@ -161,13 +167,18 @@ export async function verify(o: VerifyOptions): Promise<VerifyReport> {
         final = await awaitBurstAlerts(client, sim.ledger, final, lastBurst.toMs + ALERT_DEADLINE_MS, o.signal);
       }
       const drainS = Math.round((Date.now() - drainStart) / 100) / 10;
+      let archive: ArchiveReport | undefined;
+      if (o.archive) {
+        o.onProgress?.('waiting for the archive');
+        archive = await archiveCaughtUp(stack, sim.ledger, final.rawRows, o.drainTimeoutMs, o.signal);
+      }
       if (run) {
         o.onProgress?.('waiting for the alerts to resolve');
         run.stop();
         await awaitFaultAlerts(run, prometheus, sim.ledger.startedAt, o.signal);
       }
       if (o.signal?.aborted) throw new Error('interrupted');
-      return report(o, sim, final, drained, drainS, stack, run);
+      return report(o, sim, final, drained, drainS, stack, run, archive);
     } finally {
       await client.close();
     }
@@ -185,6 +196,26 @@ export async function verify(o: VerifyOptions): Promise<VerifyReport> {
     await prometheus.stop();
     process.off('exit', kill);
   }
+}
+
+/**
+ * Waits until the archiver has written as many rows as ClickHouse holds and has nothing left
+ * (or `timeoutMs` passes), then reads the table and compares it with the ground truth.
+ */
+async function archiveCaughtUp(stack: Stack, ledger: Ledger, rawRows: number, timeoutMs: number, signal?: AbortSignal): Promise<ArchiveReport> {
+  const start = Date.now();
+  const metric = (text: string, name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  for (;;) {
+    const text = await fetch(stack.archiveMetricsUrl!).then(
+      (r) => r.text(),
+      () => '',
+    );
+    if ((metric(text, 'vcam_archive_rows_total') >= rawRows && metric(text, 'vcam_archive_lag_seconds') === 0) || Date.now() - start > timeoutMs || signal?.aborted) break;
+    await sleep(500, signal);
+  }
+  const lagS = Math.round((Date.now() - start) / 100) / 10;
+  const s3 = stack.s3!;
+  return compareArchive(ledger, await observeArchive(`${s3.endpoint}/lake/events/`, s3.identity, s3.credential), lagS);
 }
 
 /** Polls Prometheus until every fault's alert has opened and resolved, or 3 minutes pass. */
@@ -228,7 +259,7 @@ async function awaitBurstAlerts(client: ReturnType<typeof createClient>, ledger:
   return seen;
 }
 
-function report(o: VerifyOptions, sim: Simulation, seen: Observed, drained: boolean, drainS: number, stack: Stack, run?: ChaosRun): VerifyReport {
+function report(o: VerifyOptions, sim: Simulation, seen: Observed, drained: boolean, drainS: number, stack: Stack, run?: ChaosRun, archive?: ArchiveReport): VerifyReport {
   const l = sim.ledger;
   const c = compare(l, seen);
   const agentRejected = sim.progress().rejectedByAgents;
@@ -239,6 +270,8 @@ function report(o: VerifyOptions, sim: Simulation, seen: Observed, drained: bool
   if (seen.dlq !== l.malformed.deadLetters) problems.push(`the DLQ holds ${seen.dlq} records; ${l.malformed.deadLetters} malformed publishes were sent`);
   if (agentRejected !== l.malformed.rejectedByAgent) problems.push(`the agents rejected ${agentRejected} events; ${l.malformed.rejectedByAgent} malformed ones were sent`);
   for (const ch of stack.children) if (!ch.running) problems.push(`${ch.name} exited during the run; see ${ch.logFile}`);
+  if (archive?.lost) problems.push(`${archive.lost} events are missing from the archive`);
+  if (archive?.doubled) problems.push(`${archive.doubled} events are in the archive more than once`);
   if (run) {
     for (const r of run.records) {
       if (r.note) problems.push(`${r.kind} ${r.target} at ${r.atS}s: ${r.note}`);
@@ -275,8 +308,9 @@ function report(o: VerifyOptions, sim: Simulation, seen: Observed, drained: bool
     drained,
     drainS,
     ...(stack.kafka && { kafka: { version: stack.kafka.version, partitions: o.partitions } }),
+    ...(archive && { archive }),
     problems,
-    mismatches: c.mismatches,
+    mismatches: [...c.mismatches, ...(archive?.mismatches ?? [])],
     dir: o.dir,
     ...(run && { chaos: run.report(o.scenario.seed) }),
   };

@@ -90,7 +90,7 @@ describe('vconsole in a terminal (tmux) against a running stack', () => {
     [chPort, httpPort] = [await freePort(), await freePort()];
     const mqtt = await freePort();
     upDir = mkdtempSync(join(tmpdir(), 'vcam-console-'));
-    up = vcam(['up', '--data-dir', upDir, '--http-port', String(httpPort), '--mqtt-port', String(mqtt), '--clickhouse-port', String(chPort), '--sim-rate', '300', '--summary-every', '0']);
+    up = vcam(['up', '--data-dir', upDir, '--http-port', String(httpPort), '--mqtt-port', String(mqtt), '--clickhouse-port', String(chPort), '--sim-rate', '300', '--summary-every', '0', '--archive-http-port', String(await freePort())]);
     await waitHealthy(httpPort, up, 60_000);
   });
   afterAll(async () => {

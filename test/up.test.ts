@@ -4,15 +4,34 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { KAFKA_VERSION } from '../kafka/index.js';
+import { APP_ID } from '../archive/index.js';
 import { portOpen } from '../common/http.js';
 import { freePort, waitFor } from './helpers/brokers.js';
+import { readDeltaTable } from './helpers/delta.js';
 import { vcam, waitHealthy } from './helpers/processes.js';
 
 describe('vcam up', () => {
-  it('--no-sim: runs ClickHouse, bridge, processor and agent; posted events show in the per-geo summary; Ctrl-C exits 0', async () => {
-    const [http, mqtt, ch] = [await freePort(), await freePort(), await freePort()];
+  it('--no-sim: runs ClickHouse, bridge, processor, archiver and agent; posted events show in the per-geo summary and land in the archive; Ctrl-C exits 0', async () => {
+    const [http, mqtt, ch, archivePort] = [await freePort(), await freePort(), await freePort(), await freePort()];
     const dataDir = mkdtempSync(join(tmpdir(), 'vcam-up-'));
-    const up = vcam(['up', '--no-sim', '--data-dir', dataDir, '--http-port', String(http), '--mqtt-port', String(mqtt), '--clickhouse-port', String(ch), '--summary-every', '500ms']);
+    const up = vcam([
+      'up',
+      '--no-sim',
+      '--data-dir',
+      dataDir,
+      '--http-port',
+      String(http),
+      '--mqtt-port',
+      String(mqtt),
+      '--clickhouse-port',
+      String(ch),
+      '--summary-every',
+      '500ms',
+      '--archive-every',
+      '1s',
+      '--archive-http-port',
+      String(archivePort),
+    ]);
     let out = '';
     up.child.stdout!.on('data', (d) => (out += d));
     await waitHealthy(http, up, 60_000);
@@ -28,6 +47,10 @@ describe('vcam up', () => {
     expect((await fetch(`http://127.0.0.1:${ch}/?query=SELECT%201`)).status).toBe(401);
     const basic = `Basic ${Buffer.from(`default:${readFileSync(secretFile, 'utf8').trim()}`).toString('base64')}`;
     expect(await (await fetch(`http://127.0.0.1:${ch}/?query=SELECT%201`, { headers: { authorization: basic } })).text()).toBe('1\n');
+    // The archive, in the data directory by default, with no S3: the three events, as an independent reader sees them.
+    expect(out).toContain(`archive           file://${join(dataDir, 'archive')} (Delta Lake, every 1 s`);
+    await waitFor(async () => /^vcam_archive_rows_total\{[^}]*\} 3$/m.test(await (await fetch(`http://127.0.0.1:${archivePort}/metrics`)).text()), 30_000, 'the three events archived');
+    expect((await readDeltaTable(`file://${join(dataDir, 'archive')}`, APP_ID)).rowsPerPartition).toEqual({ [new Date(now).toISOString().slice(0, 10)]: 3 });
     up.child.kill('SIGINT');
     expect(await up.exited).toBe(0);
   });
@@ -36,7 +59,7 @@ describe('vcam up', () => {
     const [http, mqtt, ch] = [await freePort(), await freePort(), await freePort()];
     const dataDir = mkdtempSync(join(tmpdir(), 'vcam-up-sim-'));
     const started = Date.now();
-    const up = vcam(['up', '--data-dir', dataDir, '--http-port', String(http), '--mqtt-port', String(mqtt), '--clickhouse-port', String(ch), '--summary-every', '1s']);
+    const up = vcam(['up', '--data-dir', dataDir, '--http-port', String(http), '--mqtt-port', String(mqtt), '--clickhouse-port', String(ch), '--summary-every', '1s', '--archive-http-port', String(await freePort())]);
     let out = '';
     up.child.stdout!.on('data', (d) => (out += d));
     // The busiest simulated geo (id 100) with its name from the simulator's CSV, counting.
@@ -72,6 +95,8 @@ describe('vcam up', () => {
       String(kafka),
       '--processor-http-port',
       String(proc),
+      '--archive-http-port',
+      String(await freePort()),
       '--summary-every',
       '500ms',
     ]);
