@@ -6,7 +6,7 @@ import { VcamError } from '../common/errors.js';
 import { createLogger, LOG_LEVELS } from '../common/log.js';
 import { createRegistry } from '../common/metrics.js';
 import { ARCHIVE_DEFAULTS, startArchiveService } from './service.js';
-import { openArchiveStore, STORE_OPTIONS } from './store.js';
+import { openStoreFrom, S3_OPTIONS } from '../common/s3.js';
 import { Archiver, BATCH_CHUNKS } from './archiver.js';
 import { createClient } from '@clickhouse/client';
 import { migrate } from '../clickhouse/schema.js';
@@ -20,7 +20,7 @@ export const archiveCommand = defineCommand({
     'URL: a local directory, or s3://bucket/prefix with --s3-endpoint for S3-compatible stores.',
   options: {
     archiveUrl: { type: 'string', required: true, env: 'VCAM_ARCHIVE_URL', description: 'the Delta table: a directory, file:///dir, or s3://bucket/prefix' },
-    ...STORE_OPTIONS,
+    ...S3_OPTIONS,
     clickhouseUrl: { type: 'string', default: 'http://127.0.0.1:8123', description: 'ClickHouse HTTP URL' },
     ...CLICKHOUSE_AUTH_OPTIONS,
     every: { type: 'duration', default: ARCHIVE_DEFAULTS.every, description: 'how often a batch is archived (sooner while a backlog lasts)' },
@@ -42,7 +42,7 @@ export async function main(argv: string[]): Promise<number> {
   if (typeof parsed === 'number') return parsed;
   const c = parsed.config;
   if (parsed.positionals.length) throw new VcamError('USAGE', `unexpected argument "${parsed.positionals[0]}"; run \`vcam archive --help\``);
-  const store = openArchiveStore(c);
+  const store = openStoreFrom(c.archiveUrl, c);
   const log = createLogger('archive', c.logLevel);
   const { clickhouseUser, clickhousePassword } = clickhouseCredentials(c);
   const retentionDays = Math.max(1, Math.round(c.archiveRetention / 86_400_000));

@@ -13,7 +13,7 @@ import { join, resolve } from 'node:path';
 import { ClickHouseLogLevel, createClient } from '@clickhouse/client';
 import { startAgentService } from '../agent/index.js';
 import { startArchiveService } from '../archive/index.js';
-import { openArchiveStore, STORE_OPTIONS } from '../archive/store.js';
+import { openStoreFrom, S3_OPTIONS } from '../common/s3.js';
 import { addAgent, KafkaDownstream, startBridgeService } from '../bridge/index.js';
 import { ClickHouseServer, migrate, secretPath } from '../clickhouse/index.js';
 import { CLICKHOUSE_AUTH_OPTIONS, clickhouseCredentials } from '../common/clickhouse.js';
@@ -44,7 +44,7 @@ export const upCommand = defineCommand({
     kafkaBrokers: { type: 'list', description: 'run the bridge against this Kafka instead of single-node mode (start `vcam processor` separately)' },
     archive: { type: 'boolean', default: true, description: 'archive raw events as a Delta Lake table (--no-archive: ClickHouse only)' },
     archiveUrl: { type: 'string', description: 'the archive table: a directory or s3://bucket/prefix (default <data-dir>/archive)' },
-    ...STORE_OPTIONS,
+    ...S3_OPTIONS,
     archiveEvery: { type: 'duration', default: '1m', description: 'how often a batch is archived' },
     archiveRetention: { type: 'duration', default: '30d', description: 'event dates kept in the archive' },
     archiveHttpPort: { type: 'int', default: 9104, description: "the archiver's /healthz and /metrics port" },
@@ -123,7 +123,7 @@ export function main(argv: string[]): Promise<number> {
     }
 
     if (c.archive) {
-      const store = openArchiveStore({ ...c, archiveUrl: c.archiveUrl ?? join(dataDir, 'archive') });
+      const store = openStoreFrom(c.archiveUrl ?? join(dataDir, 'archive'), c);
       const archive = await startArchiveService({
         clickhouseUrl,
         ...auth,

@@ -12,8 +12,7 @@ import { ensureSecretFile, readSecretFile } from '../common/secrets.js';
 import { EXIT, parseOrHelp, runService } from '../common/cli.js';
 import { ConfigError, VcamError } from '../common/errors.js';
 import { checkKey, type ObjectStore } from '../common/objectstore.js';
-import { openStore } from '../common/s3.js';
-import { STORE_OPTIONS } from '../archive/store.js';
+import { openStoreFrom, S3_OPTIONS } from '../common/s3.js';
 import { createLogger, LOG_LEVELS } from '../common/log.js';
 import { GEO_COLUMNS, isParquet, loadGeo, parseGeoCsv, parseGeoParquet } from './geo.js';
 import { migrate } from './schema.js';
@@ -72,7 +71,7 @@ export const geoCommand = defineCommand({
     format: { type: 'string', choices: ['csv', 'parquet'], env: 'VCAM_GEO_FORMAT', description: "load: the file's format (default: detected); export: the format to write (default: parquet for an --output ending in .parquet, else csv)" },
     output: { type: 'string', env: 'VCAM_GEO_OUTPUT', description: 'export: the file (or s3://bucket/key) to write (default: stdout)' },
     // The same flags and variables as vcam archive's, so one S3 setup serves both.
-    ...STORE_OPTIONS,
+    ...S3_OPTIONS,
   },
 });
 
@@ -139,7 +138,7 @@ function s3Object(url: string, c: GeoConfig): { store: ObjectStore; key: string 
   if (!url.startsWith('s3://')) return undefined;
   const m = /^s3:\/\/([^/]+)\/(.+)$/.exec(url);
   if (!m) throw new ConfigError(`${url}: a geo file on S3 is named s3://bucket/key`);
-  return { store: openStore(`s3://${m[1]}`, { endpoint: c.s3Endpoint, region: c.s3Region, credentialsFile: c.s3CredentialsFile }), key: checkKey(m[2]!) };
+  return { store: openStoreFrom(`s3://${m[1]}`, c), key: checkKey(m[2]!) };
 }
 
 async function geoLoad(file: string, c: GeoConfig): Promise<number> {

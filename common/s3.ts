@@ -19,6 +19,7 @@ import { request as httpsRequest } from 'node:https';
 import { resolve as resolvePath } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
+import type { Spec } from './config.js';
 import { ConfigError, VcamError } from './errors.js';
 import { checkKey, LocalStore, type ObjectStore, type StoredObject } from './objectstore.js';
 import { sleep } from './retry.js';
@@ -330,4 +331,20 @@ export function openStore(url: string, o: OpenStoreOptions = {}): ObjectStore {
   if (url.startsWith('file://')) return new LocalStore(fileURLToPath(url));
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) throw new ConfigError(`"${url}": the archive goes to s3://bucket/prefix, a file:// URL or a directory`);
   return new LocalStore(resolvePath(url));
+}
+
+/** The flags (and environment variables) of every command that reaches an s3:// URL. */
+export const S3_OPTIONS = {
+  s3Endpoint: { type: 'string', env: 'VCAM_S3_ENDPOINT', description: 'S3 API endpoint for s3:// URLs (default AWS: https://s3.<region>.amazonaws.com); path-style requests' },
+  s3Region: { type: 'string', default: 'us-east-1', env: 'AWS_REGION', description: 'S3 region (for request signing)' },
+  s3CredentialsFile: {
+    type: 'string',
+    env: 'VCAM_S3_CREDENTIALS_FILE',
+    description: 'file with AWS_ACCESS_KEY_ID=… and AWS_SECRET_ACCESS_KEY=… lines, or an ~/.aws/credentials-style [default] section (else the standard AWS environment variables)',
+  },
+} as const satisfies Spec;
+
+/** The store `url` names, reached with those flags. */
+export function openStoreFrom(url: string, c: { s3Endpoint?: string; s3Region?: string; s3CredentialsFile?: string }): ObjectStore {
+  return openStore(url, { endpoint: c.s3Endpoint, region: c.s3Region, credentialsFile: c.s3CredentialsFile });
 }
