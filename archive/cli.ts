@@ -47,7 +47,7 @@ export async function main(argv: string[]): Promise<number> {
   const { clickhouseUser, clickhousePassword } = clickhouseCredentials(c);
   const retentionDays = Math.max(1, Math.round(c.archiveRetention / 86_400_000));
   if (c.once) {
-    const client = createClient({ url: c.clickhouseUrl, username: clickhouseUser, password: clickhousePassword, request_timeout: 300_000 });
+    const client = createClient({ url: c.clickhouseUrl, username: clickhouseUser, password: clickhousePassword, request_timeout: 60_000 });
     const archiver = new Archiver({ client, store, batchChunks: c.batchChunks, retentionDays, vacuumAfterMs: c.vacuumAfter });
     try {
       await migrate(client);

@@ -45,7 +45,7 @@ export const ARCHIVE_DEFAULTS = { every: '1m', retention: '30d', vacuumAfter: '7
 
 export async function startArchiveService(o: ArchiveServiceOptions): Promise<ArchiveService> {
   const log = o.logger ?? silentLogger;
-  const client = createClient({ url: o.clickhouseUrl, username: o.clickhouseUser, password: o.clickhousePassword, request_timeout: 300_000 });
+  const client = createClient({ url: o.clickhouseUrl, username: o.clickhouseUser, password: o.clickhousePassword, request_timeout: 60_000 });
   const registry = o.registry ?? createRegistry({ component: 'archive' });
   const archiver = new Archiver({ client, store: o.store, batchChunks: o.batchChunks, retentionDays: o.retentionDays, vacuumAfterMs: o.vacuumAfterMs });
   const failingAfterMs = o.failingAfterMs ?? 120_000;

@@ -9,6 +9,7 @@ const SUITES: Record<string, () => Promise<unknown>> = {
   agent: async () => (await import('./agent.js')).benchAgent(),
   bridge: async () => (await import('./bridge.js')).benchBridge(),
   processor: async () => (await import('./processor.js')).benchProcessor(),
+  archive: async () => (await import('./archive.js')).benchArchive(),
   e2e: async () => (await import('./e2e.js')).benchE2e(),
   // After e2e: it reuses e2e's 10,000/s probes when both run.
   memory: async () => (await import('./memory.js')).benchMemory(),
