@@ -11,7 +11,7 @@ import { PACKAGE_ROOT } from '../common/paths.js';
 import { sleep } from '../common/retry.js';
 
 export interface Target {
-  job: 'vcam-agent' | 'vcam-bridge' | 'vcam-processor';
+  job: 'vcam-agent' | 'vcam-bridge' | 'vcam-processor' | 'vcam-archive';
   /** host:port of its /metrics */
   address: string;
   /** The stack's name for it, as label `component`. */

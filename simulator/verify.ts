@@ -142,7 +142,9 @@ export async function verify(o: VerifyOptions): Promise<VerifyReport> {
         const address = (url: string) => url.replace(/^http:\/\//, '').replace(/\/metrics$/, '');
         await prometheus.start([
           ...agents.map((a) => ({ job: 'vcam-agent' as const, address: address(a.proc.metricsUrl!), component: a.proc.name })),
-          ...stack.children.filter((c) => c.metricsUrl).map((c) => ({ job: c.name.startsWith('bridge') ? ('vcam-bridge' as const) : ('vcam-processor' as const), address: address(c.metricsUrl!), component: c.name })),
+          ...stack.children
+            .filter((c) => c.metricsUrl)
+            .map((c) => ({ job: c.name.startsWith('bridge') ? ('vcam-bridge' as const) : c.name === 'archive' ? ('vcam-archive' as const) : ('vcam-processor' as const), address: address(c.metricsUrl!), component: c.name })),
         ]);
         const names = (prefix: string) => stack.children.filter((c) => c.name.startsWith(prefix)).map((c) => c.name);
         const plan = planFaults(o.scenario.seed, o.scenario.durationMs, o.scenario.hotHorizonMs, { agents: agents.map((a) => a.proc.name), bridges: names('bridge'), processors: names('processor') }, chaos);
