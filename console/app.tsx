@@ -216,7 +216,7 @@ export function App({ load, detail, acknowledge, refreshMs, color, now = Date.no
       drilled ? <GeoDetail geo={drilled} detail={drillData} /> : <Geos geos={geos} selected={selected} sort={sort} filter={filter} height={bodyHeight - 1} width={width} />,
       <Top s={snap} geoNames={geoNames} width={width} />,
       <Alerts alerts={alerts} selected={selected} now={t} height={bodyHeight - 1} width={width} />,
-      <Pipeline s={snap} height={bodyHeight} />,
+      <Pipeline s={snap} height={bodyHeight} width={width} />,
     ][view];
   }
 

@@ -39,6 +39,31 @@ export interface PartitionView {
   ageS: number;
 }
 
+export interface ArchiveView {
+  /** The Delta table's id: what the archiver records its batches under. */
+  archive: string;
+  /** Rows of the batches committed in the last hour. */
+  rowsLastHour: number;
+  /** The newest committed batch; null while none has been. */
+  lastBatch: { batch: number; rows: number; committedAt: number; ageS: number } | null;
+  /**
+   * Chunks of events in no committed batch of this archive, and how long the oldest of them has
+   * waited since its record was last written (0: none waits). Both null when the archive has done
+   * nothing for longer than chunk records are kept: what it waits for may be gone from ClickHouse.
+   */
+  pendingChunks: number | null;
+  lagS: number | null;
+}
+
+export interface ArchiveAlert {
+  kind: string;
+  /** `archive:<url>`: alerts name the archive by its URL, tables by their id. */
+  subject: string;
+  severity: string;
+  openedAt: number;
+  message: string;
+}
+
 export interface Snapshot {
   at: number;
   clickhouseUrl: string;
@@ -63,7 +88,13 @@ export interface Snapshot {
   geos: GeoRow[];
   top: { windowS: number; geos: { key: string; events: number }[]; devices: { key: string; events: number }[]; types: { key: string; events: number }[] };
   alerts: AlertView[];
-  pipeline: { partitions: PartitionView[]; processors: { instance: string; lastSeenS: number; alive: boolean }[]; components: ComponentMetrics[] };
+  pipeline: {
+    partitions: PartitionView[];
+    processors: { instance: string; lastSeenS: number; alive: boolean }[];
+    components: ComponentMetrics[];
+    /** `migrated` false: this database predates the archive (migration 9), so it has none. */
+    archive: { migrated: boolean; tables: ArchiveView[]; alerts: ArchiveAlert[] };
+  };
 }
 
 /** A processor is alive while its status rows (every 10 s) keep coming. */
@@ -75,6 +106,8 @@ export interface SnapshotOptions {
   topWindowS?: number;
   topN?: number;
   metricsUrls?: string[];
+  /** How often the archive's waiting chunks are looked for again (see ARCHIVE_LAG_EVERY_MS); 0: every snapshot. */
+  archiveLagEveryMs?: number;
 }
 
 export async function takeSnapshot(client: ClickHouseClient, clickhouseUrl: string, o: SnapshotOptions = {}): Promise<Snapshot> {
@@ -84,7 +117,7 @@ export async function takeSnapshot(client: ClickHouseClient, clickhouseUrl: stri
   const endMin = Math.floor(now / 60_000) * 60;
   const topWindowS = o.topWindowS ?? TOP_WINDOWS_S[0];
   const p = { end, endMin, nowMs: dt64(now), top: topWindowS, n: o.topN ?? 10 };
-  const [spark, geo, geoSpark, quality, dlq, status, top, alerts, openAlerts, components] = await Promise.all([
+  const [spark, geo, geoSpark, quality, dlq, status, top, alerts, openAlerts, components, archive] = await Promise.all([
     queryRows<{ b: number; e: string }>(client, 'SELECT toUInt32(bucket) AS b, sum(events) AS e FROM vcam.geo_10s WHERE bucket >= toDateTime({end:UInt32} - 300) AND bucket < toDateTime({end:UInt32}) GROUP BY b', p),
     queryRows<{ geo_id: number; name: string; region: string; m1: string; m5: string; h1: string }>(
       client,
@@ -125,6 +158,7 @@ export async function takeSnapshot(client: ClickHouseClient, clickhouseUrl: stri
     alertRows(client, p),
     queryRows<{ n: string }>(client, "SELECT count() AS n FROM vcam.alerts FINAL WHERE state = 'open'", p),
     Promise.all((o.metricsUrls ?? []).map((url) => scrape(url))),
+    archiveSection(client, now, o.archiveLagEveryMs ?? ARCHIVE_LAG_EVERY_MS),
   ]);
 
   const sparkBy = new Map(spark.map((r) => [Number(r.b), Number(r.e)]));
@@ -200,6 +234,7 @@ export async function takeSnapshot(client: ClickHouseClient, clickhouseUrl: stri
       partitions: [...owner.values()].map((s) => ({ instance: s.instance, partition: s.partition, lag: Number(s.lag), eventsPerS: Number(s.eps), ageS: (now - Number(s.last_at)) / 1000 })).sort((a, b) => a.partition - b.partition),
       processors: [...lastSeen].map(([instance, at]) => ({ instance, lastSeenS: (now - at) / 1000, alive: (now - at) / 1000 <= ALIVE_S && perInstance.has(instance) })),
       components,
+      archive,
     },
   };
 }
@@ -219,6 +254,114 @@ async function alertRows(client: ClickHouseClient, p: Record<string, unknown>): 
     if ((err as { type?: string }).type !== 'UNKNOWN_TABLE') throw err;
     return queryRows<AlertRow>(client, query(false), p);
   }
+}
+
+/** Chunk records live 7 days (vcam.chunks' TTL): the archiver looks no further back, nor does its lag. */
+const CHUNK_RECORDS_KEPT_MS = 7 * 86_400_000;
+/**
+ * The waiting chunks are an anti-join of a week of chunk records with the archive's plans: about
+ * 0.4 s of ClickHouse at a million chunks. A batch comes a minute apart by default, so the
+ * console looks again every 10 s rather than every refresh; between looks the lag grows from the
+ * oldest chunk last seen, as the archiver's own gauge does between its looks.
+ */
+const ARCHIVE_LAG_EVERY_MS = 10_000;
+type Waiting = Map<string, { chunks: number; oldestMs: number }>;
+const waitingLooks = new WeakMap<ClickHouseClient, { at: number; archives: string; look: Promise<Waiting> }>();
+
+/** The archive's tables and its open alerts. */
+async function archiveSection(client: ClickHouseClient, now: number, everyMs: number): Promise<Snapshot['pipeline']['archive']> {
+  const [alerts, tables] = await Promise.all([
+    queryRows<{ kind: string; subject: string; severity: string; opened: string; message: string }>(
+      client,
+      `SELECT kind, subject, severity, toString(toUnixTimestamp64Milli(opened_at)) AS opened, message FROM vcam.alerts FINAL
+       WHERE state = 'open' AND kind IN ('archive_lagging', 'archive_failing') ORDER BY severity = 'critical' DESC, opened_at, subject`,
+    ),
+    archiveTables(client, now, everyMs).catch((err: unknown) => {
+      // A database from before migration 9 has no archive, and that is no reason to fail the console.
+      if ((err as { type?: string }).type === 'UNKNOWN_TABLE') return null;
+      throw err;
+    }),
+  ]);
+  return {
+    migrated: tables !== null,
+    tables: tables ?? [],
+    alerts: alerts.map((a) => ({ kind: a.kind, subject: a.subject, severity: a.severity, openedAt: Number(a.opened), message: a.message })),
+  };
+}
+
+/**
+ * Each archive's batches, waiting chunks and lag, computed from what the archiver records, by its
+ * own rules (archive/ledger.ts): a chunk of events recorded in the last 7 days waits until a
+ * committed batch of the archive holds it, and has waited since its record was last written (a
+ * replay writes it again). The archiver is the authority (vcam_archive_lag_seconds); this differs
+ * from it only while a committed batch is not yet noted in vcam.archive_batches (a crash between
+ * commit and record, noted at the archiver's next start): its chunks still wait here meanwhile.
+ */
+async function archiveTables(client: ClickHouseClient, now: number, everyMs: number): Promise<ArchiveView[]> {
+  const p = { nowMs: dt64(now) };
+  const [batches, plans] = await Promise.all([
+    queryRows<{ archive: string; rows_1h: string; last_at: string; last_batch: string; last_rows: string }>(
+      client,
+      `SELECT archive, sumIf(rows, committed_at > {nowMs:DateTime64(3)} - INTERVAL 1 HOUR) AS rows_1h, toString(toUnixTimestamp64Milli(max(committed_at))) AS last_at,
+         argMax(batch, committed_at) AS last_batch, argMax(rows, committed_at) AS last_rows
+       FROM vcam.archive_batches FINAL WHERE committed_at <= {nowMs:DateTime64(3)} GROUP BY archive`,
+      p,
+    ),
+    // An archive whose first batch is planned but not committed (failing from its start) is listed too.
+    queryRows<{ archive: string; planned: string }>(client, 'SELECT archive, toString(toUnixTimestamp64Milli(max(planned_at))) AS planned FROM vcam.archive_chunks WHERE planned_at <= {nowMs:DateTime64(3)} GROUP BY archive', p),
+  ]);
+  const active = new Map<string, number>();
+  for (const r of [...batches.map((b) => ({ archive: b.archive, at: Number(b.last_at) })), ...plans.map((r) => ({ archive: r.archive, at: Number(r.planned) }))]) active.set(r.archive, Math.max(active.get(r.archive) ?? 0, r.at));
+  // An archive idle for longer than chunk records live has no lag to compute: what it waits for may be gone.
+  const known = [...active].filter(([, at]) => now - at <= CHUNK_RECORDS_KEPT_MS).map(([a]) => a);
+  const key = known.sort().join('\n');
+  let look = waitingLooks.get(client);
+  if (!look || look.archives !== key || Date.now() - look.at >= everyMs) {
+    const fresh = { at: Date.now(), archives: key, look: waitingChunks(client, known, now) };
+    waitingLooks.set(client, (look = fresh));
+    // A failed look is not kept: the next snapshot looks again.
+    fresh.look.catch(() => waitingLooks.get(client) === fresh && waitingLooks.delete(client));
+  }
+  const waiting = await look.look;
+  const byArchive = new Map(batches.map((b) => [b.archive, b]));
+  return [...active.keys()].sort().map((archive) => {
+    const b = byArchive.get(archive);
+    const w = waiting.get(archive);
+    return {
+      archive,
+      rowsLastHour: Number(b?.rows_1h ?? 0),
+      lastBatch: b ? { batch: Number(b.last_batch), rows: Number(b.last_rows), committedAt: Number(b.last_at), ageS: Math.max(0, (now - Number(b.last_at)) / 1000) } : null,
+      pendingChunks: w ? w.chunks : null,
+      lagS: !w ? null : w.chunks ? Math.max(0, (now - w.oldestMs) / 1000) : 0,
+    };
+  });
+}
+
+/**
+ * Per archive, the chunks of events recorded in the 7 days before `now` that no batch committed
+ * by then holds, and the newest record time of the oldest of them. A chunk's part is found in a
+ * plan by its partition and processed_at, which the archiver already takes to name exactly one
+ * chunk's rows (docs/architecture.md, "The archive"); numbers match far cheaper than tokens. Plans
+ * are looked for a day further back: they are stamped by the archiver's clock, not the processors'.
+ */
+async function waitingChunks(client: ClickHouseClient, archives: string[], now: number): Promise<Waiting> {
+  const rows = await Promise.all(
+    archives.map((a) =>
+      queryRows<{ chunks: string; oldest: string }>(
+        client,
+        `SELECT count() AS chunks, toString(toUnixTimestamp64Milli(min(wms))) AS oldest FROM (
+           SELECT token, max(written_at) AS wms FROM vcam.chunks
+           WHERE events > 0 AND written_at >= {nowMs:DateTime64(3)} - INTERVAL 7 DAY AND written_at <= {nowMs:DateTime64(3)}
+             AND (kafka_partition, processed_at) NOT IN (
+               SELECT kafka_partition, processed_at FROM vcam.archive_chunks
+               WHERE archive = {a:String} AND planned_at >= {nowMs:DateTime64(3)} - INTERVAL 8 DAY
+                 AND batch IN (SELECT batch FROM vcam.archive_batches WHERE archive = {a:String} AND committed_at <= {nowMs:DateTime64(3)}))
+           GROUP BY token)`,
+        { a, nowMs: dt64(now) },
+      ),
+    ),
+  );
+  return new Map(archives.map((a, i) => [a, { chunks: Number(rows[i]![0]?.chunks ?? 0), oldestMs: Number(rows[i]![0]?.oldest ?? 0) }]));
 }
 
 /** One geo's devices and event types over the last hour (the Geos view's drill-down). */

@@ -10,11 +10,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClient } from '@clickhouse/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startArchiveService, type ArchiveService } from '../archive/service.js';
 import { dt64 } from '../clickhouse/schema.js';
+import { LocalStore } from '../common/objectstore.js';
+import type { PipelineEvent } from '../common/contract.js';
 import type { Snapshot } from '../console/snapshot.js';
+import { GeoTable } from '../processor/geo.js';
+import { ProcessorStore } from '../processor/store.js';
+import { ChunkWriter, STALE } from '../processor/writer.js';
 import { freePort, waitFor } from './helpers/brokers.js';
-import { startClickHouse } from './helpers/clickhouse.js';
+import { startClickHouse, type TestClickHouse } from './helpers/clickhouse.js';
 import { seedConsoleData } from './helpers/console-data.js';
+import { pipelineEvents } from './helpers/events.js';
 import { VCAM_BIN, vcam, waitHealthy, type Proc } from './helpers/processes.js';
 
 const VCONSOLE = VCAM_BIN.replace(/vcam\.js$/, 'vconsole.js');
@@ -74,6 +81,81 @@ describe('vconsole --json', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`vconsole: cannot read ClickHouse at ${url}`);
     expect(r.stdout).toBe('');
+  });
+});
+
+describe('vconsole --json: the archive, against a running archiver', () => {
+  let ch: TestClickHouse;
+  let writer: ChunkWriter;
+  let archive: ArchiveService | undefined;
+  const next = new Map<number, bigint>();
+  beforeAll(async () => {
+    ch = await startClickHouse();
+    writer = new ChunkWriter(new ProcessorStore(ch.client, 'vcam.events'), new GeoTable(ch.client), { lateAfterMs: 30_000, maxAgeMs: 29 * 86_400_000 }, 60 * 60_000);
+  });
+  afterAll(async () => {
+    await archive?.close();
+    await ch?.stop();
+  });
+
+  /** Writes `events` as the next chunk of `partition` with the processor's own writer; `owned` cuts it short like a lost partition. */
+  async function chunk(partition: number, events: PipelineEvent[], owned: () => boolean = () => true): Promise<void> {
+    const start = next.get(partition) ?? 0n;
+    const end = start + BigInt(events.length);
+    next.set(partition, end);
+    const messages = events.map((e, i) => ({ offset: start + BigInt(i), timestamp: e.receivedAt, value: Buffer.from(JSON.stringify(e)) }));
+    await writer.write([{ partition, hot: await writer.rebuild(partition, start), range: { start, end }, messages }], { owned });
+  }
+  const ms = async (sql: string) => Number((await ch.query<{ ms: string }>(sql))[0]!.ms);
+  const batches = async () => Number((await ch.query<{ n: string }>('SELECT count() AS n FROM vcam.archive_batches'))[0]!.n);
+  const openAlerts = async () => ch.query<{ kind: string }>("SELECT kind FROM vcam.alerts FINAL WHERE state = 'open'");
+
+  it("shows the archiver's batches, the chunk it waits for with its lag, its alert and its own /metrics; then the chunk's replay archived and the alert resolved", async () => {
+    await chunk(0, pipelineEvents(100, { prefix: 'a-', spanMs: 60_000 }));
+    await chunk(1, pipelineEvents(60, { prefix: 'b-', spanMs: 60_000 }));
+    const store = new LocalStore(mkdtempSync(join(tmpdir(), 'vcam-console-archive-')));
+    archive = await startArchiveService({ clickhouseUrl: ch.url, ...ch.auth, store, everyMs: 100, retentionDays: 30, vacuumAfterMs: 7 * 86_400_000, maxLagMs: 1_000, alertEveryMs: 100, httpPort: 0 });
+    await waitFor(async () => (await batches()) === 1, 30_000, 'the first batch');
+    // Recorded, then lost before its first insert: incomplete in vcam.events, so it waits for its replay.
+    let checks = 0;
+    await expect(chunk(2, pipelineEvents(40, { prefix: 'c-', spanMs: 60_000 }), () => ++checks <= 2)).rejects.toBe(STALE);
+    await chunk(3, pipelineEvents(30, { prefix: 'd-', spanMs: 60_000 }));
+    await waitFor(async () => (await batches()) === 2 && archive!.archiver.oldestPendingMs !== undefined && (await openAlerts()).some((a) => a.kind === 'archive_lagging'), 30_000, 'batch 2, the cut chunk waiting and the lag alert');
+
+    const cutWritten = await ms("SELECT toUnixTimestamp64Milli(max(written_at)) AS ms FROM vcam.chunks WHERE token = 'vcam.events:2:0-40'");
+    expect(archive.archiver.oldestPendingMs).toBe(cutWritten);
+    const committedAt = await ms('SELECT toUnixTimestamp64Milli(committed_at) AS ms FROM vcam.archive_batches FINAL WHERE batch = 2');
+    const tableId = (await archive.archiver.log.snapshot())!.tableId;
+    const metricsUrl = `http://127.0.0.1:${archive.httpPort}/metrics`;
+    const before = Date.now();
+    const r = await vconsole(['--json', ...ch.args, '--metrics', metricsUrl]);
+    const after = Date.now();
+    expect(r.code).toBe(0);
+    const s = JSON.parse(r.stdout) as Snapshot;
+    expect(s.pipeline.archive).toEqual({
+      migrated: true,
+      tables: [{ archive: tableId, rowsLastHour: 190, lastBatch: { batch: 2, rows: 30, committedAt, ageS: (s.at - committedAt) / 1000 }, pendingChunks: 1, lagS: (s.at - cutWritten) / 1000 }],
+      alerts: [
+        {
+          kind: 'archive_lagging',
+          subject: `archive:${store.url}`,
+          severity: 'warning',
+          openedAt: expect.any(Number) as number,
+          message: expect.stringMatching(new RegExp(`^the oldest event not yet archived to ${store.url} has waited \\d+ s \\(bound 1 s\\)$`)) as string,
+        },
+      ],
+    });
+    // The archiver's own lag, scraped while vconsole ran: from the same chunk, at a moment within that run.
+    const [component] = s.pipeline.components;
+    expect(component).toEqual({ url: metricsUrl, kind: 'archive', up: true, values: { lagSeconds: expect.any(Number) as number, failures: 0 } });
+    expect(component!.values.lagSeconds).toBeGreaterThanOrEqual((before - cutWritten) / 1000);
+    expect(component!.values.lagSeconds).toBeLessThanOrEqual((after - cutWritten) / 1000);
+
+    await writer.replay((await writer.store.lastChunk(2))!, 2, { owned: () => true });
+    await waitFor(async () => (await batches()) === 3 && (await openAlerts()).length === 0, 30_000, 'the replayed chunk archived and the alert resolved');
+    const done = JSON.parse((await vconsole(['--json', ...ch.args])).stdout) as Snapshot;
+    expect(done.pipeline.archive.tables.map((t) => [t.rowsLastHour, t.lastBatch?.batch, t.lastBatch?.rows, t.pendingChunks, t.lagS])).toEqual([[230, 3, 40, 0, 0]]);
+    expect(done.pipeline.archive.alerts).toEqual([]);
   });
 });
 
