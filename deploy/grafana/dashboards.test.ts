@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startClickHouse } from '../../test/helpers/clickhouse.js';
-import { seedConsoleData } from '../../test/helpers/console-data.js';
+import { ARCHIVES, seedArchiveData, seedConsoleData } from '../../test/helpers/console-data.js';
 import { expandPanelSql, type GrafanaContext } from '../../test/helpers/grafana.js';
 
 interface Panel {
@@ -31,6 +31,7 @@ const now = Math.floor(Date.now() / 60_000) * 60_000 - 15_000;
 beforeAll(async () => {
   ch = await startClickHouse();
   await seedConsoleData(ch.client, now);
+  await seedArchiveData(ch.client, now);
   // A geo missing from the reference table: still counted, under its id. Two adjacent buckets.
   const b = (ago: number) => Math.floor((now - ago) / 10_000) * 10;
   await ch.client.insert({
@@ -88,7 +89,8 @@ describe('Grafana dashboards', () => {
     expect((await run(byTitle(d, 'Duplicate share')))[0]!.duplicate_share).toBeCloseTo(10 / 145, 6);
     expect((await run(byTitle(d, 'Late share')))[0]!.late_share).toBeCloseTo(3 / 152, 6);
     expect((await run(byTitle(d, 'Dead letters per second')))[0]!.dead_letters_per_s).toBeCloseTo(3 / 3600, 4);
-    expect(await run(byTitle(d, 'Open alerts'))).toEqual([{ open_alerts: 1 }]);
+    // One processor alert and two archive alerts (seedArchiveData).
+    expect(await run(byTitle(d, 'Open alerts'))).toEqual([{ open_alerts: 3 }]);
   });
 
   it('Geo: per-geo series with the geo and region variables, top-X geos and devices, the geo table with names', async () => {
@@ -133,9 +135,31 @@ describe('Grafana dashboards', () => {
     ]);
     expect((await run(byTitle(d, 'Events counted per second, by processor'))).map((r) => [r.instance, r.events_per_s])).toEqual([['proc-1', 150]]);
     expect((await run(byTitle(d, 'Alerts history'))).map((r) => [r.kind, r.state])).toEqual([
+      ['archive_lagging', 'open'],
       ['clickhouse_write_failed', 'open'],
+      ['archive_failing', 'open'],
       ['geo_spike', 'resolved'],
     ]);
+  });
+
+  it('Pipeline health: archive rows per second over intervals of a minute at least, and the lag of each archive at the end of the range', async () => {
+    const d = dashboard('pipeline');
+    // seedArchiveData: `main` committed 50 rows 49 min ago and 20 rows 19 min ago within the hour (125 rows 2 h ago, outside it).
+    const minute = (minAgo: number) => Math.floor((now - minAgo * 60_000) / 60_000) * 60;
+    const rows = (intervalS: number) => run(byTitle(d, 'Archive rows per second'), { ...ctx(), intervalS });
+    const perMinute = [
+      { time: minute(49), archive: ARCHIVES.main, rows_per_s: 50 / 60 },
+      { time: minute(19), archive: ARCHIVES.main, rows_per_s: 20 / 60 },
+    ];
+    expect((await rows(15)).map((r) => ({ ...r, time: Date.parse(`${(r.time as string).replace(' ', 'T')}Z`) / 1000 }))).toEqual(perMinute);
+    expect((await rows(60)).map((r) => ({ ...r, time: Date.parse(`${(r.time as string).replace(' ', 'T')}Z`) / 1000 }))).toEqual(perMinute);
+    // `main` waits for c3 since its replay 16 min ago and for c4; `failing` for every chunk, c0 the oldest (125 min); `idle` planned nothing in 7 days.
+    expect(await run(byTitle(d, 'Archive lag (s)'))).toEqual([
+      { archive: ARCHIVES.main, lag_s: 16 * 60, waiting_chunks: 2 },
+      { archive: ARCHIVES.failing, lag_s: 125 * 60, waiting_chunks: 5 },
+    ]);
+    // At an earlier end of the range, 30 s after c2's record and before batch 3 (c2) was committed at 19 min; `failing` had planned nothing yet.
+    expect(await run(byTitle(d, 'Archive lag (s)'), { ...ctx(), toMs: now - 19.5 * 60_000 })).toEqual([{ archive: ARCHIVES.main, lag_s: 30, waiting_chunks: 1 }]);
   });
 
   it("Pipeline health: the Prometheus panels' PromQL gives the agents' backlog, oldest unsent age and write failures (promtool)", async () => {
