@@ -20,7 +20,7 @@ function componentSources(): string[] {
       else if (/\.ts$/.test(f) && !f.endsWith('.test.ts')) out.push(readFileSync(p, 'utf8'));
     }
   };
-  for (const dir of ['agent', 'bridge', 'processor', 'common']) walk(join(ROOT, dir));
+  for (const dir of ['agent', 'bridge', 'processor', 'archive', 'common']) walk(join(ROOT, dir));
   return out;
 }
 
