@@ -38,11 +38,13 @@ describe('vcam verify', () => {
     expect(code).toBe(0);
   });
 
-  it('Kafka mode (the local Apache Kafka broker, separate bridge and processor processes): exact, exit 0, the broker named', async () => {
-    const { code, report } = await run(['--kafka']);
+  it('Kafka mode (the local Apache Kafka broker, separate bridge and processor processes) with the archive on S3: exact in ClickHouse and in the Delta table, exit 0, the broker named', async () => {
+    const { code, report } = await run(['--kafka', '--archive', '--archive-every', '2s']);
     expect(report.mode).toBe('kafka');
     expect(report.kafka).toEqual({ version: KAFKA_VERSION, partitions: 4 });
     expectExact(report);
+    const { rows, distinct, lost, doubled } = report.archive!;
+    expect({ rows, distinct, lost, doubled }).toEqual({ rows: report.unique, distinct: report.unique, lost: 0, doubled: 0 });
     expect(code).toBe(0);
   });
 
