@@ -123,6 +123,18 @@ describe('vcam clickhouse over HTTP', () => {
     expect(await (await client.query({ query: 'SELECT count() AS n FROM t1.keep', format: 'JSONEachRow' })).json()).toEqual([{ n: 0 }]);
   });
 
+  it('refuses binary insert data (Parquet, Native…) with 415 and a reason, instead of a garbled parse', async () => {
+    const parquet = Buffer.concat([Buffer.from('PAR1'), Buffer.from([0, 0x80, 0xff, 0xfe, 1, 2, 3]), Buffer.from('PAR1')]);
+    const r = await fetch(`http://127.0.0.1:${server.port}/?query=${encodeURIComponent('INSERT INTO t1.ev FORMAT Parquet')}`, {
+      method: 'POST',
+      body: parquet,
+      headers: { authorization: `Basic ${Buffer.from('vcam:s3cret').toString('base64')}` },
+    });
+    expect(r.status).toBe(415);
+    expect(await r.text()).toMatch(/^Code: 73\. DB::Exception: The embedded ClickHouse takes insert data in text formats only .*not Parquet/);
+    expect(await (await client.query({ query: 'SELECT 1 AS ok', format: 'JSONEachRow' })).json()).toEqual([{ ok: 1 }]);
+  });
+
   it('refuses a password in the URL, even the right one', async () => {
     const r = await fetch(`http://127.0.0.1:${server.port}/?user=vcam&password=s3cret&query=SELECT%201`);
     expect(r.status).toBe(401);

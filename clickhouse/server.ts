@@ -192,6 +192,14 @@ export class ClickHouseServer {
     const inUrl = url.searchParams.get('query');
     const sql = inUrl !== null ? (body.length ? `${inUrl}\n${body.toString('utf8')}` : inUrl) : body.toString('utf8');
     if (!sql.trim()) return this.fail(res, 400, { code: 62, type: 'SYNTAX_ERROR', message: 'Empty query' });
+    // chDB takes a statement as text, data included: binary insert data would arrive garbled and fail deep in a decoder.
+    const binary = BINARY_INSERT.exec(sql.slice(0, 4096))?.[1];
+    if (binary)
+      return this.fail(res, 415, {
+        code: 73,
+        type: 'UNKNOWN_FORMAT',
+        message: `The embedded ClickHouse takes insert data in text formats only (JSONEachRow, CSV, TSV, Values…), not ${binary}: send text, or read the file yourself (\`vcam geo load\` reads Parquet in its own process)`,
+      });
     const second = secondStatementAt(sql);
     if (second !== undefined)
       return this.fail(res, 400, {
@@ -358,6 +366,9 @@ function statusFor(err: unknown): number {
   if (/SYNTAX_ERROR|UNKNOWN_IDENTIFIER|TYPE_MISMATCH|CANNOT_PARSE|ILLEGAL_TYPE|UNKNOWN_SETTING|BAD_ARGUMENTS|UNKNOWN_FUNCTION|INCORRECT_DATA|CANNOT_READ|TOO_LARGE/.test(type)) return 400;
   return 500;
 }
+
+/** An INSERT whose data would be binary: ClickHouse's binary input formats. */
+const BINARY_INSERT = /^\s*INSERT\b[^;]*?\bFORMAT\s+(Parquet|Arrow|ArrowStream|ORC|Avro|Native|RowBinary\w*|Protobuf\w*|CapnProto|MsgPack|BSONEachRow|Npy)\b/i;
 
 /** `INSERT INTO db.table [(columns)]` up to the FORMAT clause. */
 const INSERT_HEAD = /^(\s*INSERT\s+INTO\s+[\w.`"]+(?:\s*\([^)]*\))?)\s+FORMAT\s/i;
