@@ -132,7 +132,9 @@ describe('vcam clickhouse over HTTP', () => {
     });
     expect(r.status).toBe(415);
     expect(await r.text()).toMatch(/^Code: 73\. DB::Exception: The embedded ClickHouse takes insert data in text formats only .*not Parquet/);
-    expect(await (await client.query({ query: 'SELECT 1 AS ok', format: 'JSONEachRow' })).json()).toEqual([{ ok: 1 }]);
+    // Text data that mentions a binary format is data, not a format.
+    await client.insert({ table: 't1.ev', values: [{ id: 'FORMAT Native', geo: 3, n: 1, at: '2026-11-25 10:00:02.000' }], format: 'JSONEachRow' });
+    expect(await (await client.query({ query: "SELECT geo FROM t1.ev WHERE id = 'FORMAT Native'", format: 'JSONEachRow' })).json()).toEqual([{ geo: 3 }]);
   });
 
   it('refuses a password in the URL, even the right one', async () => {

@@ -193,8 +193,8 @@ export class ClickHouseServer {
     const sql = inUrl !== null ? (body.length ? `${inUrl}\n${body.toString('utf8')}` : inUrl) : body.toString('utf8');
     if (!sql.trim()) return this.fail(res, 400, { code: 62, type: 'SYNTAX_ERROR', message: 'Empty query' });
     // chDB takes a statement as text, data included: binary insert data would arrive garbled and fail deep in a decoder.
-    const binary = BINARY_INSERT.exec(sql.slice(0, 4096))?.[1];
-    if (binary)
+    const binary = INSERT_FORMAT.exec(sql.slice(0, 4096))?.[1];
+    if (binary && BINARY_FORMATS.test(binary))
       return this.fail(res, 415, {
         code: 73,
         type: 'UNKNOWN_FORMAT',
@@ -367,8 +367,10 @@ function statusFor(err: unknown): number {
   return 500;
 }
 
-/** An INSERT whose data would be binary: ClickHouse's binary input formats. */
-const BINARY_INSERT = /^\s*INSERT\b[^;]*?\bFORMAT\s+(Parquet|Arrow|ArrowStream|ORC|Avro|Native|RowBinary\w*|Protobuf\w*|CapnProto|MsgPack|BSONEachRow|Npy)\b/i;
+/** ClickHouse's binary input formats. */
+const BINARY_FORMATS = /^(Parquet|Arrow|ArrowStream|ORC|Avro|Native|RowBinary\w*|Protobuf\w*|CapnProto|MsgPack|BSONEachRow|Npy)$/i;
+/** The format of an INSERT's data: its first FORMAT clause (the data after it may say anything). */
+const INSERT_FORMAT = /^\s*INSERT\b[^;]*?\bFORMAT\s+(\w+)/i;
 
 /** `INSERT INTO db.table [(columns)]` up to the FORMAT clause. */
 const INSERT_HEAD = /^(\s*INSERT\s+INTO\s+[\w.`"]+(?:\s*\([^)]*\))?)\s+FORMAT\s/i;
