@@ -19,6 +19,9 @@ export const DEFAULT_RETENTION: Retention = { rawDays: 30, aggregateDays: 90 };
 export const DEDUP_WINDOW = 10_000;
 const DEDUP = `non_replicated_deduplication_window = ${DEDUP_WINDOW}`;
 
+/** How long chunk records (vcam.chunks, vcam.chunk_rows) are kept: replays, and the archive's look for chunks, reach no further back. */
+export const CHUNK_RECORDS_DAYS = 7;
+
 /** Epoch milliseconds as a DateTime64(3) value for JSONEachRow: seconds with a fraction. */
 export const dt64 = (ms: number): string => (ms / 1000).toFixed(3);
 
@@ -123,7 +126,7 @@ export const MIGRATIONS: Migration[] = [
       // The payload is the rows' JSON, gzipped and base64-encoded by the processor.
       `CREATE TABLE IF NOT EXISTS vcam.chunk_rows (
         token String, payload String, written_at DateTime64(3, 'UTC')
-      ) ENGINE = ReplacingMergeTree(written_at) ORDER BY token TTL toDateTime(written_at) + INTERVAL 7 DAY`,
+      ) ENGINE = ReplacingMergeTree(written_at) ORDER BY token TTL toDateTime(written_at) + INTERVAL ${CHUNK_RECORDS_DAYS} DAY`,
       "ALTER TABLE vcam.chunks ADD COLUMN IF NOT EXISTS token String DEFAULT ''",
       // Single-node chunks are replayed from their kept rows too; the input log is not needed.
       'DROP TABLE IF EXISTS vcam.handoff_log',
@@ -138,7 +141,7 @@ export const MIGRATIONS: Migration[] = [
       // (as Kafka's log does, 168 h): a chunk record older than that can replay nothing. A
       // partition idle for longer simply starts from its committed offset, and the cold dedup
       // tier (30 days of raw events) still drops anything counted before.
-      'ALTER TABLE vcam.chunks MODIFY TTL toDateTime(written_at) + INTERVAL 7 DAY',
+      `ALTER TABLE vcam.chunks MODIFY TTL toDateTime(written_at) + INTERVAL ${CHUNK_RECORDS_DAYS} DAY`,
     ],
   },
   {

@@ -5,7 +5,7 @@
  */
 import type { ClickHouseClient } from '@clickhouse/client';
 import { queryRows } from '../clickhouse/query.js';
-import { dt64 } from '../clickhouse/schema.js';
+import { CHUNK_RECORDS_DAYS, dt64 } from '../clickhouse/schema.js';
 import { scrape, type ComponentMetrics } from './metrics.js';
 
 export interface GeoRow {
@@ -257,7 +257,7 @@ async function alertRows(client: ClickHouseClient, p: Record<string, unknown>): 
 }
 
 /** Chunk records live 7 days (vcam.chunks' TTL): the archiver looks no further back, nor does its lag. */
-const CHUNK_RECORDS_KEPT_MS = 7 * 86_400_000;
+const CHUNK_RECORDS_KEPT_MS = CHUNK_RECORDS_DAYS * 86_400_000;
 /**
  * The waiting chunks are an anti-join of a week of chunk records with the archive's plans: about
  * 0.4 s of ClickHouse at a million chunks. A batch comes a minute apart by default, so the
@@ -351,13 +351,13 @@ async function waitingChunks(client: ClickHouseClient, archives: string[], now: 
         client,
         `SELECT count() AS chunks, toString(toUnixTimestamp64Milli(min(wms))) AS oldest FROM (
            SELECT token, max(written_at) AS wms FROM vcam.chunks
-           WHERE events > 0 AND written_at >= {nowMs:DateTime64(3)} - INTERVAL 7 DAY AND written_at <= {nowMs:DateTime64(3)}
+           WHERE events > 0 AND written_at >= {nowMs:DateTime64(3)} - INTERVAL {days:UInt32} DAY AND written_at <= {nowMs:DateTime64(3)}
              AND (kafka_partition, processed_at) NOT IN (
                SELECT kafka_partition, processed_at FROM vcam.archive_chunks
                WHERE archive = {a:String} AND planned_at >= {nowMs:DateTime64(3)} - INTERVAL 8 DAY
                  AND batch IN (SELECT batch FROM vcam.archive_batches WHERE archive = {a:String} AND committed_at <= {nowMs:DateTime64(3)}))
            GROUP BY token)`,
-        { a, nowMs: dt64(now) },
+        { a, nowMs: dt64(now), days: CHUNK_RECORDS_DAYS },
       ),
     ),
   );
