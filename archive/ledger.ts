@@ -10,7 +10,7 @@
  * margin, and a chunk whose insert is cut short is simply not complete until its replay.
  */
 import { TupleParam, type ClickHouseClient } from '@clickhouse/client';
-import { CHUNK_RECORDS_DAYS, dt64 } from '../clickhouse/schema.js';
+import { CHUNK_RECORDS_DAYS, dt64, notInArchive } from '../clickhouse/schema.js';
 
 export interface ChunkPart {
   partition: number;
@@ -65,7 +65,7 @@ export class Ledger {
         query: `SELECT token, toUnixTimestamp64Milli(any(processed_at)) AS pms, toUnixTimestamp64Milli(max(written_at)) AS wms, groupArray((kafka_partition, events)) AS parts
                 FROM vcam.chunks FINAL
                 WHERE events > 0 AND written_at >= fromUnixTimestamp64Milli({since:Int64}, 'UTC')
-                  AND token NOT IN (SELECT token FROM vcam.archive_chunks WHERE archive = {a:String} AND planned_at >= fromUnixTimestamp64Milli({plannedSince:Int64}, 'UTC'))
+                  AND ${notInArchive("planned_at >= fromUnixTimestamp64Milli({plannedSince:Int64}, 'UTC')")}
                 GROUP BY token ORDER BY wms, token LIMIT {limit:UInt32}`,
         query_params: { since, a: this.archive, plannedSince: since - 86_400_000, limit },
         format: 'JSONEachRow',
@@ -99,7 +99,7 @@ export class Ledger {
       await this.client.query({
         query: `SELECT toUnixTimestamp64Milli(min(written_at)) AS w, count() AS n FROM vcam.chunks FINAL
                 WHERE events > 0 AND written_at >= fromUnixTimestamp64Milli({since:Int64}, 'UTC')
-                  AND token NOT IN (SELECT token FROM vcam.archive_chunks WHERE archive = {a:String} AND batch <= {committed:UInt64})`,
+                  AND ${notInArchive('batch <= {committed:UInt64}')}`,
         query_params: { since, a: this.archive, committed },
         format: 'JSONEachRow',
       })

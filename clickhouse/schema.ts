@@ -22,6 +22,14 @@ const DEDUP = `non_replicated_deduplication_window = ${DEDUP_WINDOW}`;
 /** How long chunk records (vcam.chunks, vcam.chunk_rows) are kept: replays, and the archive's look for chunks, reach no further back. */
 export const CHUNK_RECORDS_DAYS = 7;
 
+/**
+ * A filter on vcam.chunks: the chunk parts no plan of archive `{a:String}` holds among the plans
+ * `plans` picks (a filter on vcam.archive_chunks). A part is named by its partition and
+ * processed_at, as the archiver names a chunk's rows (docs/architecture.md, "The raw-event
+ * archive"): numbers match several times faster than token strings on the shared ClickHouse.
+ */
+export const notInArchive = (plans: string): string => `(kafka_partition, processed_at) NOT IN (SELECT kafka_partition, processed_at FROM vcam.archive_chunks WHERE archive = {a:String} AND ${plans})`;
+
 /** Epoch milliseconds as a DateTime64(3) value for JSONEachRow: seconds with a fraction. */
 export const dt64 = (ms: number): string => (ms / 1000).toFixed(3);
 

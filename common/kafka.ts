@@ -4,6 +4,8 @@ import { Kafka, logLevel, type Consumer, type KafkaConfig, type LogEntry, type S
 import type { Logger } from './log.js';
 
 export const TOPICS = { events: 'vcam.events', dlq: 'vcam.events.dlq' } as const;
+/** The processors' consumer group unless `--group` says otherwise; verify reads its backlog. */
+export const PROCESSOR_GROUP = 'vcam-processor';
 
 export interface KafkaClientOptions {
   brokers: string[];

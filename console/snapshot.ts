@@ -5,7 +5,7 @@
  */
 import type { ClickHouseClient } from '@clickhouse/client';
 import { queryRows } from '../clickhouse/query.js';
-import { CHUNK_RECORDS_DAYS, dt64 } from '../clickhouse/schema.js';
+import { CHUNK_RECORDS_DAYS, dt64, notInArchive } from '../clickhouse/schema.js';
 import { scrape, type ComponentMetrics } from './metrics.js';
 
 export interface GeoRow {
@@ -339,10 +339,8 @@ async function archiveTables(client: ClickHouseClient, now: number, everyMs: num
 
 /**
  * Per archive, the chunks of events recorded in the 7 days before `now` that no batch committed
- * by then holds, and the newest record time of the oldest of them. A chunk's part is found in a
- * plan by its partition and processed_at, which the archiver already takes to name exactly one
- * chunk's rows (docs/architecture.md, "The archive"); numbers match far cheaper than tokens. Plans
- * are looked for a day further back: they are stamped by the archiver's clock, not the processors'.
+ * by then holds, and the newest record time of the oldest of them. Plans are looked for a day
+ * further back: they are stamped by the archiver's clock, not the processors'.
  */
 async function waitingChunks(client: ClickHouseClient, archives: string[], now: number): Promise<Waiting> {
   const rows = await Promise.all(
@@ -352,10 +350,7 @@ async function waitingChunks(client: ClickHouseClient, archives: string[], now: 
         `SELECT count() AS chunks, toString(toUnixTimestamp64Milli(min(wms))) AS oldest FROM (
            SELECT token, max(written_at) AS wms FROM vcam.chunks
            WHERE events > 0 AND written_at >= {nowMs:DateTime64(3)} - INTERVAL {days:UInt32} DAY AND written_at <= {nowMs:DateTime64(3)}
-             AND (kafka_partition, processed_at) NOT IN (
-               SELECT kafka_partition, processed_at FROM vcam.archive_chunks
-               WHERE archive = {a:String} AND planned_at >= {nowMs:DateTime64(3)} - INTERVAL 8 DAY
-                 AND batch IN (SELECT batch FROM vcam.archive_batches WHERE archive = {a:String} AND committed_at <= {nowMs:DateTime64(3)}))
+             AND ${notInArchive('planned_at >= {nowMs:DateTime64(3)} - INTERVAL 8 DAY AND batch IN (SELECT batch FROM vcam.archive_batches WHERE archive = {a:String} AND committed_at <= {nowMs:DateTime64(3)})')}
            GROUP BY token)`,
         { a, nowMs: dt64(now), days: CHUNK_RECORDS_DAYS },
       ),

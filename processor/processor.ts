@@ -35,6 +35,18 @@ const HELD = Symbol('held');
 /** Chunks' worth of messages a processor holds before it waits for its writes instead of fetching more. */
 const BACKPRESSURE_CHUNKS = 2;
 
+/**
+ * A batch whose partition stopped being ours (a rebalance, or a refused heartbeat) is abandoned,
+ * not thrown to kafkajs: thrown, it crashes the member, which restarts after a backoff of up to
+ * 30 s, and in a rebalance every member's crash restarts the rebalance. Left unresolved, the
+ * batch is fetched again from the committed offset by whoever owns the partition next.
+ */
+const ABANDONED = Symbol('abandoned');
+function stale(err: unknown): typeof ABANDONED {
+  if (err === STALE) return ABANDONED;
+  throw err;
+}
+
 export interface ProcessorOptions extends KafkaClientOptions {
   clickhouse: ClickHouseClient;
   group: string;
@@ -194,7 +206,8 @@ export class Processor extends EventEmitter<ProcessorEvents> {
     if (batch.isEmpty()) return;
     let st = this.partitions.get(p);
     if (!st) {
-      const recovered = await this.recover(p, BigInt(batch.firstOffset()!), heartbeat);
+      const recovered = await this.recover(p, BigInt(batch.firstOffset()!), heartbeat).catch(stale);
+      if (recovered === ABANDONED) return;
       if (recovered === HELD) {
         // Held, not skipped: counting on would leave the chunk's fate unknown. An operator decides (docs/operations.md).
         this.consumer.pause([{ topic: this.topic, partitions: [p] }]);
@@ -234,7 +247,7 @@ export class Processor extends EventEmitter<ProcessorEvents> {
     // fetches (rule 6 in docs/architecture.md); only a processor holding more than it can write
     // waits for it, and so stops fetching.
     const writing = this.flush();
-    if (this.waiting() >= BACKPRESSURE_CHUNKS * this.o.maxChunkEvents) await writing;
+    if (this.waiting() >= BACKPRESSURE_CHUNKS * this.o.maxChunkEvents) await writing.catch(stale);
     else this.background(writing, 'flush');
   }
 
@@ -333,33 +346,32 @@ export class Processor extends EventEmitter<ProcessorEvents> {
     return this.flushing;
   }
 
+  /**
+   * The partition's state before its first batch: the last recorded chunk replayed if it may be
+   * unfinished, and the hot dedup set rebuilt. ClickHouse failing is retried here, as a write is,
+   * with heartbeats, so the member keeps its place; a rebalance meanwhile throws STALE.
+   */
   private async recover(p: number, fetchedFrom: bigint, heartbeat: () => Promise<void>): Promise<PartitionState | typeof HELD> {
     const generation = this.generation;
-    try {
-      const last = await this.store.lastChunk(p);
-      // Kafka's committed offset (where a new assignment's first fetch begins) at or past the chunk's end proves it finished.
-      const abandonedAt = this.abandoned.get(p);
-      if (last && (abandonedAt !== undefined || fetchedFrom < last.range.end) && !this.replayed.has(last.token)) {
-        const outcome = await this.writer.replay(last, p, { heartbeat, owned: () => !this.stopping && this.generation === generation, beyondWindow: this.o.replayBeyondWindow });
-        if (outcome.kind === 'beyond_window') {
-          this.emit('replayHeld', p, last.token, outcome.distance, outcome.window);
-          return HELD;
-        }
-        if (outcome.kind === 'expired') this.emit('rowsExpired', p, last.token);
-        this.replayed.add(last.token);
+    const o = { heartbeat, owned: () => !this.stopping && this.generation === generation };
+    const last = await this.writer.whileOwned(p, o, () => this.store.lastChunk(p));
+    // Kafka's committed offset (where a new assignment's first fetch begins) at or past the chunk's end proves it finished.
+    const abandonedAt = this.abandoned.get(p);
+    if (last && (abandonedAt !== undefined || fetchedFrom < last.range.end) && !this.replayed.has(last.token)) {
+      const outcome = await this.writer.replay(last, p, { ...o, beyondWindow: this.o.replayBeyondWindow });
+      if (outcome.kind === 'beyond_window') {
+        this.emit('replayHeld', p, last.token, outcome.distance, outcome.window);
+        return HELD;
       }
-      let next = last ? last.range.end : fetchedFrom;
-      if (abandonedAt !== undefined && (!last || abandonedAt > next)) next = abandonedAt;
-      const hot = await this.writer.rebuild(p, next);
-      this.abandoned.delete(p);
-      this.emit('recovered', p, next, hot.size);
-      return { hot, next, buffered: [] };
-    } catch (err) {
-      // kafkajs retries the batch; meanwhile the partition waits on ClickHouse exactly as a failing
-      // write does, and must raise the same alert (a rebalance during an outage lands here).
-      if (err !== STALE) this.writer.emit('writeFailed', err as Error, p, 0, 0);
-      throw err;
+      if (outcome.kind === 'expired') this.emit('rowsExpired', p, last.token);
+      this.replayed.add(last.token);
     }
+    let next = last ? last.range.end : fetchedFrom;
+    if (abandonedAt !== undefined && (!last || abandonedAt > next)) next = abandonedAt;
+    const hot = await this.writer.whileOwned(p, o, () => this.writer.rebuild(p, next));
+    this.abandoned.delete(p);
+    this.emit('recovered', p, next, hot.size);
+    return { hot, next, buffered: [] };
   }
 
   async stop(): Promise<void> {

@@ -3,7 +3,7 @@ import { ClickHouseError, createClient } from '@clickhouse/client';
 import { migrate, DEFAULT_RETENTION, type Retention } from '../clickhouse/schema.js';
 import { definedOnly } from '../common/config.js';
 import { listen, opsRoutes, type RunningServer } from '../common/http.js';
-import { TOPICS, type KafkaClientOptions } from '../common/kafka.js';
+import { PROCESSOR_GROUP, TOPICS, type KafkaClientOptions } from '../common/kafka.js';
 import { silentLogger } from '../common/log.js';
 import { retry } from '../common/retry.js';
 import { createRegistry, type Registry } from '../common/metrics.js';
@@ -34,7 +34,7 @@ export interface ProcessorService {
 }
 
 export const PROCESSOR_DEFAULTS = {
-  group: 'vcam-processor',
+  group: PROCESSOR_GROUP,
   hotHorizonMs: 10 * 60_000,
   lateAfterMs: 30_000,
   sessionTimeoutMs: 30_000,

@@ -66,6 +66,14 @@ export class ChunkWriter extends EventEmitter<WriterEvents> {
     return hot;
   }
 
+  /** A read a write depends on (a partition's recovery): retried as writes are, while the partition stays ours, else STALE. */
+  whileOwned<T>(partition: number, o: WriteOptions, read: () => Promise<T>): Promise<T> {
+    return this.retrying(partition, async () => {
+      await this.check(o);
+      return read();
+    });
+  }
+
   /** Writes a new chunk of these parts (sorted by partition, each range starting where its partition's counting goes on). */
   async write(parts: WritePart[], o: WriteOptions): Promise<void> {
     const token = this.store.token(parts);

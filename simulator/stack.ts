@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import { freePort } from '../common/http.js';
 import { VCAM_BIN } from '../common/paths.js';
 import { sleep } from '../common/retry.js';
+import { Kafka, logLevel } from 'kafkajs';
+import { PROCESSOR_GROUP, TOPICS } from '../common/kafka.js';
 import { LocalKafka } from '../kafka/index.js';
 import { startLocalS3, type LocalS3 } from '../s3/index.js';
 
@@ -226,6 +228,25 @@ export class Stack {
       httpPort,
     );
     this.archiveMetricsUrl = `http://127.0.0.1:${httpPort}/metrics`;
+  }
+
+  /**
+   * Events in Kafka the processors' group has not committed yet; undefined when Kafka cannot
+   * say. 0 in single-node mode: nothing waits between the bridge and ClickHouse there.
+   */
+  async kafkaBacklog(): Promise<number | undefined> {
+    if (!this.kafka) return 0;
+    const admin = new Kafka({ clientId: 'vcam-verify', brokers: [this.kafka.bootstrap], logLevel: logLevel.NOTHING, retry: { retries: 0 } }).admin();
+    try {
+      await admin.connect();
+      const [committed, ends] = await Promise.all([admin.fetchOffsets({ groupId: PROCESSOR_GROUP, topics: [TOPICS.events] }), admin.fetchTopicOffsets(TOPICS.events)]);
+      const done = new Map(committed[0]?.partitions.map((p) => [p.partition, Number(p.offset)]));
+      return ends.reduce((n, e) => n + Number(e.high) - Math.max(Number(e.low), done.get(e.partition) ?? -1), 0);
+    } catch {
+      return undefined;
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
   }
 
   /** Stops the components in reverse order of start: the archiver, bridges (draining), processors, ClickHouse; then Kafka and S3. */

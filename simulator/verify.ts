@@ -80,7 +80,11 @@ export interface VerifyReport {
 const ALERT_DEADLINE_MS = 30_000 + 60_000 + 10_000 + 15_000;
 /** ClickHouse unchanged this long, with everything there, means the pipeline is done. */
 const QUIET_MS = 3_000;
-/** Unchanged this long with events still missing: nothing more is coming. */
+/**
+ * Unchanged this long with events still missing and none waiting in Kafka: nothing more is
+ * coming. While Kafka holds events the processors have not committed, a member restarting after
+ * a crash (its backoff reaches 30 s) is not a stuck pipeline: only the drain timeout ends that.
+ */
 const STUCK_MS = 20_000;
 
 export async function verify(o: VerifyOptions): Promise<VerifyReport> {
@@ -162,7 +166,7 @@ export async function verify(o: VerifyOptions): Promise<VerifyReport> {
       o.onProgress?.('draining');
       const drainStart = Date.now();
       const drained = await sim.drain(o.drainTimeoutMs, o.signal);
-      let final = await settle(client, sim.ledger.unique, sim.ledger.malformed.deadLetters, Math.max(5_000, o.drainTimeoutMs - (Date.now() - drainStart)), o.signal);
+      let final = await settle(client, () => stack.kafkaBacklog(), sim.ledger.unique, sim.ledger.malformed.deadLetters, Math.max(5_000, o.drainTimeoutMs - (Date.now() - drainStart)), o.signal);
       const lastBurst = sim.bursts.at(-1);
       if (lastBurst) {
         o.onProgress?.('waiting for burst alerts');
@@ -234,9 +238,9 @@ async function awaitFaultAlerts(run: ChaosRun, prometheus: Prometheus, fromMs: n
  * Polls ClickHouse until every table verify reads has stopped changing: with everything there
  * for QUIET_MS (in Kafka mode the agents' PUBACK says nothing about ClickHouse, and a chunk's
  * aggregates land after its raw rows; re-sends may still be on their way), or with events
- * missing for STUCK_MS.
+ * missing for STUCK_MS and nothing left in Kafka for the processors.
  */
-async function settle(client: ReturnType<typeof createClient>, unique: number, dead: number, timeoutMs: number, signal?: AbortSignal): Promise<Observed> {
+async function settle(client: ReturnType<typeof createClient>, backlog: () => Promise<number | undefined>, unique: number, dead: number, timeoutMs: number, signal?: AbortSignal): Promise<Observed> {
   const until = Date.now() + timeoutMs;
   let last = '';
   let stableSince = Date.now();
@@ -247,7 +251,8 @@ async function settle(client: ReturnType<typeof createClient>, unique: number, d
     const quiet = Date.now() - stableSince;
     // The aggregates too: a chunk's aggregates land after its raw rows.
     const complete = seen.rawDistinct >= unique && seen.totals.geo >= unique && seen.totals.deviceEvents >= unique && seen.dlq >= dead;
-    if ((complete && quiet >= QUIET_MS) || quiet >= STUCK_MS || Date.now() > until || signal?.aborted) return seen;
+    if ((complete && quiet >= QUIET_MS) || Date.now() > until || signal?.aborted) return seen;
+    if (quiet >= STUCK_MS && (await backlog()) === 0) return seen;
     await sleep(500, signal);
   }
 }
