@@ -26,6 +26,7 @@ import { Simulation, type Progress } from '../simulator/sim.js';
 import type { Mode, Stack } from '../simulator/stack.js';
 import { verify } from '../simulator/verify.js';
 import { startMosquitto } from '../test/helpers/brokers.js';
+import { BUDGET_US, costTable, simulatorUsPerEvent, type CostTable } from './costs.js';
 import { ratio } from './measure.js';
 import { Sampler, type ProcUsage } from './procstat.js';
 
@@ -131,6 +132,8 @@ export interface Probe {
   wallS: number;
   /** Per process, over the simulator's run (not start-up or drain). */
   processes: Record<string, ProcUsage>;
+  /** CPU µs per event per stage over the run; undefined when the probe was abandoned or failed. */
+  costs?: CostTable;
 }
 
 /** Kafka mode: the test peer delays a new group's first assignment by ~3 s; load starts after it. */
@@ -217,6 +220,13 @@ class Watchdog {
 
 const probes = new Map<string, Promise<Probe>>();
 
+let simulatorCost: number | undefined;
+/** Measured once per bench run, in this process, between probes (nothing else runs then). */
+const simulatorUs = () => (simulatorCost ??= simulatorUsPerEvent());
+
+/** The rate every search passes through (2,500 doubled twice): its cost table compares across runs and changes. */
+export const COST_RATE = 10_000;
+
 /** One verify run at `rate`; the same mode, rate and length in one bench run is measured once. */
 export function probe(mode: Mode, rate: number, cfg: BenchConfig): Promise<Probe> {
   const key = `${mode}@${rate}@${cfg.probeMs}`;
@@ -235,7 +245,8 @@ async function runProbe(mode: Mode, rate: number, cfg: BenchConfig): Promise<Pro
   const watchdog = new Watchdog(rate, abort);
   const started = Date.now();
   const why: string[] = [];
-  let result: Omit<Probe, 'mode' | 'rate' | 'sustained' | 'why' | 'wallS' | 'processes' | 'backlogAtEnd'>;
+  let result: Omit<Probe, 'mode' | 'rate' | 'sustained' | 'why' | 'wallS' | 'processes' | 'backlogAtEnd' | 'costs'>;
+  let sent = 0;
   try {
     const r = await verify({
       mode,
@@ -265,6 +276,7 @@ async function runProbe(mode: Mode, rate: number, cfg: BenchConfig): Promise<Pro
       },
     });
     why.push(...r.problems);
+    sent = r.sent;
     result = { rateAchieved: r.durationS > 0 ? Math.round(r.sent / r.durationS) : 0, latencyMs: r.latencyMs, latencyAfterWarmupMs: r.latencyAfterWarmupMs, lost: r.lost, doubleCounted: r.doubleCounted, throughputEps: r.throughputEps };
   } catch (err) {
     why.push(watchdog.reason ?? `verify failed: ${(err as Error).message.split('\n')[0]}`);
@@ -279,7 +291,9 @@ async function runProbe(mode: Mode, rate: number, cfg: BenchConfig): Promise<Pro
   // Latency starts when an agent takes an event: events still waiting for their agent are not in it.
   const backlogAtEnd = last?.backlog ?? 0;
   if (!watchdog.reason && backlogAtEnd > (rate * P99_LIMIT_MS) / 1000) why.push(`the run ended with ${backlogAtEnd} events not yet acknowledged, over ${P99_LIMIT_MS / 1000} s of sends`);
-  return { mode, rate, sustained: why.length === 0, why, ...result, backlogAtEnd, wallS: Math.round((Date.now() - started) / 1000), processes: sampler?.usage() ?? {} };
+  const processes = sampler?.usage() ?? {};
+  const costs = sent > 0 ? costTable(processes, sent, SELF, simulatorUs()) : undefined;
+  return { mode, rate, sustained: why.length === 0, why, ...result, backlogAtEnd, wallS: Math.round((Date.now() - started) / 1000), processes, costs };
 }
 
 interface Search {
@@ -362,8 +376,9 @@ export async function benchE2e(): Promise<Record<string, unknown>> {
       vsAgentsOnly: ratio(sustained, ceiling.eventsPerSec),
       firstFailingEps: s.firstFailing ?? null,
       searchStoppedBy: s.stoppedBy ?? null,
-      atSustained: s.best ? { rateAchieved: s.best.rateAchieved, throughputEps: s.best.throughputEps, latencyMs: s.best.latencyMs, latencyAfterWarmupMs: s.best.latencyAfterWarmupMs, processes: s.best.processes } : null,
-      probes: s.probes.map(({ mode: _, processes: __, ...p }) => p),
+      [`costsAt${COST_RATE / 1000}k`]: s.probes.find((p) => p.rate === COST_RATE)?.costs ?? null,
+      atSustained: s.best ? { rateAchieved: s.best.rateAchieved, throughputEps: s.best.throughputEps, latencyMs: s.best.latencyMs, latencyAfterWarmupMs: s.best.latencyAfterWarmupMs, processes: s.best.processes, costs: s.best.costs } : null,
+      probes: s.probes.map(({ mode: _, processes: __, costs: ___, ...p }) => p),
     };
   }
   return {
@@ -372,6 +387,7 @@ export async function benchE2e(): Promise<Record<string, unknown>> {
     scenario: `simulator defaults (4 agents, 1,000 cameras, 50 geos, 5 % retries, 1 % old re-sends, 5 % late, 5 % out of order, 1 % malformed), no bursts, ${cfg.probeMs / 1000} s per probe`,
     search: `double from ${cfg.startRate}/s until a probe fails, then ${cfg.bisectSteps} bisection steps; after ${ABANDON_GRACE_S} s a probe is abandoned once the agents' backlog exceeds ${ABANDON_BACKLOG_S} s of sends or ClickHouse's newest event was received over ${ABANDON_STALE_S} s ago`,
     processes: 'cores = CPU seconds per second over the run; RSS sampled every second from /proc; simulator+agents is this bench process; kafka is the local Apache Kafka broker (JVM)',
+    costs: `CPU µs per event per stage over the run (process CPU time / events sent); the simulator's part of this process measured alone in the same run, the rest is the agents'; budget ${BUDGET_US} µs for all stages (50,000/s on 2 cores). costsAt${COST_RATE / 1000}k compares across runs`,
     components: code,
     quick: cfg.quick,
     baseline: {
