@@ -10,7 +10,8 @@
  *
  * Settings (environment): VCAM_BENCH_QUICK=1 (or `-- --quick`) short probes, few steps, for smoke
  * runs; VCAM_BENCH_PROBE_S probe length; VCAM_BENCH_BUDGET_S time for the whole suite;
- * VCAM_BENCH_MODES=single-node,kafka.
+ * VCAM_BENCH_MODES=single-node,kafka; VCAM_BENCH_RATE=R one probe per mode at R, no search (for
+ * a cost table of one change).
  */
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -58,6 +59,8 @@ export interface BenchConfig {
   drainMs: number;
   ceilingProbeMs: number;
   modes: Mode[];
+  /** One probe per mode at this rate instead of the search. */
+  fixedRate?: number;
 }
 
 export function benchConfig(): BenchConfig {
@@ -65,6 +68,8 @@ export function benchConfig(): BenchConfig {
   const seconds = (name: string, d: number) => (Number(process.env[name]) > 0 ? Number(process.env[name]) : d) * 1000;
   const modes = (process.env.VCAM_BENCH_MODES ?? 'single-node,kafka').split(',').map((m) => m.trim()) as Mode[];
   for (const m of modes) if (m !== 'single-node' && m !== 'kafka') throw new Error(`VCAM_BENCH_MODES: unknown mode ${m} (single-node, kafka)`);
+  const fixedRate = process.env.VCAM_BENCH_RATE === undefined ? undefined : Number(process.env.VCAM_BENCH_RATE);
+  if (fixedRate !== undefined && !(Number.isInteger(fixedRate) && fixedRate > 0)) throw new Error(`VCAM_BENCH_RATE: expected events per second (a positive integer), got ${process.env.VCAM_BENCH_RATE}`);
   return {
     quick,
     probeMs: seconds('VCAM_BENCH_PROBE_S', quick ? 5 : 30),
@@ -76,6 +81,7 @@ export function benchConfig(): BenchConfig {
     drainMs: quick ? 30_000 : 60_000,
     ceilingProbeMs: quick ? 3_000 : 8_000,
     modes,
+    fixedRate,
   };
 }
 
@@ -322,6 +328,10 @@ async function search(mode: Mode, cfg: BenchConfig, deadline: number): Promise<S
     if (p.sustained) lo = p;
     else hi = rate;
   };
+  if (cfg.fixedRate) {
+    await run(cfg.fixedRate);
+    return { probes: tried, best: lo, firstFailing: hi, stoppedBy: `VCAM_BENCH_RATE=${cfg.fixedRate}` };
+  }
   for (let rate = cfg.startRate; hi === undefined && canProbe(); rate *= 2) await run(rate);
   for (let i = 0; i < cfg.bisectSteps && hi !== undefined; i++) {
     const mid = Math.round(((lo?.rate ?? 0) + hi) / 2 / RATE_STEP) * RATE_STEP;
