@@ -1,6 +1,6 @@
 /** One statement per request: what counts as a second statement, and what only looks like one. */
 import { describe, expect, it } from 'vitest';
-import { secondStatementAt } from './statements.js';
+import { insertDataStart, secondStatementAt } from './statements.js';
 
 describe('secondStatementAt', () => {
   it('finds a statement after a semicolon, whatever its case or the whitespace around it', () => {
@@ -37,5 +37,18 @@ describe('secondStatementAt', () => {
     expect(secondStatementAt('INSERT INTO vcam.events (a, b) FORMAT JSONEachRow\n{"a":";"}\n')).toBeUndefined();
     // The word FORMAT in a literal is not where data begins.
     expect(secondStatementAt("INSERT INTO t SELECT 'FORMAT TSV'; DROP TABLE a")).toBe(33);
+  });
+});
+
+describe('insertDataStart', () => {
+  it('is just after the first FORMAT <name> of an INSERT, past literals and comments that mention one', () => {
+    const head = "/* load */ INSERT INTO t (a) SETTINGS x = 'FORMAT TSV' -- FORMAT CSV\n FORMAT /* text */ JSONEachRow";
+    expect(insertDataStart(`${head}\n{"a":"FORMAT Native"}\n`)).toBe(head.length);
+    expect(insertDataStart('insert into t format TSV\nFORMAT\tRowBinary')).toBe('insert into t format TSV'.length);
+  });
+
+  it('is undefined for other statements, an INSERT without inline data, and words that only contain FORMAT', () => {
+    for (const sql of ['SELECT 1 FORMAT JSON', "INSERT INTO t SELECT 'FORMAT TSV'", 'INSERT INTO t SELECT my_format AS FORMATS FROM x', 'INSERTS INTO t FORMAT TSV', "'INSERT' INTO t FORMAT TSV", 'INSERT INTO t FORMAT'])
+      expect(insertDataStart(sql), sql).toBeUndefined();
   });
 });
