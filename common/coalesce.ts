@@ -3,7 +3,10 @@ import { sleep } from './retry.js';
 /**
  * Group writing: while one write is in flight, new items wait; when it ends, everything waiting
  * (up to `maxWeight`) goes out in the next write. With `lingerMs`, a write that would go out
- * lighter than `maxWeight` first waits that long for company (Kafka's linger.ms). Each caller
+ * lighter than `maxWeight` first waits that long for company (Kafka's linger.ms). With `paceMs`,
+ * a write that would go out lighter than `maxWeight` starts no sooner than that after the
+ * previous one started: under load, fewer and larger writes (each write has a fixed cost), while
+ * an item arriving after a quiet spell goes out at once. Each caller
  * resolves when the write that carried its item succeeded, or rejects with that write's error.
  * Used by the bridge's Kafka producer and the single-node hand-off, the same idea as the agent's batching.
  */
@@ -16,7 +19,11 @@ export class Coalescer<T> {
     private readonly weight: (item: T) => number,
     private readonly maxWeight: number,
     private readonly lingerMs = 0,
+    private readonly paceMs = 0,
   ) {}
+
+  /** When the last write started (ms), for pacing. */
+  private lastStart = -Infinity;
 
   push(item: T): Promise<void> {
     return new Promise((resolve, reject) => {
@@ -40,6 +47,9 @@ export class Coalescer<T> {
     this.busy = true;
     while (this.pending.length > 0) {
       if (this.lingerMs > 0 && this.pendingWeight() < this.maxWeight) await sleep(this.lingerMs);
+      const paced = this.lastStart + this.paceMs - Date.now();
+      if (paced > 0 && this.pendingWeight() < this.maxWeight) await sleep(paced);
+      this.lastStart = Date.now();
       let w = 0;
       let i = 0;
       // A single item heavier than the limit still goes, alone.

@@ -22,6 +22,7 @@ export interface CreateProcessorOptions {
   dedup?: boolean;
   alerts?: Partial<AlertOptions>;
   lateAfterMs?: number;
+  chunkIntervalMs?: number;
   logger?: Logger;
   registry?: Registry;
 }
@@ -38,6 +39,7 @@ export function createProcessor(o: CreateProcessorOptions): LocalProcessor & { r
     lateAfterMs: o.lateAfterMs ?? PROCESSOR_DEFAULTS.lateAfterMs,
     rawRetentionDays: retention.rawDays,
     geoRefreshMs: PROCESSOR_DEFAULTS.geoRefreshMs,
+    chunkIntervalMs: o.chunkIntervalMs ?? PROCESSOR_DEFAULTS.chunkIntervalMs,
     streaks: taskStreaks(registry, o.logger ?? silentLogger, 'processor'),
   });
   instrumentWriter(local.writer, registry, o.logger ?? silentLogger);

@@ -40,6 +40,8 @@ export interface LocalProcessorOptions {
   rawRetentionDays: number;
   geoRefreshMs: number;
   maxChunkEvents?: number;
+  /** A chunk not full starts no sooner than this after the previous one started (see PROCESSOR_DEFAULTS.chunkIntervalMs). */
+  chunkIntervalMs?: number;
   /** Replay the last chunk even past ClickHouse's deduplication window (after an operator checked it). */
   replayBeyondWindow?: boolean;
   /** Where failures of background work are reported (the geo re-check). */
@@ -64,6 +66,8 @@ export class LocalProcessor {
       (batches) => this.writeChunk(batches),
       (b) => b.events.length,
       o.maxChunkEvents ?? 20_000,
+      0,
+      o.chunkIntervalMs ?? 0,
     );
   }
 

@@ -42,6 +42,13 @@ export const PROCESSOR_DEFAULTS = {
   geoRefreshMs: 5_000,
   maxChunkEvents: 20_000,
   lingerMs: 200,
+  /**
+   * A chunk not full starts no sooner than this after the previous one started. Each chunk costs
+   * ClickHouse about eight statements whatever its size; at 10,000 events/s, chunks every 500 ms
+   * instead of back to back cut ClickHouse's CPU per event by about half at the same p99
+   * (docs/performance.md, "Cost per event").
+   */
+  chunkIntervalMs: 500,
 } as const;
 
 export async function startProcessorService(o: ProcessorServiceOptions): Promise<ProcessorService> {

@@ -39,6 +39,15 @@ function childEnv(): NodeJS.ProcessEnv {
   return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VCAM_') || k === 'VCAM_FROM_SOURCE'));
 }
 
+/**
+ * VCAM_BENCH_PROF=<dir>: each child writes a V8 CPU profile there when it exits, named for its
+ * component (summarise with bench/cpuprofile.ts). Node refuses --cpu-prof in NODE_OPTIONS.
+ */
+function profiling(name: string): string[] {
+  const dir = process.env.VCAM_BENCH_PROF;
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`] : [];
+}
+
 export class Child {
   child!: ChildProcess;
   exited!: Promise<number | string>;
@@ -60,7 +69,7 @@ export class Child {
 
   private spawn(): void {
     const log = createWriteStream(this.logFile, { flags: 'a' });
-    this.child = spawn(process.execPath, [VCAM_BIN, ...this.args], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() });
+    this.child = spawn(process.execPath, [...profiling(this.name), VCAM_BIN, ...this.args], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() });
     this.child.stdout!.pipe(log, { end: false });
     this.child.stderr!.pipe(log, { end: false });
     this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));

@@ -8,12 +8,14 @@
  * And a partition's recovery that stops because a rebalance began: the batch is abandoned, not
  * thrown to kafkajs, which would crash the member and restart it after a backoff (a chaos run
  * saw 135 such crashes keep a group rebalancing for minutes).
+ *
+ * And, sharing this file's broker: chunks paced by --chunk-interval under steady load.
  */
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../common/log.js';
 import { startProcessorService } from '../processor/index.js';
 import { ProcessorStore } from '../processor/store.js';
-import { STALE } from '../processor/writer.js';
+import { ChunkWriter, STALE } from '../processor/writer.js';
 import { waitFor, whenQuiet } from './helpers/brokers.js';
 import { pipelineEvents, produceEvents, withDuplicates } from './helpers/events.js';
 import { columnSum } from './helpers/clickhouse.js';
@@ -120,6 +122,46 @@ describe('processor: a chunk write stopped half-way', () => {
       ProcessorStore.prototype.lastChunk = original;
       await second?.close();
       await first.close();
+    }
+  }, 120_000);
+});
+
+describe('processor: chunk pacing', () => {
+  it('under steady load, chunks start no sooner than --chunk-interval after the previous one, and every event is counted once', async () => {
+    const unique = pipelineEvents(2_400, { prefix: 'pc' });
+    const chunkStarts: number[] = [];
+    // New chunks only: the replays of the earlier tests' last chunks, at recovery, are not paced.
+    const original = ChunkWriter.prototype.write;
+    ChunkWriter.prototype.write = function (this: ChunkWriter, parts, o) {
+      chunkStarts.push(Date.now());
+      return original.call(this, parts, o);
+    };
+    const svc = await startProcessorService({
+      brokers: env.kafka.brokers,
+      clientId: 'paced-test',
+      logger: silentLogger,
+      clickhouseUrl: env.ch.url,
+      ...env.ch.auth,
+      group: 'g-paced',
+      chunkIntervalMs: 1_500,
+    });
+    try {
+      // A send every 250 ms for 6 s: unpaced, the 200 ms linger writes a chunk after each one.
+      for (let i = 0; i < 24; i++) {
+        await produceEvents(env.kafka.brokers, unique.slice(i * 100, (i + 1) * 100), 100);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      const raw = () => env.ch.query<{ rows: string; ids: string }>("SELECT count() AS rows, uniqExact(event_id) AS ids FROM vcam.events WHERE event_id LIKE '%:pc%'");
+      await waitFor(async () => Number((await raw())[0]!.ids) === unique.length, 60_000, 'every event counted');
+      const counted = await whenQuiet(async () => (await raw())[0]!);
+      expect([Number(counted.rows), Number(counted.ids)]).toEqual([unique.length, unique.length]);
+      const gaps = chunkStarts.slice(1).map((t, i) => t - chunkStarts[i]!);
+      expect(gaps.length).toBeGreaterThan(2);
+      // A millisecond may pass between the processor noting a chunk's start and calling write().
+      expect(Math.min(...gaps)).toBeGreaterThanOrEqual(1_500 - 5);
+    } finally {
+      ChunkWriter.prototype.write = original;
+      await svc.close();
     }
   }, 120_000);
 });
