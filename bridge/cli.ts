@@ -45,7 +45,7 @@ export const bridgeCommand = defineCommand({
     kafkaCompression: { type: 'string', choices: ['none', 'gzip'], default: 'gzip', description: 'compression of produced batches' },
     kafkaSendRetries: { type: 'int', default: 5, description: "kafkajs' retries per send before the bridge's own retry loop takes over" },
     kafkaSendTimeout: { type: 'duration', default: '30s', description: 'broker-side timeout for acks=all' },
-    kafkaLinger: { type: 'duration', default: '5ms', description: "how long a Kafka send that is not full waits for more publishes (Kafka's linger.ms): larger, better-compressed batches for a little PUBACK latency" },
+    kafkaLinger: { type: 'duration', default: '50ms', description: "how long a Kafka send that is not full waits for more publishes (Kafka's linger.ms): larger, better-compressed batches for a little PUBACK latency" },
     kafkaTls: { type: 'boolean', default: false, description: 'connect to Kafka over TLS' },
     kafkaTlsCa: { type: 'string', description: 'CA file for Kafka TLS' },
     kafkaSaslMechanism: { type: 'string', choices: ['plain', 'scram-sha-256', 'scram-sha-512'], description: 'Kafka SASL mechanism' },
