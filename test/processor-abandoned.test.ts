@@ -13,7 +13,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../common/log.js';
-import { startProcessorService } from '../processor/index.js';
+import { startProcessorService, type ProcessorServiceOptions } from '../processor/index.js';
 import { ProcessorStore } from '../processor/store.js';
 import { ChunkWriter, STALE } from '../processor/writer.js';
 import { waitFor, whenQuiet } from './helpers/brokers.js';
@@ -23,6 +23,16 @@ import { useKafkaAndClickHouse } from './helpers/stack.js';
 
 const env = useKafkaAndClickHouse(4);
 const sum = (table: string, column?: string) => columnSum(env.ch, table, column);
+
+/** A processor on this file's stack: a short session and quick kafkajs retries, so a lost member shows in seconds. */
+const startProcessor = (group: string, clientId: string, more: Partial<ProcessorServiceOptions> = {}) =>
+  startProcessorService({ brokers: env.kafka.brokers, clientId, logger: silentLogger, clickhouseUrl: env.ch.url, ...env.ch.auth, group, sessionTimeoutMs: 6_000, retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1_000 }, ...more });
+
+/** Raw rows and distinct event ids of the events whose ids carry `prefix` (pipelineEvents' `cam-N:<prefix>i`). */
+async function rawOf(prefix: string): Promise<{ rows: number; ids: number }> {
+  const [r] = await env.ch.query<{ rows: string; ids: string }>(`SELECT count() AS rows, uniqExact(event_id) AS ids FROM vcam.events WHERE event_id LIKE '%:${prefix}%'`);
+  return { rows: Number(r!.rows), ids: Number(r!.ids) };
+}
 
 describe('processor: a chunk write stopped half-way', () => {
   it('is replayed when its partitions stay ours, not written again from the same offsets', async () => {
@@ -50,16 +60,7 @@ describe('processor: a chunk write stopped half-way', () => {
       await new Promise((r) => setTimeout(r, 2_000));
       throw STALE;
     };
-    const svc = await startProcessorService({
-      brokers: env.kafka.brokers,
-      clientId: 'abandoned-test',
-      logger: silentLogger,
-      clickhouseUrl: env.ch.url,
-      ...env.ch.auth,
-      group: 'g-abandoned',
-      sessionTimeoutMs: 6_000,
-      retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1_000 },
-    });
+    const svc = await startProcessor('g-abandoned', 'abandoned-test');
     try {
       await waitFor(() => writes >= 1, 30_000, 'the first chunk write');
       await produceEvents(env.kafka.brokers, messages.slice(half), 1_000);
@@ -92,31 +93,20 @@ describe('processor: a chunk write stopped half-way', () => {
       }
       return original.call(this, partition);
     };
-    const options = {
-      brokers: env.kafka.brokers,
-      logger: silentLogger,
-      clickhouseUrl: env.ch.url,
-      ...env.ch.auth,
-      group: 'g-recovering',
-      sessionTimeoutMs: 6_000,
-      retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1_000 },
-    };
     const downs: string[] = [];
-    const first = await startProcessorService({ ...options, clientId: 'recovering-1' });
+    const first = await startProcessor('g-recovering', 'recovering-1');
     first.processor.member.on('down', (err) => downs.push(`first: ${err.message}`));
     let second: Awaited<ReturnType<typeof startProcessorService>> | undefined;
     try {
       await waitFor(() => failures >= 3, 30_000, 'recovery retrying while ClickHouse fails');
-      second = await startProcessorService({ ...options, clientId: 'recovering-2' });
+      second = await startProcessor('g-recovering', 'recovering-2');
       second.processor.member.on('down', (err) => downs.push(`second: ${err.message}`));
       const members = [first, second];
       await waitFor(() => members.every((m) => m.processor.assignedPartitions.length === 2), 30_000, 'the group shared between both members');
       failing = false;
       const lag = () => members.reduce((n, m) => n + [...m.processor.lag().values()].reduce((a, b) => a + b, 0), 0);
-      const raw = () => env.ch.query<{ rows: string; ids: string }>("SELECT count() AS rows, uniqExact(event_id) AS ids FROM vcam.events WHERE event_id LIKE '%:rc%'");
-      await waitFor(async () => Number((await raw())[0]!.ids) === unique.length && lag() === 0, 60_000, 'every event counted');
-      const counted = await whenQuiet(async () => (await raw())[0]!);
-      expect([Number(counted.rows), Number(counted.ids)]).toEqual([unique.length, unique.length]);
+      await waitFor(async () => (await rawOf('rc')).ids === unique.length && lag() === 0, 60_000, 'every event counted');
+      expect(await whenQuiet(() => rawOf('rc'))).toEqual({ rows: unique.length, ids: unique.length });
       expect(downs).toEqual([]);
     } finally {
       ProcessorStore.prototype.lastChunk = original;
@@ -136,25 +126,15 @@ describe('processor: chunk pacing', () => {
       chunkStarts.push(Date.now());
       return original.call(this, parts, o);
     };
-    const svc = await startProcessorService({
-      brokers: env.kafka.brokers,
-      clientId: 'paced-test',
-      logger: silentLogger,
-      clickhouseUrl: env.ch.url,
-      ...env.ch.auth,
-      group: 'g-paced',
-      chunkIntervalMs: 1_500,
-    });
+    const svc = await startProcessor('g-paced', 'paced-test', { chunkIntervalMs: 1_500 });
     try {
       // A send every 250 ms for 6 s: unpaced, the 200 ms linger writes a chunk after each one.
       for (let i = 0; i < 24; i++) {
         await produceEvents(env.kafka.brokers, unique.slice(i * 100, (i + 1) * 100), 100);
         await new Promise((r) => setTimeout(r, 250));
       }
-      const raw = () => env.ch.query<{ rows: string; ids: string }>("SELECT count() AS rows, uniqExact(event_id) AS ids FROM vcam.events WHERE event_id LIKE '%:pc%'");
-      await waitFor(async () => Number((await raw())[0]!.ids) === unique.length, 60_000, 'every event counted');
-      const counted = await whenQuiet(async () => (await raw())[0]!);
-      expect([Number(counted.rows), Number(counted.ids)]).toEqual([unique.length, unique.length]);
+      await waitFor(async () => (await rawOf('pc')).ids === unique.length, 60_000, 'every event counted');
+      expect(await whenQuiet(() => rawOf('pc'))).toEqual({ rows: unique.length, ids: unique.length });
       const gaps = chunkStarts.slice(1).map((t, i) => t - chunkStarts[i]!);
       expect(gaps.length).toBeGreaterThan(2);
       // A millisecond may pass between the processor noting a chunk's start and calling write().
