@@ -10,7 +10,7 @@
  * margin, and a chunk whose insert is cut short is simply not complete until its replay.
  */
 import { TupleParam, type ClickHouseClient } from '@clickhouse/client';
-import { CHUNK_RECORDS_DAYS, dt64, notInArchive } from '../clickhouse/schema.js';
+import { CHUNK_RECORDS_KEPT_MS, dt64, notInArchive } from '../clickhouse/schema.js';
 
 export interface ChunkPart {
   partition: number;
@@ -26,8 +26,6 @@ export interface ArchiveChunk {
   parts: ChunkPart[];
 }
 
-/** Chunk records older than this are gone (vcam.chunks' TTL): nothing older can be planned. */
-const CHUNK_RECORDS_KEPT_MS = CHUNK_RECORDS_DAYS * 86_400_000;
 /**
  * Chunk records of different processors carry their own clocks, and a record's time is taken
  * before its insert: a new record may read older than one seen before, by this much at most.

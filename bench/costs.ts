@@ -59,9 +59,10 @@ export function costTable(processes: Record<string, ProcUsage>, events: number, 
     const stage = stageOf(name, self);
     if (stage) us[stage] = (us[stage] ?? 0) + (usage.cpuS * 1e6) / events;
   }
-  const own = ((processes[self]?.cpuS ?? 0) * 1e6) / events;
-  if (processes[self]) {
-    us.simulator = Math.min(simulatorUs, own);
+  const own = processes[self];
+  if (own) {
+    // `self` was counted as the agents' above; the simulator's share of it comes out.
+    us.simulator = Math.min(simulatorUs, (own.cpuS * 1e6) / events);
     us.agents! -= us.simulator;
   }
   const order: Stage[] = ['simulator', 'agents', 'bridge', 'kafka', 'processor', 'clickhouse', 'archive'];

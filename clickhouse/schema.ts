@@ -21,6 +21,7 @@ const DEDUP = `non_replicated_deduplication_window = ${DEDUP_WINDOW}`;
 
 /** How long chunk records (vcam.chunks, vcam.chunk_rows) are kept: replays, and the archive's look for chunks, reach no further back. */
 export const CHUNK_RECORDS_DAYS = 7;
+export const CHUNK_RECORDS_KEPT_MS = CHUNK_RECORDS_DAYS * 86_400_000;
 
 /**
  * A filter on vcam.chunks: the chunk parts no plan of archive `{a:String}` holds among the plans

@@ -16,16 +16,21 @@ export function secondStatementAt(sql: string): number | undefined {
   const dataStart = insertDataStart(sql);
   while (i < n) {
     if (dataStart !== undefined && i >= dataStart) return undefined;
-    const c = sql[i]!;
-    if (c === "'" || c === '"' || c === '`') i = skipQuoted(sql, i, c);
-    else if ((c === '-' && sql[i + 1] === '-') || c === '#') i = skipLine(sql, i);
-    else if (c === '/' && sql[i + 1] === '*') i = skipBlock(sql, i);
-    else if (c === ';') {
-      const rest = restIsEmpty(sql, i + 1);
-      return rest ? undefined : i;
-    } else i++;
+    const past = skipLiteralOrComment(sql, i);
+    if (past > i) i = past;
+    else if (sql[i] === ';') return restIsEmpty(sql, i + 1) ? undefined : i;
+    else i++;
   }
   return undefined;
+}
+
+/** Past the string literal, quoted identifier or comment that starts at `i`; `i` itself when none does. */
+function skipLiteralOrComment(sql: string, i: number): number {
+  const c = sql[i];
+  if (c === "'" || c === '"' || c === '`') return skipQuoted(sql, i, c);
+  if ((c === '-' && sql[i + 1] === '-') || c === '#') return skipLine(sql, i);
+  if (c === '/' && sql[i + 1] === '*') return skipBlock(sql, i);
+  return i;
 }
 
 function skipQuoted(sql: string, start: number, quote: string): number {
@@ -63,15 +68,9 @@ function skipBlock(sql: string, start: number): number {
 
 /** Only whitespace, comments and further `;` after a statement: still one statement. */
 function restIsEmpty(sql: string, from: number): boolean {
-  let i = from;
-  while (i < sql.length) {
-    const c = sql[i]!;
-    if (/\s|;/.test(c)) i++;
-    else if ((c === '-' && sql[i + 1] === '-') || c === '#') i = skipLine(sql, i);
-    else if (c === '/' && sql[i + 1] === '*') i = skipBlock(sql, i);
-    else return false;
-  }
-  return true;
+  let i = skipSpace(sql, from);
+  while (sql[i] === ';') i = skipSpace(sql, i + 1);
+  return i >= sql.length;
 }
 
 /**
@@ -85,11 +84,9 @@ export function insertDataStart(sql: string): number | undefined {
   if (sql.slice(i, first).toUpperCase() !== 'INSERT') return undefined;
   i = first;
   while (i < sql.length) {
-    const c = sql[i]!;
-    if (c === "'" || c === '"' || c === '`') i = skipQuoted(sql, i, c);
-    else if ((c === '-' && sql[i + 1] === '-') || c === '#') i = skipLine(sql, i);
-    else if (c === '/' && sql[i + 1] === '*') i = skipBlock(sql, i);
-    else if (isWordChar(c)) {
+    const past = skipLiteralOrComment(sql, i);
+    if (past > i) i = past;
+    else if (isWordChar(sql[i]!)) {
       const end = wordEnd(sql, i);
       if (end - i === 6 && sql.slice(i, end).toUpperCase() === 'FORMAT') {
         const name = skipSpace(sql, end);
@@ -115,7 +112,7 @@ function skipSpace(sql: string, start: number): number {
   let i = start;
   while (i < sql.length) {
     const c = sql[i]!;
-    if (c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\f' || c === '\v') i++;
+    if (/\s/.test(c)) i++;
     else if ((c === '-' && sql[i + 1] === '-') || c === '#') i = skipLine(sql, i);
     else if (c === '/' && sql[i + 1] === '*') i = skipBlock(sql, i);
     else break;

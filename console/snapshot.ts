@@ -5,7 +5,7 @@
  */
 import type { ClickHouseClient } from '@clickhouse/client';
 import { queryRows } from '../clickhouse/query.js';
-import { CHUNK_RECORDS_DAYS, dt64, notInArchive } from '../clickhouse/schema.js';
+import { CHUNK_RECORDS_DAYS, CHUNK_RECORDS_KEPT_MS, dt64, notInArchive } from '../clickhouse/schema.js';
 import { scrape, type ComponentMetrics } from './metrics.js';
 
 export interface GeoRow {
@@ -256,8 +256,6 @@ async function alertRows(client: ClickHouseClient, p: Record<string, unknown>): 
   }
 }
 
-/** Chunk records live 7 days (vcam.chunks' TTL): the archiver looks no further back, nor does its lag. */
-const CHUNK_RECORDS_KEPT_MS = CHUNK_RECORDS_DAYS * 86_400_000;
 /**
  * The waiting chunks are an anti-join of a week of chunk records with the archive's plans: about
  * 0.4 s of ClickHouse at a million chunks. A batch comes a minute apart by default, so the
