@@ -58,8 +58,8 @@ export const AGENT_DEFAULTS = {
   outboxMaxAgeMs: 7 * 86_400_000,
   outboxFullPolicy: 'reject',
   outboxSync: 'full',
-  batchMaxEvents: 2_000,
-  batchMaxBytes: 256 * 1024,
+  batchMaxEvents: 6_000,
+  batchMaxBytes: 768 * 1024,
   maxInFlight: 4,
 } as const;
 

@@ -33,7 +33,7 @@ export const agentCommand = defineCommand({
     outboxFullPolicy: { type: 'string', choices: ['reject', 'drop-oldest'], default: AGENT_DEFAULTS.outboxFullPolicy, description: 'when the outbox is full: refuse new events (503) or drop the oldest' },
     outboxSync: { type: 'string', choices: ['full', 'normal'], default: AGENT_DEFAULTS.outboxSync, description: 'SQLite synchronous: full survives power loss, normal survives process crashes' },
     batchMaxEvents: { type: 'int', default: AGENT_DEFAULTS.batchMaxEvents, description: 'most events in one MQTT publish' },
-    batchMaxBytes: { type: 'bytes', default: '256KiB', description: 'largest MQTT payload' },
+    batchMaxBytes: { type: 'bytes', default: '768KiB', description: "largest MQTT payload (under the bridge's --max-packet-bytes, 1 MiB by default)" },
     maxInFlight: { type: 'int', default: AGENT_DEFAULTS.maxInFlight, description: 'publishes awaiting PUBACK at once' },
     drainTimeout: { type: 'duration', default: '5s', description: 'on shutdown, how long to wait for the broker to acknowledge the backlog' },
     logLevel: { type: 'string', choices: LOG_LEVELS, default: 'info', description: 'log level' },

@@ -1,6 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Outbox, type OutboxOptions, type Pending } from './outbox.js';
 
@@ -45,11 +46,53 @@ describe('SQLite outbox', () => {
     expect(new Set(again.peek(0, 1000).map((r) => r.eventId)).size).toBe(500);
   });
 
-  it('stores an eventId once while it waits (a camera retry collapses)', async () => {
+  it('stores an eventId once while it waits (a camera retry collapses), again once acknowledged', async () => {
     const o = outbox();
     expect(await o.append(events(0, 2))).toEqual({ stored: 2, duplicates: 0 });
     expect(await o.append(events(1, 2))).toEqual({ stored: 1, duplicates: 1 });
-    expect(o.stats().events).toBe(3);
+    expect(await o.append([...events(5, 1), ...events(5, 1)])).toEqual({ stored: 1, duplicates: 1 });
+    expect(o.stats().events).toBe(4);
+    expect(o.ack(1, 1)).toBe(1);
+    expect(await o.append(events(0, 2))).toEqual({ stored: 1, duplicates: 1 });
+    const again = reopen(o);
+    expect(await again.append(events(0, 3))).toEqual({ stored: 0, duplicates: 3 });
+  });
+
+  it('remembers at most idsKept waiting ids, the newest; an older retry is stored again', async () => {
+    const o = outbox({ idsKept: 3 });
+    await o.append(events(0, 5));
+    expect(await o.append(events(2, 3))).toEqual({ stored: 0, duplicates: 3 });
+    expect(await o.append(events(0, 2))).toEqual({ stored: 2, duplicates: 0 });
+    expect(o.stats().events).toBe(7);
+  });
+
+  it('forgets the ids of events it drops, so their retries are stored', async () => {
+    const o = outbox({ maxEvents: 2, fullPolicy: 'drop-oldest' });
+    await o.append(events(0, 3));
+    expect(o.peek(0, 10).map((r) => r.eventId)).toEqual(['d:1', 'd:2']);
+    expect(await o.append(events(0, 1))).toEqual({ stored: 1, duplicates: 0 });
+  });
+
+  it('upgrades an outbox with a UNIQUE eventId index (before 2026-12-04) in place, keeping rows and seq', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'vcam-outbox-'));
+    const db = new Database(join(dataDir, 'outbox.sqlite'));
+    db.exec(`CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+      INSERT INTO meta VALUES ('agentId', 'gw-1');
+      CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE, received_at INTEGER NOT NULL, body TEXT NOT NULL);`);
+    const insert = db.prepare('INSERT INTO outbox (event_id, received_at, body) VALUES (?, ?, ?)');
+    for (const e of events(0, 5)) insert.run(e.eventId, e.receivedAt, e.body);
+    db.exec('DELETE FROM outbox WHERE seq IN (1, 2, 5)');
+    db.close();
+    const o = outbox({}, dataDir);
+    expect(o.peek(0, 10).map((r) => [r.seq, r.eventId])).toEqual([
+      [3, 'd:2'],
+      [4, 'd:3'],
+    ]);
+    expect(await o.append(events(3, 2))).toEqual({ stored: 1, duplicates: 1 });
+    expect(o.peek(4, 10).map((r) => [r.seq, r.eventId])).toEqual([[6, 'd:4']]);
+    const again = reopen(o);
+    expect(await again.append(events(3, 3))).toEqual({ stored: 1, duplicates: 2 });
+    expect(again.peek(6, 10).map((r) => r.seq)).toEqual([7]);
   });
 
   it('never reuses a sequence number, even after emptying and reopening', async () => {

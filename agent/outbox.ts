@@ -8,6 +8,11 @@
  * - `seq` is SQLite's AUTOINCREMENT rowid: per agent, strictly increasing, never reused, even
  *   after the table empties or the process restarts.
  * - An eventId already in the outbox is not stored twice (a camera's retry collapses here).
+ *   The ids waiting are kept in memory, not in a UNIQUE index: an index on random eventIds
+ *   dirtied a random page per insert and per delete, which doubled the outbox's CPU and wrote
+ *   4 KB to disk per event (docs/performance.md, "Agent outbox"). Memory is bounded by
+ *   `WAITING_IDS_KEPT` (`idsKept`): past it, a retry of one of the oldest waiting events is stored again
+ *   and the processor's deduplication drops it.
  * - Bounded by events, bytes and age; when full either new events are refused (`reject`,
  *   the default) or the oldest are dropped (`drop-oldest`). Both are reported as events.
  *
@@ -32,6 +37,8 @@ export interface OutboxOptions {
   fullPolicy: FullPolicy;
   /** SQLite `synchronous`: `full` survives power loss, `normal` survives process crashes. */
   sync: 'full' | 'normal';
+  /** Waiting eventIds remembered for collapsing retries; default WAITING_IDS_KEPT. */
+  idsKept?: number;
 }
 
 export interface OutboxRow {
@@ -54,6 +61,12 @@ export interface AppendResult {
   /** Events whose eventId was already waiting in the outbox. */
   duplicates: number;
 }
+
+/**
+ * How many waiting eventIds are remembered for collapsing retries (about 100 bytes each). A
+ * connected agent holds about a second of events; the bound matters only during long outages.
+ */
+export const WAITING_IDS_KEPT = 200_000;
 
 export interface OutboxEvents {
   appended: [count: number];
@@ -83,6 +96,9 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   /** Kept in memory so bound checks cost nothing; loaded from the file at open. */
   private count = 0;
   private bytes = 0;
+  /** The waiting events' ids, oldest first (a Set keeps insertion order). */
+  private readonly waiting = new Set<string>();
+  private readonly idsKept: number;
 
   constructor(readonly options: OutboxOptions) {
     super();
@@ -100,15 +116,19 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       throw new VcamError('CONFIG_INVALID', `the outbox in ${options.dataDir} is in use by another agent process; stop it or use another --data-dir`, { cause: err });
     }
     this.claim(options.agentId);
-    this.insert = this.db.prepare('INSERT INTO outbox (event_id, received_at, body) VALUES (?, ?, ?) ON CONFLICT (event_id) DO NOTHING');
+    this.insert = this.db.prepare('INSERT INTO outbox (event_id, received_at, body) VALUES (?, ?, ?)');
     this.selectAfter = this.db.prepare('SELECT seq, event_id AS eventId, received_at AS receivedAt, body FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?');
-    this.deleteRange = this.db.prepare('DELETE FROM outbox WHERE seq BETWEEN ? AND ? RETURNING length(CAST(body AS BLOB)) AS n');
-    this.dropOldest = this.db.prepare('DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT ?) RETURNING length(CAST(body AS BLOB)) AS n');
-    this.expire = this.db.prepare('DELETE FROM outbox WHERE received_at < ? RETURNING length(CAST(body AS BLOB)) AS n');
+    const gone = 'RETURNING event_id AS id, length(CAST(body AS BLOB)) AS n';
+    this.deleteRange = this.db.prepare(`DELETE FROM outbox WHERE seq BETWEEN ? AND ? ${gone}`);
+    this.dropOldest = this.db.prepare(`DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT ?) ${gone}`);
+    this.expire = this.db.prepare(`DELETE FROM outbox WHERE received_at < ? ${gone}`);
     this.oldest = this.db.prepare('SELECT received_at AS receivedAt FROM outbox ORDER BY seq LIMIT 1');
     const totals = this.db.prepare('SELECT count(*) AS c, coalesce(sum(length(CAST(body AS BLOB))), 0) AS b FROM outbox').get() as { c: number; b: number };
     this.count = totals.c;
     this.bytes = totals.b;
+    this.idsKept = options.idsKept ?? WAITING_IDS_KEPT;
+    const newest = this.db.prepare('SELECT event_id AS id FROM outbox ORDER BY seq DESC LIMIT ?').pluck().all(this.idsKept) as string[];
+    for (let i = newest.length - 1; i >= 0; i--) this.waiting.add(newest[i]!);
   }
 
   private createSchema(): void {
@@ -116,10 +136,35 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS outbox (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        event_id TEXT NOT NULL UNIQUE,
+        event_id TEXT NOT NULL,
         received_at INTEGER NOT NULL,
         body TEXT NOT NULL
       );`);
+    this.dropUniqueIndex();
+  }
+
+  /**
+   * Outboxes written before 2026-12-04 declared event_id UNIQUE, an index SQLite cannot drop in
+   * place: the table is copied once into the current shape. The AUTOINCREMENT high-water mark
+   * is carried over so that no seq is ever reused.
+   */
+  private dropUniqueIndex(): void {
+    const indexes = this.db.prepare("SELECT name FROM pragma_index_list('outbox') WHERE origin = 'u'").all();
+    if (indexes.length === 0) return;
+    this.db.transaction(() => {
+      const high = this.db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").get() as { seq: number } | undefined;
+      this.db.exec(`
+        CREATE TABLE outbox_next (
+          seq INTEGER PRIMARY KEY AUTOINCREMENT,
+          event_id TEXT NOT NULL,
+          received_at INTEGER NOT NULL,
+          body TEXT NOT NULL
+        );
+        INSERT INTO outbox_next SELECT seq, event_id, received_at, body FROM outbox;
+        DROP TABLE outbox;
+        ALTER TABLE outbox_next RENAME TO outbox;`);
+      if (high) this.db.prepare("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'outbox'").run(high.seq);
+    })();
   }
 
   /** A data directory belongs to one agent id for life; mixing two would corrupt both sequences. */
@@ -164,16 +209,22 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     this.queuedBytes = 0;
     if (waiters.length === 0) return;
     const results: AppendResult[] = [];
+    // Ids join `waiting` only once committed: a failed transaction stored none of them.
+    const taken = new Set<string>();
     try {
       this.db.transaction(() => {
         for (const w of waiters) {
           const r = { stored: 0, duplicates: 0 };
           for (const it of w.items) {
-            if (this.insert.run(it.eventId, it.receivedAt, it.body).changes === 1) {
-              r.stored++;
-              this.count++;
-              this.bytes += Buffer.byteLength(it.body, 'utf8');
-            } else r.duplicates++;
+            if (this.waiting.has(it.eventId) || taken.has(it.eventId)) {
+              r.duplicates++;
+              continue;
+            }
+            this.insert.run(it.eventId, it.receivedAt, it.body);
+            taken.add(it.eventId);
+            r.stored++;
+            this.count++;
+            this.bytes += Buffer.byteLength(it.body, 'utf8');
           }
           results.push(r);
         }
@@ -184,6 +235,14 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       this.bytes = totals.b;
       for (const w of waiters) w.reject(err as Error);
       return;
+    }
+    for (const id of taken) this.waiting.add(id);
+    // Only when over the bound: iterating a Set from its start also walks its deleted entries.
+    if (this.waiting.size > this.idsKept) {
+      for (const id of this.waiting) {
+        if (this.waiting.size <= this.idsKept) break;
+        this.waiting.delete(id);
+      }
     }
     waiters.forEach((w, i) => w.resolve(results[i]!));
     const stored = results.reduce((n, r) => n + r.stored, 0);
@@ -197,7 +256,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     let dropped = 0;
     while (this.count > maxEvents || this.bytes > maxBytes) {
       const excess = Math.max(this.count - maxEvents, 1);
-      const rows = this.dropOldest.all(excess) as { n: number }[];
+      const rows = this.dropOldest.all(excess) as { id: string; n: number }[];
       if (rows.length === 0) break;
       this.forget(rows);
       dropped += rows.length;
@@ -208,15 +267,18 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   /** Drops events older than maxAgeMs; returns how many. */
   expireOld(now = Date.now()): number {
     if (this.options.maxAgeMs <= 0 || this.closed) return 0;
-    const rows = this.expire.all(now - this.options.maxAgeMs) as { n: number }[];
+    const rows = this.expire.all(now - this.options.maxAgeMs) as { id: string; n: number }[];
     this.forget(rows);
     if (rows.length > 0) this.emit('dropped', rows.length, 'expired');
     return rows.length;
   }
 
-  private forget(rows: { n: number }[]): void {
+  private forget(rows: { id: string; n: number }[]): void {
     this.count -= rows.length;
-    for (const r of rows) this.bytes -= r.n;
+    for (const r of rows) {
+      this.bytes -= r.n;
+      this.waiting.delete(r.id);
+    }
   }
 
   /** Up to `maxEvents` rows after `afterSeq`, in sequence order. */
@@ -227,7 +289,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   /** Removes the events a PUBACK covered. Rows already dropped are simply absent. */
   ack(firstSeq: number, lastSeq: number): number {
     if (this.closed) return 0;
-    const rows = this.deleteRange.all(firstSeq, lastSeq) as { n: number }[];
+    const rows = this.deleteRange.all(firstSeq, lastSeq) as { id: string; n: number }[];
     this.forget(rows);
     return rows.length;
   }

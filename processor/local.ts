@@ -103,7 +103,7 @@ export class LocalProcessor {
     const dead: DeadRow[] = [];
     let offset = start;
     for (const b of batches) {
-      for (const e of b.events) messages.push({ offset: offset++, timestamp: now, value: Buffer.from(JSON.stringify(e)) });
+      for (const event of b.events) messages.push({ offset: offset++, timestamp: now, value: null, event });
       for (const r of b.rejects) {
         dead.push({ received_at: b.receivedAt, agent_id: b.agentId, reason: r.reason as DeadRow['reason'], message: r.message, payload: r.value.toString('utf8'), kafka_partition: PARTITION, kafka_offset: String(offset++) });
       }

@@ -13,6 +13,11 @@ export interface ChunkMessage {
   /** Kafka message timestamp (ms): the deterministic "now" of this message. */
   timestamp: number;
   value: Buffer | null;
+  /**
+   * The event already parsed and validated (single-node: by the bridge, in the same process),
+   * so it is not serialised to be parsed again; `value` is then null.
+   */
+  event?: PipelineEvent;
 }
 
 export interface PipelineOptions {
@@ -71,30 +76,39 @@ export interface Decoded {
 /** Parses and validates each message; invalid ones become dead letters with their reason. */
 export function decodeChunk(messages: ChunkMessage[], o: PipelineOptions): Decoded[] {
   return messages.map((m) => {
-    const text = m.value?.toString('utf8') ?? '';
     // Kafka takes any timestamp from a producer. A dead letter dated by one that is no time, or
     // older than the retention, would be lost on insert: it is dated when it is processed instead
     // (its row alone then differs on a replay; the chunk's dedup token still keeps one copy).
-    const receivedAt = storableTime(m.timestamp, Date.now(), o.maxAgeMs);
+    const receivedAt = () => storableTime(m.timestamp, Date.now(), o.maxAgeMs);
+    if (m.event) return youngEnough(m, m.event, receivedAt, () => JSON.stringify(m.event), o);
+    const text = m.value?.toString('utf8') ?? '';
     let value: unknown;
     try {
       value = JSON.parse(text);
     } catch (err) {
-      return { offset: m.offset, timestamp: m.timestamp, dead: { received_at: receivedAt, agent_id: '', reason: 'invalid_json', message: `not JSON: ${(err as Error).message}`, payload: text } };
+      return { offset: m.offset, timestamp: m.timestamp, dead: { received_at: receivedAt(), agent_id: '', reason: 'invalid_json', message: `not JSON: ${(err as Error).message}`, payload: text } };
     }
     // Validated against the message's own time, so a replay decides exactly as the first run did.
     const checked = checkPipelineEvent(value, m.timestamp);
     const agentId = typeof (value as { agentId?: unknown })?.agentId === 'string' ? (value as { agentId: string }).agentId : '';
-    if (!checked.ok) return { offset: m.offset, timestamp: m.timestamp, dead: { received_at: receivedAt, agent_id: agentId, reason: checked.reason, message: checked.message, payload: text } };
-    if (checked.event.ts < m.timestamp - o.maxAgeMs) {
-      return {
-        offset: m.offset,
-        timestamp: m.timestamp,
-        dead: { received_at: receivedAt, agent_id: agentId, reason: 'too_old', message: `event time is older than the ${Math.round(o.maxAgeMs / 86_400_000)}-day raw retention; it can no longer be deduplicated`, payload: text },
-      };
-    }
-    return { offset: m.offset, timestamp: m.timestamp, event: checked.event };
+    if (!checked.ok) return { offset: m.offset, timestamp: m.timestamp, dead: { received_at: receivedAt(), agent_id: agentId, reason: checked.reason, message: checked.message, payload: text } };
+    return youngEnough(m, checked.event, receivedAt, () => text, o);
   });
+}
+
+function youngEnough(m: ChunkMessage, event: PipelineEvent, receivedAt: () => number, payload: () => string, o: PipelineOptions): Decoded {
+  if (event.ts >= m.timestamp - o.maxAgeMs) return { offset: m.offset, timestamp: m.timestamp, event };
+  return {
+    offset: m.offset,
+    timestamp: m.timestamp,
+    dead: {
+      received_at: receivedAt(),
+      agent_id: event.agentId,
+      reason: 'too_old',
+      message: `event time is older than the ${Math.round(o.maxAgeMs / 86_400_000)}-day raw retention; it can no longer be deduplicated`,
+      payload: payload(),
+    },
+  };
 }
 
 /** The events the hot tier cannot answer: they must be looked up in the raw table. */
