@@ -79,30 +79,31 @@ export function decodeChunk(messages: ChunkMessage[], o: PipelineOptions): Decod
     // Kafka takes any timestamp from a producer. A dead letter dated by one that is no time, or
     // older than the retention, would be lost on insert: it is dated when it is processed instead
     // (its row alone then differs on a replay; the chunk's dedup token still keeps one copy).
-    const receivedAt = () => storableTime(m.timestamp, Date.now(), o.maxAgeMs);
+    const receivedAt = storableTime(m.timestamp, Date.now(), o.maxAgeMs);
     if (m.event) return youngEnough(m, m.event, receivedAt, () => JSON.stringify(m.event), o);
     const text = m.value?.toString('utf8') ?? '';
     let value: unknown;
     try {
       value = JSON.parse(text);
     } catch (err) {
-      return { offset: m.offset, timestamp: m.timestamp, dead: { received_at: receivedAt(), agent_id: '', reason: 'invalid_json', message: `not JSON: ${(err as Error).message}`, payload: text } };
+      return { offset: m.offset, timestamp: m.timestamp, dead: { received_at: receivedAt, agent_id: '', reason: 'invalid_json', message: `not JSON: ${(err as Error).message}`, payload: text } };
     }
     // Validated against the message's own time, so a replay decides exactly as the first run did.
     const checked = checkPipelineEvent(value, m.timestamp);
     const agentId = typeof (value as { agentId?: unknown })?.agentId === 'string' ? (value as { agentId: string }).agentId : '';
-    if (!checked.ok) return { offset: m.offset, timestamp: m.timestamp, dead: { received_at: receivedAt(), agent_id: agentId, reason: checked.reason, message: checked.message, payload: text } };
+    if (!checked.ok) return { offset: m.offset, timestamp: m.timestamp, dead: { received_at: receivedAt, agent_id: agentId, reason: checked.reason, message: checked.message, payload: text } };
     return youngEnough(m, checked.event, receivedAt, () => text, o);
   });
 }
 
-function youngEnough(m: ChunkMessage, event: PipelineEvent, receivedAt: () => number, payload: () => string, o: PipelineOptions): Decoded {
+/** The event, or a too_old dead letter; `payload` is called only then (single-node has no bytes to keep). */
+function youngEnough(m: ChunkMessage, event: PipelineEvent, receivedAt: number, payload: () => string, o: PipelineOptions): Decoded {
   if (event.ts >= m.timestamp - o.maxAgeMs) return { offset: m.offset, timestamp: m.timestamp, event };
   return {
     offset: m.offset,
     timestamp: m.timestamp,
     dead: {
-      received_at: receivedAt(),
+      received_at: receivedAt,
       agent_id: event.agentId,
       reason: 'too_old',
       message: `event time is older than the ${Math.round(o.maxAgeMs / 86_400_000)}-day raw retention; it can no longer be deduplicated`,
