@@ -29,7 +29,6 @@ describe('vcam bridge + vcam agent processes', () => {
     const [mqttPort, bridgeHttp, agentHttp] = [await freePort(), await freePort(), await freePort()];
     const bridge = vcam(['bridge', '--mqtt-port', String(mqttPort), '--http-port', String(bridgeHttp), '--agents-file', agentsFile, '--log-level', 'warn'], {
       VCAM_KAFKA_BROKERS: kafka.bootstrap,
-      // Test configuration for the mock cluster (docs/testing.md).
       VCAM_KAFKA_IDEMPOTENT: 'false',
     });
     await waitHealthy(bridgeHttp, bridge);
@@ -43,7 +42,13 @@ describe('vcam bridge + vcam agent processes', () => {
     const r = await fetch(`http://127.0.0.1:${agentHttp}/v1/events`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
     expect(r.status).toBe(202);
     const ids = ((await r.json()) as { eventIds: string[] }).eventIds;
-    await consumer.waitFor(() => consumer.messages.filter((m) => m.headers.agentId === 'gw-cli').length >= 300, 30_000, '300 events in Kafka');
+    await consumer
+      .waitFor(() => consumer.messages.filter((m) => m.headers.agentId === 'gw-cli').length >= 300, 30_000, '300 events in Kafka')
+      .catch(async (err: Error) => {
+        // Say where the events stopped: the agent's backlog and connection, the bridge's forwards.
+        const lines = async (port: number) => (await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()).split('\n').filter((l) => /^vcam_(agent_(backlog|connected|publish)|bridge_(events|forward|connected|inflight))/.test(l));
+        throw new Error(`${err.message}; ${consumer.messages.length} in Kafka; agent: ${(await lines(agentHttp)).join(', ')}; bridge: ${(await lines(bridgeHttp)).join(', ')}; stderr: ${agent.stderr()} ${bridge.stderr()}`);
+      });
     expect(new Set(consumer.messages.map((m) => m.headers.eventId))).toEqual(new Set(ids));
 
     const metrics = await (await fetch(`http://127.0.0.1:${bridgeHttp}/metrics`)).text();
