@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { pipelineEvents } from '../test/helpers/events.js';
-import { decodeChunk } from './pipeline.js';
+import { decodeChunk, eventsIn, isNdjson } from './pipeline.js';
 
 const DAY = 86_400_000;
 const options = { lateAfterMs: 30_000, maxAgeMs: 29 * DAY };
@@ -18,5 +18,36 @@ describe('decodeChunk', () => {
     expect(fromEvents).toEqual(fromBytes);
     expect(fromEvents[0]!.event).toBe(fresh);
     expect(fromEvents[1]!.dead).toMatchObject({ reason: 'too_old', agent_id: 'gw-1', payload: JSON.stringify(old) });
+  });
+});
+
+describe('ndjson messages (many events in one Kafka record)', () => {
+  const now = Date.now();
+  const events = pipelineEvents(3, { now, spanMs: 1_000 });
+  const lines = events.map((e) => JSON.stringify(e));
+  const bad = '{"eventId":"cut-off';
+
+  it("decodes every line of a message whose format header says ndjson, each at the message's offset; a bad line is its own dead letter and an empty line is no event", () => {
+    const value = Buffer.from([lines[0], bad, lines[1], '', lines[2], ''].join('\n'));
+    const decoded = decodeChunk([{ offset: 7n, timestamp: now, value, ndjson: true }], options);
+    expect(decoded.map((d) => d.event?.eventId ?? d.dead!.reason)).toEqual([events[0]!.eventId, 'invalid_json', events[1]!.eventId, events[2]!.eventId]);
+    expect(decoded.every((d) => d.offset === 7n)).toBe(true);
+    expect(decoded[1]!.dead).toMatchObject({ payload: bad, agent_id: '' });
+    expect(eventsIn({ value, ndjson: true })).toBe(4);
+  });
+
+  it('keeps a message without the header one event, even with newlines in it (pretty-printed JSON)', () => {
+    const value = Buffer.from(JSON.stringify(events[0], null, 2));
+    const decoded = decodeChunk([{ offset: 1n, timestamp: now, value }], options);
+    expect(decoded).toHaveLength(1);
+    expect(decoded[0]!.event).toEqual(events[0]);
+    expect(eventsIn({ value })).toBe(1);
+  });
+
+  it('reads the header as kafkajs gives it (a Buffer) and only the value "ndjson"', () => {
+    expect(isNdjson({ format: Buffer.from('ndjson') })).toBe(true);
+    expect(isNdjson({ format: 'json' })).toBe(false);
+    expect(isNdjson({ eventId: 'x' })).toBe(false);
+    expect(isNdjson(undefined)).toBe(false);
   });
 });

@@ -13,6 +13,8 @@ export interface ChunkMessage {
   /** Kafka message timestamp (ms): the deterministic "now" of this message. */
   timestamp: number;
   value: Buffer | null;
+  /** The value holds one event per line (header `format: ndjson`); otherwise it is one event. */
+  ndjson?: boolean;
   /**
    * The event already parsed and validated (single-node: by the bridge, in the same process),
    * so it is not serialised to be parsed again; `value` is then null.
@@ -73,27 +75,67 @@ export interface Decoded {
   dead?: Omit<DeadRow, 'kafka_partition' | 'kafka_offset'>;
 }
 
-/** Parses and validates each message; invalid ones become dead letters with their reason. */
+/**
+ * A message whose `format` header says `ndjson` carries many events, one JSON object per line:
+ * the bridge sends a partition's events of one send as one Kafka record, because kafkajs' cost
+ * is per record (docs/architecture.md). Any other message is one event, whatever its newlines.
+ */
+export const NDJSON = 'ndjson';
+
+export function isNdjson(headers: Record<string, unknown> | undefined): boolean {
+  const f = headers?.format;
+  return f !== undefined && String(f) === NDJSON;
+}
+
+/** Events a message carries, for sizing chunks: its lines when it is ndjson (empty lines are not events). */
+export function eventsIn(m: Pick<ChunkMessage, 'value' | 'ndjson'>): number {
+  const v = m.value;
+  if (!m.ndjson || !v) return 1;
+  let n = 0;
+  let start = 0;
+  for (let nl = v.indexOf(10); ; nl = v.indexOf(10, start)) {
+    const end = nl < 0 ? v.length : nl;
+    if (end > start) n++;
+    if (nl < 0) return n;
+    start = nl + 1;
+  }
+}
+
+/** Parses and validates each event; invalid ones become dead letters with their reason. */
 export function decodeChunk(messages: ChunkMessage[], o: PipelineOptions): Decoded[] {
-  return messages.map((m) => {
+  const out: Decoded[] = [];
+  const now = Date.now();
+  for (const m of messages) {
     // Kafka takes any timestamp from a producer. A dead letter dated by one that is no time, or
     // older than the retention, would be lost on insert: it is dated when it is processed instead
     // (its row alone then differs on a replay; the chunk's dedup token still keeps one copy).
-    const receivedAt = storableTime(m.timestamp, Date.now(), o.maxAgeMs);
-    if (m.event) return youngEnough(m, m.event, receivedAt, () => JSON.stringify(m.event), o);
-    const text = m.value?.toString('utf8') ?? '';
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch (err) {
-      return { offset: m.offset, timestamp: m.timestamp, dead: { received_at: receivedAt, agent_id: '', reason: 'invalid_json', message: `not JSON: ${(err as Error).message}`, payload: text } };
+    const receivedAt = storableTime(m.timestamp, now, o.maxAgeMs);
+    if (m.event) {
+      out.push(youngEnough(m, m.event, receivedAt, () => JSON.stringify(m.event), o));
+      continue;
     }
-    // Validated against the message's own time, so a replay decides exactly as the first run did.
-    const checked = checkPipelineEvent(value, m.timestamp);
-    const agentId = typeof (value as { agentId?: unknown })?.agentId === 'string' ? (value as { agentId: string }).agentId : '';
-    if (!checked.ok) return { offset: m.offset, timestamp: m.timestamp, dead: { received_at: receivedAt, agent_id: agentId, reason: checked.reason, message: checked.message, payload: text } };
-    return youngEnough(m, checked.event, receivedAt, () => text, o);
-  });
+    const text = m.value?.toString('utf8') ?? '';
+    if (!m.ndjson) {
+      out.push(decodeOne(m, text, receivedAt, o));
+      continue;
+    }
+    for (const line of text.split('\n')) if (line.length > 0) out.push(decodeOne(m, line, receivedAt, o));
+  }
+  return out;
+}
+
+function decodeOne(m: ChunkMessage, text: string, receivedAt: number, o: PipelineOptions): Decoded {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    return { offset: m.offset, timestamp: m.timestamp, dead: { received_at: receivedAt, agent_id: '', reason: 'invalid_json', message: `not JSON: ${(err as Error).message}`, payload: text } };
+  }
+  // Validated against the message's own time, so a replay decides exactly as the first run did.
+  const checked = checkPipelineEvent(value, m.timestamp);
+  const agentId = typeof (value as { agentId?: unknown })?.agentId === 'string' ? (value as { agentId: string }).agentId : '';
+  if (!checked.ok) return { offset: m.offset, timestamp: m.timestamp, dead: { received_at: receivedAt, agent_id: agentId, reason: checked.reason, message: checked.message, payload: text } };
+  return youngEnough(m, checked.event, receivedAt, () => text, o);
 }
 
 /** The event, or a too_old dead letter; `payload` is called only then (single-node has no bytes to keep). */

@@ -25,7 +25,7 @@ import type { HotSet } from './dedup.js';
 import { crashPoint } from '../common/crash.js';
 import type { TaskStreak } from '../common/streak.js';
 import { GeoTable } from './geo.js';
-import type { ChunkMessage, PipelineOptions } from './pipeline.js';
+import { eventsIn, isNdjson, type ChunkMessage, type PipelineOptions } from './pipeline.js';
 import { ProcessorStore } from './store.js';
 import { ChunkWriter, STALE, type WritePart } from './writer.js';
 
@@ -91,7 +91,9 @@ interface PartitionState {
   /** The next offset this processor must count. */
   next: bigint;
   /** Fetched, not yet written; fetchedAt starts a message's linger. */
-  buffered: (ChunkMessage & { fetchedAt: number })[];
+  buffered: (ChunkMessage & { fetchedAt: number; events: number })[];
+  /** The events in `buffered`: chunks are sized in events, and an ndjson message holds many. */
+  bufferedEvents: number;
 }
 
 export function pipelineOptions(o: { lateAfterMs: number; rawRetentionDays: number }): PipelineOptions {
@@ -111,6 +113,8 @@ export class Processor extends EventEmitter<ProcessorEvents> {
   private assigned: number[] = [];
   /** Next offset to count per partition and the partition's high watermark, for lag. */
   private readonly positions = new Map<number, { next: bigint; highWatermark: bigint }>();
+  /** Events per message in the partition's recent fetches (a moving average), for its lag in events. */
+  private readonly eventsPerMessage = new Map<number, number>();
   /** The write loop, while it runs: chunks are written one after another. */
   private flushing?: Promise<void>;
   /**
@@ -145,10 +149,21 @@ export class Processor extends EventEmitter<ProcessorEvents> {
     return this.member.consumer;
   }
 
-  /** Events waiting per partition: high watermark minus the next offset to count. */
+  /**
+   * Events waiting per partition. Kafka counts messages (high watermark minus the next offset to
+   * count) and an ndjson message holds many events: those fetched are counted exactly, the rest
+   * at the average of the messages fetched lately.
+   */
   lag(): Map<number, number> {
-    // A partition held because its log went backwards has its high watermark below the next offset: no lag, not a negative one.
-    return new Map([...this.positions].map(([p, pos]) => [p, Math.max(0, Number(pos.highWatermark - pos.next))]));
+    const out = new Map<number, number>();
+    for (const [p, pos] of this.positions) {
+      // A partition held because its log went backwards has its high watermark below the next offset: no lag, not a negative one.
+      const messages = Math.max(0, Number(pos.highWatermark - pos.next));
+      const st = this.partitions.get(p);
+      const fetched = Math.min(messages, st?.buffered.length ?? 0);
+      out.set(p, (st && fetched ? st.bufferedEvents : 0) + Math.round((messages - fetched) * (this.eventsPerMessage.get(p) ?? 1)));
+    }
+    return out;
   }
 
   /** Partitions the group gave this member at its last join. */
@@ -182,6 +197,7 @@ export class Processor extends EventEmitter<ProcessorEvents> {
       this.assigned = [...mine].sort((a, b) => a - b);
       for (const p of this.partitions.keys()) if (!mine.has(p)) this.partitions.delete(p);
       for (const p of this.positions.keys()) if (!mine.has(p)) this.positions.delete(p);
+      for (const p of this.eventsPerMessage.keys()) if (!mine.has(p)) this.eventsPerMessage.delete(p);
     });
     // From the moment a rebalance starts, a chunk being retried stops instead of racing the new owner.
     consumer.on(consumer.events.REBALANCING, () => this.forgetPartitions());
@@ -242,7 +258,17 @@ export class Processor extends EventEmitter<ProcessorEvents> {
       // buffered stays, and the next chunk's range spans the hole.
       if (first > pending) this.emit('offsetGap', p, pending, first);
       const fetchedAt = Date.now();
-      for (const m of fresh) st.buffered.push({ offset: BigInt(m.offset), timestamp: Number(m.timestamp), value: m.value, fetchedAt });
+      let events = 0;
+      for (const m of fresh) {
+        const ndjson = isNdjson(m.headers);
+        const n = eventsIn({ value: m.value, ndjson });
+        st.buffered.push({ offset: BigInt(m.offset), timestamp: Number(m.timestamp), value: m.value, ndjson, fetchedAt, events: n });
+        events += n;
+      }
+      st.bufferedEvents += events;
+      const before = this.eventsPerMessage.get(p);
+      const now = events / fresh.length;
+      this.eventsPerMessage.set(p, before === undefined ? now : 0.8 * before + 0.2 * now);
     }
     // Fetching moves on; what counts as done is only ever our own commit after a chunk's writes.
     b.resolveOffset(batch.lastOffset());
@@ -270,7 +296,7 @@ export class Processor extends EventEmitter<ProcessorEvents> {
 
   private waiting(): number {
     let n = 0;
-    for (const st of this.partitions.values()) n += st.buffered.length;
+    for (const st of this.partitions.values()) n += st.bufferedEvents;
     return n;
   }
 
@@ -281,7 +307,7 @@ export class Processor extends EventEmitter<ProcessorEvents> {
    */
   private due(st: PartitionState): boolean {
     if (st.buffered.length === 0) return false;
-    if (st.buffered.length >= this.o.maxChunkEvents) return true;
+    if (st.bufferedEvents >= this.o.maxChunkEvents) return true;
     return Date.now() - st.buffered[0]!.fetchedAt >= this.o.lingerMs;
   }
 
@@ -305,8 +331,12 @@ export class Processor extends EventEmitter<ProcessorEvents> {
     const chunk: { part: WritePart; st: PartitionState }[] = [];
     for (const [p, st] of waiting) {
       if (room <= 0) break;
-      const messages = st.buffered.slice(0, room);
-      room -= messages.length;
+      // Whole messages, at least one: a message larger than the room is a chunk of its own.
+      let n = 0;
+      let events = 0;
+      while (n < st.buffered.length && (n === 0 || events + st.buffered[n]!.events <= room)) events += st.buffered[n++]!.events;
+      const messages = st.buffered.slice(0, n);
+      room -= events;
       chunk.push({ st, part: { partition: p, hot: st.hot, range: { start: st.next, end: messages[messages.length - 1]!.offset + 1n }, messages } });
     }
     return chunk.sort((a, b) => a.part.partition - b.part.partition);
@@ -340,7 +370,7 @@ export class Processor extends EventEmitter<ProcessorEvents> {
         const kept = chunk.filter(ours);
         for (const { part, st } of kept) {
           // What was fetched while this chunk was written has lingered already: it may be due now.
-          st.buffered.splice(0, part.messages.length);
+          for (const m of st.buffered.splice(0, part.messages.length)) st.bufferedEvents -= m.events;
           st.next = part.range.end;
           this.positions.set(part.partition, { next: part.range.end, highWatermark: this.positions.get(part.partition)?.highWatermark ?? part.range.end });
         }
@@ -379,7 +409,7 @@ export class Processor extends EventEmitter<ProcessorEvents> {
     const hot = await this.writer.whileOwned(p, o, () => this.writer.rebuild(p, next));
     this.abandoned.delete(p);
     this.emit('recovered', p, next, hot.size);
-    return { hot, next, buffered: [] };
+    return { hot, next, buffered: [], bufferedEvents: 0 };
   }
 
   async stop(): Promise<void> {

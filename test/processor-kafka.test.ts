@@ -59,7 +59,11 @@ function perGeoMinute(events: Ev[]): Record<string, number> {
 
 describe('processor: Kafka → ClickHouse', () => {
   let svc: ProcessorService;
-  afterAll(() => svc?.close());
+  let ndjsonSvc: ProcessorService;
+  afterAll(async () => {
+    await svc?.close();
+    await ndjsonSvc?.close();
+  });
 
   it('counts each distinct event once per geo and minute, whatever the duplicates', async () => {
     const now = Date.now();
@@ -79,8 +83,8 @@ describe('processor: Kafka → ClickHouse', () => {
       logger: silentLogger,
       clickhouseUrl: env.ch.url,
       ...env.ch.auth,
-      // Test configuration for the mock cluster (docs/testing.md); a 1-minute hot horizon so
-      // the late re-sends below must be found by the cold tier.
+      // Short timeouts for a test; a 1-minute hot horizon so the late re-sends below must be
+      // found by the cold tier.
       group: 'p-test',
       sessionTimeoutMs: 6_000,
       hotHorizonMs: 60_000,
@@ -116,5 +120,68 @@ describe('processor: Kafka → ClickHouse', () => {
     const metrics = await svc.registry.metrics();
     expect(metrics).toMatch(/vcam_processor_duplicates_dropped_total\{component="processor"\} 900/);
     expect(metrics).toMatch(new RegExp(`vcam_processor_events_unknown_geo_total\\{component="processor"\\} ${unique.filter((e) => e.geoId >= 18).length}`));
+  });
+
+  it('counts every line of ndjson messages once, dead-letters a bad line alone, and sizes chunks in events, not messages', async () => {
+    const topic = 'vcam.events.ndjson-test';
+    const kafka = new Kafka({ clientId: 'test-ndjson', brokers: env.kafka.brokers, logLevel: logLevel.NOTHING });
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });
+    await admin.disconnect();
+    const now = Date.now();
+    const unique = groundTruth(2000, now).map((e) => ({ ...e, eventId: `nd-${e.eventId}`, deviceId: `nd-${e.deviceId}`, geoId: 40 + (e.geoId % 5) }));
+    const bad = '{"eventId":"nd-cut-off';
+    // 50 messages of 40 events; each but the first repeats the previous message's last event (a
+    // retry across records); message 10 carries a bad line, message 20 a trailing newline.
+    const values = Array.from({ length: 50 }, (_, m) => {
+      const lines = unique.slice(m * 40, m * 40 + 40).map((e) => JSON.stringify(e));
+      if (m > 0) lines.push(JSON.stringify({ ...unique[m * 40 - 1]!, seq: 500_000 + m }));
+      if (m === 10) lines.splice(5, 0, bad);
+      return lines.join('\n') + (m === 20 ? '\n' : '');
+    });
+    const pretty = { ...unique[0]!, eventId: 'nd-pretty', seq: 900_000 };
+    const producer = kafka.producer();
+    await producer.connect();
+    await producer.send({
+      topic,
+      acks: -1,
+      compression: CompressionTypes.GZIP,
+      messages: [...values.map((value) => ({ value, headers: { format: 'ndjson' } })), { value: JSON.stringify(pretty, null, 2) }],
+    });
+    await producer.disconnect();
+
+    // Started after everything is in Kafka: its first fetch holds all 51 messages, 2,051 events.
+    ndjsonSvc = await startProcessorService({
+      brokers: env.kafka.brokers,
+      clientId: 'test-ndjson',
+      logger: silentLogger,
+      clickhouseUrl: env.ch.url,
+      ...env.ch.auth,
+      topic,
+      group: 'p-ndjson',
+      copyDlq: false,
+      maxChunkEvents: 100,
+      sessionTimeoutMs: 6_000,
+      retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1_000 },
+    });
+    const rawCount = async () => Number((await env.ch.query<{ n: number }>("SELECT count() AS n FROM vcam.events WHERE startsWith(event_id, 'nd-')"))[0]!.n);
+    await waitFor(async () => (await rawCount()) >= unique.length + 1, 60_000, 'every ndjson event counted');
+    await waitFor(async () => ndjsonSvc.processor.lag().get(0) === 0, 20_000, 'the ndjson topic fully written');
+
+    const raw = await env.ch.query<{ n: number; d: number }>("SELECT count() AS n, uniqExact(event_id) AS d FROM vcam.events WHERE startsWith(event_id, 'nd-')");
+    expect(raw[0]).toEqual({ n: unique.length + 1, d: unique.length + 1 });
+    const geo = await env.ch.query<{ n: number }>('SELECT sum(events) AS n FROM vcam.geo_10s WHERE geo_id >= 40');
+    expect(Number(geo[0]!.n)).toBe(unique.length + 1);
+    const dups = await env.ch.query<{ n: number }>("SELECT sum(duplicates) AS n FROM vcam.device_1m WHERE startsWith(device_id, 'nd-')");
+    expect(Number(dups[0]!.n)).toBe(49);
+    const dead = await env.ch.query<{ reason: string; payload: string; kafka_offset: string }>('SELECT reason, payload, toString(kafka_offset) AS kafka_offset FROM vcam.dlq WHERE startsWith(payload, \'{"eventId":"nd-\')');
+    expect(dead).toEqual([{ reason: 'invalid_json', payload: bad, kafka_offset: '10' }]);
+    // Room for 100 events a chunk: whole messages (40-42 events each) up to that, never more.
+    const lines = [...values.map((v) => v.split('\n').filter(Boolean).length), 1];
+    const ranges = await env.ch.query<{ s: string; e: string }>('SELECT toString(start_offset) AS s, toString(end_offset) AS e FROM vcam.chunks FINAL WHERE topic = {t:String} ORDER BY start_offset', { t: topic });
+    const sizes = ranges.map((r) => lines.slice(Number(r.s), Number(r.e)).reduce((a, b) => a + b, 0));
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(2000 + 49 + 1 + 1);
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(100);
   });
 });
