@@ -22,7 +22,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { CompressionTypes, Kafka, logLevel, type Message } from 'kafkajs';
-import { cachedKeyPartitioner } from '../bridge/partitioner.js';
+import { DevicePartitions } from '../bridge/partitioner.js';
 import { startLocalKafka } from '../kafka/index.js';
 import { ratio } from './measure.js';
 
@@ -75,7 +75,7 @@ async function side(lib: Lib, role: Role, bootstrap: string, topic: string): Pro
   if (role === 'produce') {
     const p = K
       ? kafka.producer({ kafkaJS: { idempotent: true, acks: -1, compression: K.CompressionTypes.GZIP }, 'linger.ms': 50 })
-      : (kafka as Kafka).producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, createPartitioner: cachedKeyPartitioner });
+      : (kafka as Kafka).producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, createPartitioner: new DevicePartitions().createPartitioner });
     await p.connect();
     start();
     for (let i = 0; i < EVENTS; i += PER_SEND) {

@@ -13,7 +13,7 @@ import { startAgentService } from '../agent/index.js';
 import { TOPICS } from '../common/kafka.js';
 import { silentLogger } from '../common/log.js';
 import { freePort, waitFor, whenQuiet } from '../test/helpers/brokers.js';
-import { consumeAll, startTestKafka } from '../test/helpers/kafka.js';
+import { consumeAll, keyedPartition, startTestKafka } from '../test/helpers/kafka.js';
 import type { LocalKafka } from '../kafka/index.js';
 import { createRegistry } from '../common/metrics.js';
 import { addAgent, KafkaDownstream, startBridgeService, type BridgeService, type KafkaDownstreamOptions } from './index.js';
@@ -88,7 +88,7 @@ const metric = async (svc: BridgeService, name: string) => {
 };
 
 describe('bridge → Kafka', () => {
-  it('forwards every valid event once per publish, keyed by deviceId, with eventId and agentId headers', async () => {
+  it('forwards every valid event once per publish, many to a record (ndjson), each on the partition a record keyed by its deviceId gets', async () => {
     const svc = await bridge();
     const kc = await consumer();
     const c1 = await connect(svc.mqttPort, 'gw-1');
@@ -108,22 +108,22 @@ describe('bridge → Kafka', () => {
     await c1.publishAsync('vcam/v1/agents/gw-1/events', payload('gw-1', sent.slice(0, 10)), { qos: 1 });
     await Promise.all([c1.endAsync(), c2.endAsync()]);
 
-    await kc.waitFor(() => kc.of(TOPICS.events).length >= sent.length + 10, 30_000, 'all events in Kafka');
-    const got = kc.of(TOPICS.events);
+    await kc.waitFor(() => kc.events(TOPICS.events).length >= sent.length + 10, 30_000, 'all events in Kafka');
+    const got = kc.events(TOPICS.events);
     expect(got).toHaveLength(sent.length + 10);
+    const records = kc.of(TOPICS.events);
+    expect(records.every((r) => r.headers.format === 'ndjson' && Object.keys(r.headers).length === 1)).toBe(true);
+    expect(records.length).toBeLessThan(got.length);
     const byId = new Map<string, number>();
     for (const m of got) {
-      const e = JSON.parse(m.value.toString());
-      expect(m.key).toBe(e.deviceId);
-      expect(m.headers).toEqual({ eventId: e.eventId, agentId: e.agentId });
-      byId.set(e.eventId, (byId.get(e.eventId) ?? 0) + 1);
+      expect(m.line).toBe(JSON.stringify(sent.find((e) => e.eventId === m.event.eventId)));
+      byId.set(m.event.eventId, (byId.get(m.event.eventId) ?? 0) + 1);
     }
     expect(byId.size).toBe(sent.length);
     expect(sent.every((e, i) => byId.get(e.eventId) === (i < 10 ? 2 : 1))).toBe(true);
-    // One device, one partition: a duplicate always lands beside its original.
-    const partitions = new Map<string, Set<number>>();
-    for (const m of got) partitions.set(m.key!, (partitions.get(m.key!) ?? new Set()).add(m.partition));
-    expect([...partitions.values()].every((p) => p.size === 1)).toBe(true);
+    // One device, one partition, the one kafkajs keys it to: a duplicate always lands beside its original.
+    const wrong = got.filter((m) => m.partition !== keyedPartition(m.event.deviceId, 16));
+    expect(wrong).toEqual([]);
     expect(await metric(svc, 'vcam_bridge_events_forwarded_total')).toContain(`vcam_bridge_events_forwarded_total{downstream="kafka",component="bridge"} ${sent.length + 10}`);
   });
 
@@ -163,9 +163,9 @@ describe('bridge → Kafka', () => {
     const fromAgent = () =>
       new Set(
         kc
-          .of(TOPICS.events)
-          .filter((m) => m.headers.agentId === 'gw-3')
-          .map((m) => m.headers.eventId),
+          .events(TOPICS.events)
+          .filter((m) => m.event.agentId === 'gw-3')
+          .map((m) => m.event.eventId),
       );
     await kc.waitFor(() => fromAgent().size >= 500, 30_000, 'all 500 events in Kafka');
     expect(fromAgent()).toEqual(new Set(ids));
@@ -206,11 +206,11 @@ describe('bridge → Kafka', () => {
     await Promise.all(stream);
     await Promise.all(clients.map((c) => c.endAsync()));
     const total = [...expected.values()].reduce((x, y) => x + y, 0);
-    const ours = () => kc.of(TOPICS.events).filter((m) => m.headers.eventId?.startsWith('idem-'));
+    const ours = () => kc.events(TOPICS.events).filter((m) => m.event.eventId.startsWith('idem-'));
     await kc.waitFor(() => ours().length >= total, 60_000, 'every event in Kafka');
     expect(await whenQuiet(() => ours().length)).toBe(total);
     const got = new Map<string, number>();
-    for (const m of ours()) got.set(m.headers.eventId!, (got.get(m.headers.eventId!) ?? 0) + 1);
+    for (const m of ours()) got.set(m.event.eventId, (got.get(m.event.eventId) ?? 0) + 1);
     expect(got).toEqual(expected);
   });
 
@@ -223,7 +223,7 @@ describe('bridge → Kafka', () => {
       const svc = await bridge({ forwardBackoff: { initialMs: 8_000, maxMs: 8_000, jitter: 0 } }, { sendRetries: 1, requestTimeoutMs: 1_500 });
       const kc = await consumer();
       const [c1, c2] = await Promise.all([connect(svc.mqttPort, 'gw-1'), connect(svc.mqttPort, 'gw-2')]);
-      const inKafka = (events: { eventId: string }[]) => kc.of(TOPICS.events).filter((m) => events.some((e) => e.eventId === m.headers.eventId)).length;
+      const inKafka = (events: { eventId: string }[]) => kc.events(TOPICS.events).filter((m) => events.some((e) => e.eventId === m.event.eventId)).length;
       const warm = ev('gw-1', 1_000);
       await c1.publishAsync('vcam/v1/agents/gw-1/events', payload('gw-1', warm), { qos: 1 });
 
@@ -263,7 +263,7 @@ describe('bridge → Kafka', () => {
     expect(c.connected).toBe(true);
     await c.endAsync();
     const ids = [a[0]!.eventId, b[0]!.eventId];
-    const ours = () => kc.of(TOPICS.events).filter((m) => ids.includes(m.headers.eventId!)).length;
+    const ours = () => kc.events(TOPICS.events).filter((m) => ids.includes(m.event.eventId)).length;
     await kc.waitFor(() => ours() > 0, 30_000, 'the events in Kafka');
     expect(await whenQuiet(ours)).toBe(2);
     expect(await metric(svc, 'vcam_bridge_internal_errors_total')).toMatch(/where="publish".* 1$/);
@@ -291,7 +291,7 @@ describe('bridge → Kafka', () => {
     const events = [pev('gw-1', 100_001)];
     await c.publishAsync('vcam/v1/agents/gw-1/events', payload('gw-1', events), { qos: 1 });
     await c.endAsync();
-    await kc.waitFor(() => kc.of(TOPICS.events).some((m) => m.headers.eventId === events[0]!.eventId), 20_000, 'the event in Kafka');
+    await kc.waitFor(() => kc.events(TOPICS.events).some((m) => m.event.eventId === events[0]!.eventId), 20_000, 'the event in Kafka');
   });
 
   it('refuses a wrong secret, anonymous clients, a client id that is not the agent, and subscriptions', async () => {
@@ -320,8 +320,8 @@ describe('bridge → Kafka', () => {
     const c2 = await connect(svc.mqttPort, 'gw-2');
     await c2.publishAsync('vcam/v1/agents/gw-2/events', payload('gw-2', [pev('gw-2', 2, { eventId: `${forbidden}-marker` })]), { qos: 1 });
     await c2.endAsync();
-    await kc.waitFor(() => kc.of(TOPICS.events).some((m) => m.headers.eventId === `${forbidden}-marker`), 30_000, 'the valid marker event');
-    expect(kc.of(TOPICS.events).filter((m) => m.headers.eventId === forbidden)).toHaveLength(0);
+    await kc.waitFor(() => kc.events(TOPICS.events).some((m) => m.event.eventId === `${forbidden}-marker`), 30_000, 'the valid marker event');
+    expect(kc.events(TOPICS.events).filter((m) => m.event.eventId === forbidden)).toHaveLength(0);
     expect(await metric(svc, 'vcam_bridge_publishes_total{result="refused"')).toMatch(/ 1$/);
   });
 
@@ -350,7 +350,7 @@ describe('bridge → Kafka', () => {
     await kafka.start();
     await acked;
     await closing;
-    await kc.waitFor(() => kc.of(TOPICS.events).some((m) => m.headers.eventId === eventId), 30_000, 'the drained event in Kafka');
+    await kc.waitFor(() => kc.events(TOPICS.events).some((m) => m.event.eventId === eventId), 30_000, 'the drained event in Kafka');
     c.end(true);
   });
 
@@ -375,7 +375,7 @@ describe('bridge → Kafka', () => {
       headers: { 'content-type': 'application/json' },
     });
     const [eventId] = ((await r.json()) as { eventIds: string[] }).eventIds;
-    await kc.waitFor(() => kc.of(TOPICS.events).some((m) => m.headers.eventId === eventId), 30_000, 'the event sent over TLS');
+    await kc.waitFor(() => kc.events(TOPICS.events).some((m) => m.event.eventId === eventId), 30_000, 'the event sent over TLS');
     expect(agent.agent.connected).toBe(true);
   });
 });

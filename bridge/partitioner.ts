@@ -1,33 +1,52 @@
 /**
- * kafkajs' default partitioner, remembered per key.
+ * Which partition a deviceId's events go to: kafkajs' default partitioner (Java-compatible
+ * murmur2 of the key, modulo the partition count), remembered per key.
  *
- * The default partitioner (Java-compatible murmur2 of the key, modulo the partition count) runs
- * the hash through kafkajs' 64-bit Long emulation and filters the partition list again for every
- * message; in the bridge's CPU profile that was 4 % of its busy time, while a bridge sees the
- * same deviceIds over and over. A miss asks the default partitioner itself, so a
- * device's events, and duplicates of them, land on exactly the partition they always did (the
- * processor's dedup is per partition and relies on it).
+ * The bridge sends a partition's events of one send as one ndjson record (bridge/kafka.ts), so it
+ * needs a device's partition before kafkajs sees the record, and it must be exactly the one a
+ * record keyed by that deviceId would get: a device's events, and duplicates of them, always
+ * land on the same partition (the processor's dedup is per partition). The count comes from
+ * kafkajs itself: its partitioner is called with the topic's metadata for every record sent.
+ *
+ * Remembering the answer also saved 4 % of the bridge's CPU when every event was a record of
+ * its own: the hash ran through kafkajs' 64-bit Long emulation for every message.
  */
-import { Partitioners, type ICustomPartitioner } from 'kafkajs';
+import { Partitioners, type ICustomPartitioner, type PartitionerArgs } from 'kafkajs';
 
 /** Keys remembered per topic before the memory starts over; far above a fleet's cameras per bridge. */
 const MAX_KEYS = 100_000;
 
-export const cachedKeyPartitioner: ICustomPartitioner = () => {
-  const computed = Partitioners.DefaultPartitioner();
-  const topics = new Map<string, { partitions: number; byKey: Map<string, number> }>();
-  return (args) => {
+type PartitionMetadata = PartitionerArgs['partitionMetadata'];
+
+export class DevicePartitions {
+  private readonly topics = new Map<string, { metadata: PartitionMetadata; byKey: Map<string, number> }>();
+  private readonly computed = Partitioners.DefaultPartitioner();
+
+  /** For kafkajs' `createPartitioner`: the default partitioner's answers, and each topic's partition count learned. */
+  readonly createPartitioner: ICustomPartitioner = () => (args) => {
     const { key, partition } = args.message;
+    this.learn(args.topic, args.partitionMetadata);
     // Explicit partitions, Buffer keys and keyless messages (round robin) are not cacheable.
-    if (typeof key !== 'string' || (partition !== undefined && partition !== null)) return computed(args);
-    let t = topics.get(args.topic);
-    // The answer depends on the partition count only: a topic that grows starts over.
-    if (!t || t.partitions !== args.partitionMetadata.length || t.byKey.size >= MAX_KEYS) {
-      t = { partitions: args.partitionMetadata.length, byKey: new Map() };
-      topics.set(args.topic, t);
-    }
-    let p = t.byKey.get(key);
-    if (p === undefined) t.byKey.set(key, (p = computed(args)));
-    return p;
+    if (typeof key !== 'string' || (partition !== undefined && partition !== null)) return this.computed(args);
+    return this.partitionOf(args.topic, key)!;
   };
-};
+
+  /** The partition a record keyed `key` gets, or undefined before kafkajs has told the topic's partition count. */
+  partitionOf(topic: string, key: string): number | undefined {
+    const t = this.topics.get(topic);
+    if (!t) return undefined;
+    let p = t.byKey.get(key);
+    if (p === undefined) {
+      // Keyed records depend on the partition count alone (not on which partitions have leaders).
+      p = this.computed({ topic, partitionMetadata: t.metadata, message: { key, value: null } });
+      t.byKey.set(key, p);
+    }
+    return p;
+  }
+
+  private learn(topic: string, metadata: PartitionMetadata): void {
+    const t = this.topics.get(topic);
+    // The answer depends on the partition count only: a topic that grows starts over.
+    if (!t || t.metadata.length !== metadata.length || t.byKey.size >= MAX_KEYS) this.topics.set(topic, { metadata, byKey: new Map() });
+  }
+}

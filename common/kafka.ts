@@ -4,6 +4,19 @@ import { Kafka, logLevel, type Consumer, type KafkaConfig, type LogEntry, type S
 import type { Logger } from './log.js';
 
 export const TOPICS = { events: 'vcam.events', dlq: 'vcam.events.dlq' } as const;
+
+/**
+ * The `format` header of a `vcam.events` record holding many events, one JSON object per line:
+ * the bridge sends a partition's events of one send as one record, because kafkajs' cost is per
+ * record (docs/architecture.md, "Records of many events"). A record without it is one event,
+ * whatever newlines its JSON has.
+ */
+export const NDJSON = 'ndjson';
+
+export function isNdjson(headers: Record<string, unknown> | undefined): boolean {
+  const f = headers?.format;
+  return f !== undefined && String(f) === NDJSON;
+}
 /** The processors' consumer group unless `--group` says otherwise; verify reads its backlog. */
 export const PROCESSOR_GROUP = 'vcam-processor';
 

@@ -1,6 +1,9 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { pipelineEvents } from '../test/helpers/events.js';
-import { decodeChunk, eventsIn, isNdjson } from './pipeline.js';
+import { eventArb, FUZZ_NOW, fuzzAssert, fuzzInputs, notJsonBytes } from '../test/helpers/fuzz.js';
+import { isNdjson } from '../common/kafka.js';
+import { decodeChunk, eventsIn } from './pipeline.js';
 
 const DAY = 86_400_000;
 const options = { lateAfterMs: 30_000, maxAgeMs: 29 * DAY };
@@ -49,5 +52,26 @@ describe('ndjson messages (many events in one Kafka record)', () => {
     expect(isNdjson({ format: 'json' })).toBe(false);
     expect(isNdjson({ eventId: 'x' })).toBe(false);
     expect(isNdjson(undefined)).toBe(false);
+  });
+
+  it('decodes a record of any lines exactly as it decodes each line sent as a record of its own', async () => {
+    const ctx = { kind: 'pipeline' as const, now: FUZZ_NOW, exactClock: true, tooOldBefore: FUZZ_NOW - options.maxAgeMs };
+    // Lines as the bridge writes them (JSON.stringify has no raw newline), and any bytes without one.
+    const line = fc.oneof(
+      eventArb(ctx).map((v) => JSON.stringify(v) ?? 'null'),
+      fc.jsonValue().map((v) => JSON.stringify(v) ?? 'null'),
+      notJsonBytes.map((b) => Buffer.from(b).toString('utf8').replaceAll('\n', ' ')),
+      fc.constant(''),
+    );
+    await fuzzAssert(
+      'ndjson records',
+      fc.property(fc.array(line, { maxLength: 30 }), (lines) => {
+        const record = decodeChunk([{ offset: 3n, timestamp: FUZZ_NOW, value: Buffer.from(lines.join('\n')), ndjson: true }], options);
+        const alone = lines.filter((l) => l.length > 0).flatMap((l) => decodeChunk([{ offset: 3n, timestamp: FUZZ_NOW, value: Buffer.from(l) }], options));
+        expect(record).toEqual(alone);
+        expect(eventsIn({ value: Buffer.from(lines.join('\n')), ndjson: true })).toBe(alone.length);
+      }),
+      { numRuns: fuzzInputs(500) },
+    );
   });
 });

@@ -75,18 +75,6 @@ export interface Decoded {
   dead?: Omit<DeadRow, 'kafka_partition' | 'kafka_offset'>;
 }
 
-/**
- * A message whose `format` header says `ndjson` carries many events, one JSON object per line:
- * the bridge sends a partition's events of one send as one Kafka record, because kafkajs' cost
- * is per record (docs/architecture.md). Any other message is one event, whatever its newlines.
- */
-export const NDJSON = 'ndjson';
-
-export function isNdjson(headers: Record<string, unknown> | undefined): boolean {
-  const f = headers?.format;
-  return f !== undefined && String(f) === NDJSON;
-}
-
 /** Events a message carries, for sizing chunks: its lines when it is ndjson (empty lines are not events). */
 export function eventsIn(m: Pick<ChunkMessage, 'value' | 'ndjson'>): number {
   const v = m.value;

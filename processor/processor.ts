@@ -19,13 +19,13 @@
 import { EventEmitter } from 'node:events';
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { Consumer, EachBatchPayload } from 'kafkajs';
-import { createGroupConsumer, TOPICS, type KafkaClientOptions } from '../common/kafka.js';
+import { createGroupConsumer, isNdjson, TOPICS, type KafkaClientOptions } from '../common/kafka.js';
 import { KeptConsumer } from './consumer.js';
 import type { HotSet } from './dedup.js';
 import { crashPoint } from '../common/crash.js';
 import type { TaskStreak } from '../common/streak.js';
 import { GeoTable } from './geo.js';
-import { eventsIn, isNdjson, type ChunkMessage, type PipelineOptions } from './pipeline.js';
+import { eventsIn, type ChunkMessage, type PipelineOptions } from './pipeline.js';
 import { ProcessorStore } from './store.js';
 import { ChunkWriter, STALE, type WritePart } from './writer.js';
 

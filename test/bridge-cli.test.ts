@@ -43,13 +43,13 @@ describe('vcam bridge + vcam agent processes', () => {
     expect(r.status).toBe(202);
     const ids = ((await r.json()) as { eventIds: string[] }).eventIds;
     await consumer
-      .waitFor(() => consumer.messages.filter((m) => m.headers.agentId === 'gw-cli').length >= 300, 30_000, '300 events in Kafka')
+      .waitFor(() => consumer.events(TOPICS.events).filter((m) => m.event.agentId === 'gw-cli').length >= 300, 30_000, '300 events in Kafka')
       .catch(async (err: Error) => {
         // Say where the events stopped: the agent's backlog and connection, the bridge's forwards.
         const lines = async (port: number) => (await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()).split('\n').filter((l) => /^vcam_(agent_(backlog|connected|publish)|bridge_(events|forward|connected|inflight))/.test(l));
-        throw new Error(`${err.message}; ${consumer.messages.length} in Kafka; agent: ${(await lines(agentHttp)).join(', ')}; bridge: ${(await lines(bridgeHttp)).join(', ')}; stderr: ${agent.stderr()} ${bridge.stderr()}`);
+        throw new Error(`${err.message}; ${consumer.events(TOPICS.events).length} in Kafka; agent: ${(await lines(agentHttp)).join(', ')}; bridge: ${(await lines(bridgeHttp)).join(', ')}; stderr: ${agent.stderr()} ${bridge.stderr()}`);
       });
-    expect(new Set(consumer.messages.map((m) => m.headers.eventId))).toEqual(new Set(ids));
+    expect(new Set(consumer.events(TOPICS.events).map((m) => m.event.eventId))).toEqual(new Set(ids));
 
     const metrics = await (await fetch(`http://127.0.0.1:${bridgeHttp}/metrics`)).text();
     expect(metrics).toMatch(/vcam_bridge_events_forwarded_total\{downstream="kafka",component="bridge"\} 300/);

@@ -2,7 +2,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Kafka, logLevel, type IHeaders } from 'kafkajs';
+import { Kafka, logLevel, Partitioners, type IHeaders } from 'kafkajs';
+import { isNdjson } from '../../common/kafka.js';
 import { startLocalKafka, type LocalKafka } from '../../kafka/index.js';
 import { waitFor } from './brokers.js';
 
@@ -30,6 +31,29 @@ export interface Consumed {
   headers: Record<string, string>;
 }
 
+/** One event of a `vcam.events` record: every line of an ndjson record, or the record itself. */
+export interface ConsumedEvent {
+  partition: number;
+  /** The event's JSON as it is in Kafka. */
+  line: string;
+  event: { eventId: string; deviceId: string; agentId: string };
+}
+
+/** The partition kafkajs' default partitioner gives a record keyed `key` in a topic of `partitions`. */
+export function keyedPartition(key: string, partitions: number): number {
+  const metadata = Array.from({ length: partitions }, (_, i) => ({ partitionErrorCode: 0, partitionId: i, leader: 1, replicas: [1], isr: [1] }));
+  return Partitioners.DefaultPartitioner()({ topic: 'any', partitionMetadata: metadata, message: { key, value: null } });
+}
+
+export function eventsOf(records: Consumed[]): ConsumedEvent[] {
+  const out: ConsumedEvent[] = [];
+  for (const r of records) {
+    const text = r.value.toString('utf8');
+    for (const line of isNdjson(r.headers) ? text.split('\n') : [text]) out.push({ partition: r.partition, line, event: JSON.parse(line) as ConsumedEvent['event'] });
+  }
+  return out;
+}
+
 /** `keep` may shrink what is kept of each message (a long run holds hundreds of thousands). */
 export async function consumeAll(brokers: string[], topics: string[], keep: (m: Consumed) => Consumed = (m) => m) {
   const kafka = new Kafka({ clientId: 'vcam-test-consumer', brokers, logLevel: logLevel.NOTHING });
@@ -46,6 +70,8 @@ export async function consumeAll(brokers: string[], topics: string[], keep: (m: 
   return {
     messages,
     of: (topic: string) => messages.filter((m) => m.topic === topic),
+    /** The events in a topic's records (the bridge sends many to a record). */
+    events: (topic: string) => eventsOf(messages.filter((m) => m.topic === topic)),
     waitFor: (pred: () => boolean, timeoutMs = 30_000, what = 'messages') => waitFor(pred, timeoutMs, what),
     stop: () => consumer.disconnect(),
   };
