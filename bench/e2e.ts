@@ -142,7 +142,7 @@ export interface Probe {
   costs?: CostTable;
 }
 
-/** Kafka mode: the test peer delays a new group's first assignment by ~3 s; load starts after it. */
+/** Kafka mode: load starts once every processor has its partitions (joining the group is start-up, not throughput). */
 async function consumersAssigned(stack: Stack, timeoutMs = 30_000): Promise<void> {
   const ports = stack.children.filter((c) => c.name.startsWith('processor')).map((c) => c.child.spawnargs[c.child.spawnargs.indexOf('--http-port') + 1]);
   const until = Date.now() + timeoutMs;

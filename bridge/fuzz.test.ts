@@ -1,6 +1,6 @@
 /**
  * Fuzz: MQTT publishes from several agents into a real bridge (aedes on loopback, mqtt.js
- * clients) that forwards to the Kafka test peer. Each run publishes a few generated payloads at
+ * clients) that forwards to the local Apache Kafka broker. Each run publishes a few generated payloads at
  * once, waits for every PUBACK and checks the bridge's counters moved exactly as the payload
  * format and the event contract say (test/helpers/fuzz.ts); some runs instead misbehave at the
  * connection level (wrong topic, a packet over the size limit, a wrong secret) and must be

@@ -159,7 +159,7 @@ export const verifyCommand = defineCommand({
   name: 'vcam verify',
   summary:
     'Runs a complete stack on loopback in a temporary directory (embedded ClickHouse, bridge, processor; with --kafka the\n' +
-    'Kafka test peer and separate bridge and processor processes), drives it with the simulator, waits until everything\n' +
+    'local Apache Kafka broker and separate bridge and processor processes), drives it with the simulator, waits until everything\n' +
     'is delivered, and compares ClickHouse with the ground truth. Prints one JSON report. Exit 0 when nothing was lost\n' +
     'or counted twice and the dead letters match the malformed events sent; 1 otherwise.',
   options: {

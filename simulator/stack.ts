@@ -1,6 +1,6 @@
 /**
  * A complete vcam stack on loopback for `vcam verify`: every component a real child process
- * (`vcam clickhouse`, `vcam bridge`, `vcam processor`), plus the Kafka test peer in Kafka mode.
+ * (`vcam clickhouse`, `vcam bridge`, `vcam processor`), plus the local Apache Kafka broker in Kafka mode.
  * Each child logs to `<dir>/logs/<name>.log`; stop() ends them in reverse order and kills
  * whatever does not exit in time, so nothing is left behind.
  */

@@ -1,5 +1,5 @@
 /**
- * Kafka test peer → processor → embedded ClickHouse (chDB over HTTP): counts per geo per
+ * The local Apache Kafka broker → processor → embedded ClickHouse (chDB over HTTP): counts per geo per
  * minute equal the distinct events sent, with 10 % duplicates mixed in and some re-sent far
  * beyond the hot dedup horizon.
  */
