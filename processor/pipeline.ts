@@ -150,8 +150,14 @@ export function coldCandidates(decoded: Decoded[], hot: HotSet): PipelineEvent[]
 export function processChunk(partition: number, decoded: Decoded[], hot: HotSet, coldSeen: Set<string>, geo: ReadonlyMap<number, GeoInfo>, o: PipelineOptions): ChunkResult {
   const r: ChunkResult = { events: [], dead: [], geo10s: new Map(), geoType1m: new Map(), device1m: new Map(), duplicates: 0, unknownGeo: 0, late: 0 };
   const seen = new Set<string>();
+  // An ndjson record's events share its offset: its string is made once.
+  let offsetOf = -1n;
+  let offset = '';
   for (const d of decoded) {
-    const offset = d.offset.toString();
+    if (d.offset !== offsetOf) {
+      offsetOf = d.offset;
+      offset = d.offset.toString();
+    }
     if (d.dead) {
       r.dead.push({ ...d.dead, kafka_partition: partition, kafka_offset: offset });
       continue;
