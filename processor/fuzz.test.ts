@@ -19,11 +19,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_RETENTION } from '../clickhouse/schema.js';
 import { LIMITS } from '../common/contract.js';
 import { TOPICS } from '../common/kafka.js';
-import { silentLogger } from '../common/log.js';
 import { eventArb, expectEvent, FUZZ_NOW, fuzzAssert, fuzzInputs, fuzzTimeout, notJsonBytes, parsesAsJson, Tally, validEvent, type Reason } from '../test/helpers/fuzz.js';
-import { useKafkaAndClickHouse } from '../test/helpers/stack.js';
+import { startTestProcessor, useKafkaAndClickHouse } from '../test/helpers/stack.js';
 import { pipelineOptions } from './processor.js';
-import { startProcessorService, type ProcessorService } from './service.js';
+import type { ProcessorService } from './service.js';
 
 const INPUTS = fuzzInputs(500);
 const PARTITIONS = 16;
@@ -41,17 +40,12 @@ beforeAll(async () => {
   kafka = new Kafka({ clientId: 'fuzz-producer', brokers: env.kafka.brokers, logLevel: logLevel.NOTHING, retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1_000 } });
   producer = kafka.producer();
   await producer.connect();
-  svc = await startProcessorService({
-    brokers: env.kafka.brokers,
+  svc = await startTestProcessor(env, {
     clientId: 'fuzz-processor',
-    logger: silentLogger,
-    clickhouseUrl: env.ch.url,
-    ...env.ch.auth,
     group: GROUP,
     // The embedded ClickHouse and the test's own checks share this process, so a long session
     // keeps a busy event loop in the group.
     sessionTimeoutMs: 30_000,
-    retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1_000 },
   });
 });
 afterAll(async () => {

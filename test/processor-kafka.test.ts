@@ -6,10 +6,9 @@
 import { CompressionTypes, Kafka, logLevel } from 'kafkajs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TOPICS } from '../common/kafka.js';
-import { silentLogger } from '../common/log.js';
-import { startProcessorService, type ProcessorService } from '../processor/index.js';
+import type { ProcessorService } from '../processor/index.js';
 import { waitFor } from './helpers/brokers.js';
-import { useKafkaAndClickHouse } from './helpers/stack.js';
+import { startTestProcessor, useKafkaAndClickHouse } from './helpers/stack.js';
 
 const env = useKafkaAndClickHouse(16);
 
@@ -77,19 +76,8 @@ describe('processor: Kafka → ClickHouse', () => {
     });
     await produce(stream);
 
-    svc = await startProcessorService({
-      brokers: env.kafka.brokers,
-      clientId: 'test-processor',
-      logger: silentLogger,
-      clickhouseUrl: env.ch.url,
-      ...env.ch.auth,
-      // Short timeouts for a test; a 1-minute hot horizon so the late re-sends below must be
-      // found by the cold tier.
-      group: 'p-test',
-      sessionTimeoutMs: 6_000,
-      hotHorizonMs: 60_000,
-      retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1_000 },
-    });
+    // A 1-minute hot horizon so the late re-sends below must be found by the cold tier.
+    svc = await startTestProcessor(env, { clientId: 'test-processor', group: 'p-test', hotHorizonMs: 60_000 });
     const counted = async () => Number((await env.ch.query<{ n: number }>('SELECT sum(events) AS n FROM vcam.geo_type_1m'))[0]!.n);
     await waitFor(async () => (await counted()) >= unique.length, 60_000, 'all distinct events counted');
 
@@ -152,19 +140,7 @@ describe('processor: Kafka → ClickHouse', () => {
     await producer.disconnect();
 
     // Started after everything is in Kafka: its first fetch holds all 51 messages, 2,051 events.
-    ndjsonSvc = await startProcessorService({
-      brokers: env.kafka.brokers,
-      clientId: 'test-ndjson',
-      logger: silentLogger,
-      clickhouseUrl: env.ch.url,
-      ...env.ch.auth,
-      topic,
-      group: 'p-ndjson',
-      copyDlq: false,
-      maxChunkEvents: 100,
-      sessionTimeoutMs: 6_000,
-      retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1_000 },
-    });
+    ndjsonSvc = await startTestProcessor(env, { clientId: 'test-ndjson', topic, group: 'p-ndjson', copyDlq: false, maxChunkEvents: 100 });
     const rawCount = async () => Number((await env.ch.query<{ n: number }>("SELECT count() AS n FROM vcam.events WHERE startsWith(event_id, 'nd-')"))[0]!.n);
     await waitFor(async () => (await rawCount()) >= unique.length + 1, 60_000, 'every ndjson event counted');
     await waitFor(async () => ndjsonSvc.processor.lag().get(0) === 0, 20_000, 'the ndjson topic fully written');
