@@ -22,7 +22,7 @@ describe('processor crash', () => {
     const port = await freePort();
     const start = () =>
       vcam(['processor', '--kafka-brokers', env.kafka.bootstrap, ...env.ch.args, '--http-port', String(port), '--log-level', 'warn', '--hot-horizon', '2m'], {
-        // Test configuration for the mock cluster (docs/testing.md).
+        // A short session, so a killed member leaves the group soon.
         VCAM_SESSION_TIMEOUT: '3s',
       });
     const counted = async () => Number((await env.ch.query<{ n: number }>('SELECT sum(events) AS n FROM vcam.geo_type_1m'))[0]!.n);
