@@ -14,8 +14,7 @@ export const TOPICS = { events: 'vcam.events', dlq: 'vcam.events.dlq' } as const
 export const NDJSON = 'ndjson';
 
 export function isNdjson(headers: Record<string, unknown> | undefined): boolean {
-  const f = headers?.format;
-  return f !== undefined && String(f) === NDJSON;
+  return String(headers?.format) === NDJSON;
 }
 /** The processors' consumer group unless `--group` says otherwise; verify reads its backlog. */
 export const PROCESSOR_GROUP = 'vcam-processor';

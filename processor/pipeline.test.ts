@@ -2,7 +2,6 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { pipelineEvents } from '../test/helpers/events.js';
 import { eventArb, FUZZ_NOW, fuzzAssert, fuzzInputs, notJsonBytes } from '../test/helpers/fuzz.js';
-import { isNdjson } from '../common/kafka.js';
 import { decodeChunk, eventsIn } from './pipeline.js';
 
 const DAY = 86_400_000;
@@ -45,13 +44,6 @@ describe('ndjson messages (many events in one Kafka record)', () => {
     expect(decoded).toHaveLength(1);
     expect(decoded[0]!.event).toEqual(events[0]);
     expect(eventsIn({ value })).toBe(1);
-  });
-
-  it('reads the header as kafkajs gives it (a Buffer) and only the value "ndjson"', () => {
-    expect(isNdjson({ format: Buffer.from('ndjson') })).toBe(true);
-    expect(isNdjson({ format: 'json' })).toBe(false);
-    expect(isNdjson({ eventId: 'x' })).toBe(false);
-    expect(isNdjson(undefined)).toBe(false);
   });
 
   it('decodes a record of any lines exactly as it decodes each line sent as a record of its own', async () => {

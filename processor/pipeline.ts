@@ -103,11 +103,9 @@ export function decodeChunk(messages: ChunkMessage[], o: PipelineOptions): Decod
       continue;
     }
     const text = m.value?.toString('utf8') ?? '';
-    if (!m.ndjson) {
-      out.push(decodeOne(m, text, receivedAt, o));
-      continue;
-    }
-    for (const line of text.split('\n')) if (line.length > 0) out.push(decodeOne(m, line, receivedAt, o));
+    // Empty lines of an ndjson record are no events; an empty record of one event is a dead letter.
+    const lines = m.ndjson ? text.split('\n').filter((l) => l.length > 0) : [text];
+    for (const line of lines) out.push(decodeOne(m, line, receivedAt, o));
   }
   return out;
 }

@@ -21,8 +21,8 @@ export function startTestProcessor(env: KafkaAndClickHouse, o: Partial<Processor
   });
 }
 
-export function useKafkaAndClickHouse(partitions = 16): { kafka: LocalKafka; ch: Awaited<ReturnType<typeof startClickHouse>> } {
-  const env = {} as { kafka: LocalKafka; ch: Awaited<ReturnType<typeof startClickHouse>> };
+export function useKafkaAndClickHouse(partitions = 16): KafkaAndClickHouse {
+  const env = {} as KafkaAndClickHouse;
   beforeAll(async () => {
     [env.kafka, env.ch] = await Promise.all([startTestKafka(partitions), startClickHouse()]);
   }, 120_000);
