@@ -31,6 +31,9 @@ export const CHUNK_RECORDS_KEPT_MS = CHUNK_RECORDS_DAYS * 86_400_000;
  */
 export const notInArchive = (plans: string): string => `(kafka_partition, processed_at) NOT IN (SELECT kafka_partition, processed_at FROM vcam.archive_chunks WHERE archive = {a:String} AND ${plans})`;
 
+/** vcam.events' partition (toYYYYMMDD of ts) holding this epoch millisecond. */
+const utcDay = (ms: number): string => new Date(ms).toISOString().slice(0, 10).replaceAll('-', '');
+
 /** Epoch milliseconds as a DateTime64(3) value for JSONEachRow: seconds with a fraction. */
 export const dt64 = (ms: number): string => (ms / 1000).toFixed(3);
 
@@ -52,7 +55,7 @@ export const MIGRATIONS: Migration[] = [
         received_at DateTime64(3, 'UTC'), kafka_partition UInt16, kafka_offset UInt64, processed_at DateTime64(3, 'UTC')
       ) ENGINE = MergeTree PARTITION BY toYYYYMMDD(ts) ORDER BY (device_id, ts, event_id)
       TTL toDateTime(ts) + INTERVAL ${r.rawDays} DAY SETTINGS ${DEDUP}`,
-      // What the dedup state is rebuilt from when a partition is assigned: ordered for that read.
+      // What the dedup state was rebuilt from until migration 10.
       `CREATE TABLE IF NOT EXISTS vcam.dedup_log (
         kafka_partition UInt16, kafka_offset UInt64, ts DateTime64(3, 'UTC'), event_id String
       ) ENGINE = MergeTree ORDER BY (kafka_partition, ts) TTL toDateTime(ts) + INTERVAL 2 DAY SETTINGS ${DEDUP}`,
@@ -185,6 +188,23 @@ export const MIGRATIONS: Migration[] = [
         archive String, batch UInt64, version UInt64, rows UInt64, files UInt32, bytes UInt64,
         oldest_written_at DateTime64(3, 'UTC'), committed_at DateTime64(3, 'UTC')
       ) ENGINE = ReplacingMergeTree(committed_at) ORDER BY (archive, batch) TTL toDateTime(committed_at) + INTERVAL 90 DAY`,
+    ],
+  },
+  {
+    version: 10,
+    name: 'the dedup state is rebuilt from vcam.events',
+    statements: () => [
+      // A processor taking a partition over reads back the ids it counted lately, by partition
+      // and time. This projection keeps vcam.events in that order inside each part, so the read
+      // needs no second table: vcam.dedup_log cost every chunk a part of its own, about a tenth
+      // of the write (docs/performance.md). A rebuild reads at most 36 hours back, so only the
+      // last three days' parts are given the projection now; later parts have it as written.
+      'ALTER TABLE vcam.events ADD PROJECTION IF NOT EXISTS by_partition (SELECT kafka_partition, kafka_offset, ts, event_id ORDER BY kafka_partition, ts)',
+      ...[0, 1, 2].map((d) => `ALTER TABLE vcam.events MATERIALIZE PROJECTION by_partition IN PARTITION ${utcDay(Date.now() - d * 86_400_000)}`),
+      // Dropped, not left to expire: a processor of an earlier version still running would
+      // rebuild its dedup state from a log nobody writes and count again what it misses. Without
+      // the table its writes fail and are retried until it is replaced (docs/operations.md).
+      'DROP TABLE IF EXISTS vcam.dedup_log',
     ],
   },
 ];

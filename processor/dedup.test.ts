@@ -15,7 +15,7 @@ describe('hot dedup tier', () => {
 
   it('never claims to know what it did not load: below coveredFrom the cold tier must answer', () => {
     const rebuilt = new HotSet(10 * MIN);
-    rebuilt.coveredFrom = 50 * MIN; // the rebuild read the dedup log back to here and found nothing
+    rebuilt.coveredFrom = 50 * MIN; // the rebuild read the counted events back to here and found nothing
     expect(rebuilt.covers(40 * MIN)).toBe(false);
     expect(rebuilt.covers(60 * MIN)).toBe(true);
     rebuilt.add('x', 55 * MIN);

@@ -12,7 +12,7 @@ export class HotSet {
   private maxTs = -Infinity;
   size = 0;
   /**
-   * The set is only known complete from here on: a rebuild reads the dedup log back to a
+   * The set is only known complete from here on: a rebuild reads the counted events back to a
    * point, and an empty set has seen nothing. Below it, the cold tier answers.
    */
   coveredFrom = -Infinity;

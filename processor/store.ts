@@ -55,7 +55,6 @@ export interface ChunkRows {
  */
 const COLUMNS = {
   events: ['event_id', 'device_id', 'geo_id', 'geo_name', 'region', 'ts', 'type', 'late', 'confidence', 'attrs', 'agent_id', 'agent_seq', 'received_at', 'kafka_partition', 'kafka_offset', 'processed_at'],
-  dedupLog: ['kafka_partition', 'kafka_offset', 'ts', 'event_id'],
   geo10s: ['bucket', 'geo_id', 'events', 'late'],
   geoType1m: ['bucket', 'geo_id', 'type', 'events', 'late'],
   device1m: ['bucket', 'device_id', 'geo_id', 'events', 'duplicates'],
@@ -73,7 +72,7 @@ export interface RecordedChunk {
 }
 
 /** The tables a chunk writes under deduplication tokens (vcam.dlq counts by identity, not by tokens). */
-export const DEDUPLICATED_TABLES = ['vcam.events', 'vcam.dedup_log', 'vcam.geo_10s', 'vcam.geo_type_1m', 'vcam.device_1m'];
+export const DEDUPLICATED_TABLES = ['vcam.events', 'vcam.geo_10s', 'vcam.geo_type_1m', 'vcam.device_1m'];
 
 export class ProcessorStore {
   constructor(
@@ -149,8 +148,8 @@ export class ProcessorStore {
 
   /**
    * Fills the hot set with what this partition counted before `before`: the latest event time
-   * counted, then every id within the horizon below it. `notBefore` keeps the read inside what
-   * the dedup log still holds (its rows expire after two days).
+   * counted, then every id within the horizon below it, read from vcam.events through its
+   * projection ordered by partition and time (migration 10). `notBefore` bounds the read.
    */
   async rebuildHot(partition: number, before: bigint, hot: HotSet, notBefore: number): Promise<void> {
     const params = { p: partition, before: before.toString(), notBefore: dt64(notBefore) };
@@ -158,7 +157,7 @@ export class ProcessorStore {
     hot.coveredFrom = notBefore;
     const [top] = await (
       await this.client.query({
-        query: 'SELECT toUnixTimestamp64Milli(max(ts)) AS m, count() AS n FROM vcam.dedup_log WHERE kafka_partition = {p:UInt16} AND kafka_offset < {before:UInt64} AND ts >= {notBefore:DateTime64(3)}',
+        query: 'SELECT toUnixTimestamp64Milli(max(ts)) AS m, count() AS n FROM vcam.events WHERE kafka_partition = {p:UInt16} AND kafka_offset < {before:UInt64} AND ts >= {notBefore:DateTime64(3)}',
         query_params: params,
         format: 'JSONEachRow',
       })
@@ -167,7 +166,7 @@ export class ProcessorStore {
     const from = Math.max(Number(top.m) - hot.horizonMs, notBefore);
     const stream = (
       await this.client.query({
-        query: 'SELECT event_id, toUnixTimestamp64Milli(ts) AS t FROM vcam.dedup_log WHERE kafka_partition = {p:UInt16} AND kafka_offset < {before:UInt64} AND ts >= {from:DateTime64(3)}',
+        query: 'SELECT event_id, toUnixTimestamp64Milli(ts) AS t FROM vcam.events WHERE kafka_partition = {p:UInt16} AND kafka_offset < {before:UInt64} AND ts >= {from:DateTime64(3)}',
         query_params: { ...params, from: dt64(from) },
         format: 'JSONCompactEachRow',
       })
@@ -276,11 +275,6 @@ export class ProcessorStore {
       await this.client.insert({ table, columns: columns as [string, ...string[]], values, format: 'JSONCompactEachRow', clickhouse_settings: { insert_deduplication_token: `${token}:${table}` } });
     };
     await insert('vcam.events', COLUMNS.events, rows.events);
-    await insert(
-      'vcam.dedup_log',
-      COLUMNS.dedupLog,
-      rows.events.map((e) => [e[EVENT.kafka_partition!], e[EVENT.kafka_offset!], e[EVENT.ts!], e[EVENT.event_id!]]),
-    );
     await insert('vcam.geo_10s', COLUMNS.geo10s, rows.geo10s);
     await insert('vcam.geo_type_1m', COLUMNS.geoType1m, rows.geoType1m);
     await insert('vcam.device_1m', COLUMNS.device1m, rows.device1m);

@@ -2,7 +2,7 @@
  * Writes one chunk, the step both processors share (the Kafka consumer and the single-node
  * hand-off): cold lookups, the pure pipeline per partition, the chunk record with its rows,
  * the token-carrying inserts, retried until they succeed or the caller says the chunk is no
- * longer its own. A chunk spans all the partitions its processor had due, so its eight
+ * longer its own. A chunk spans all the partitions its processor had due, so its seven
  * statements serve all of them (ClickHouse's cost is per statement far more than per row).
  */
 import { EventEmitter } from 'node:events';
@@ -44,8 +44,8 @@ export type ReplayOutcome = { kind: 'replayed' } | { kind: 'expired' } | { kind:
 const replayMargin = (window: number) => Math.ceil(window / 10);
 
 export const STALE = new Error('chunk no longer owned');
-/** The dedup log keeps two days; rebuilding reads a little less than that. */
-const DEDUP_LOG_SAFE_MS = 36 * 3_600_000;
+/** How far back a rebuild reads, at most: a partition idle longer leaves its older ids to the cold tier, and the read stays small. */
+const REBUILD_READS_MS = 36 * 3_600_000;
 
 export class ChunkWriter extends EventEmitter<WriterEvents> {
   constructor(
@@ -62,7 +62,7 @@ export class ChunkWriter extends EventEmitter<WriterEvents> {
   /** The hot dedup set as it stood before offset `before` of this partition. */
   async rebuild(partition: number, before: bigint): Promise<HotSet> {
     const hot = new HotSet(this.hotHorizonMs);
-    await this.store.rebuildHot(partition, before, hot, Date.now() - DEDUP_LOG_SAFE_MS);
+    await this.store.rebuildHot(partition, before, hot, Date.now() - REBUILD_READS_MS);
     return hot;
   }
 

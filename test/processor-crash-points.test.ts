@@ -11,14 +11,14 @@ import { vcam, waitHealthy } from './helpers/processes.js';
 import { useKafkaAndClickHouse } from './helpers/stack.js';
 
 const env = useKafkaAndClickHouse(4);
-const TABLES = ['vcam.events', 'vcam.dedup_log', 'vcam.geo_10s', 'vcam.geo_type_1m', 'vcam.device_1m', 'vcam.chunks', 'vcam.chunk_rows', 'vcam.dlq'];
+const TABLES = ['vcam.events', 'vcam.geo_10s', 'vcam.geo_type_1m', 'vcam.device_1m', 'vcam.chunks', 'vcam.chunk_rows', 'vcam.dlq'];
 /** Every case's events stay in the topic; each case counts the whole topic again into emptied tables. */
 const produced: ReturnType<typeof pipelineEvents> = [];
 
 const sum = async (table: string, column = 'events') => Number((await env.ch.query<{ n: string }>(`SELECT sum(${column}) AS n FROM ${table}`))[0]!.n);
 
 describe('processor killed at a chosen point of a chunk', () => {
-  // The third insert of the process is the first chunk's geo_10s: after its events and dedup log.
+  // The third insert of the process is the first chunk's geo_type_1m: after its events and geo_10s.
   it.each(['chunk-recorded:1', 'chunk-insert:3', 'chunk-written:1', 'chunk-committed:1'])('at %s: restarted, every event counted once', { timeout: 120_000 }, async (point) => {
     for (const t of TABLES) await env.ch.client.command({ query: `TRUNCATE TABLE ${t}` });
     const unique = pipelineEvents(4_000, { prefix: `${point.replace(/\W/g, '')}-` });
