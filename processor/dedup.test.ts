@@ -9,8 +9,8 @@ describe('hot dedup tier', () => {
     hot.add('a', 100 * MIN);
     expect(hot.covers(95 * MIN)).toBe(true);
     expect(hot.covers(89 * MIN)).toBe(false);
-    expect(hot.has('a', 100 * MIN)).toBe(true);
-    expect(hot.has('b', 100 * MIN)).toBe(false);
+    expect(hot.mayHave('a', 100 * MIN)).toBe(true);
+    expect(hot.mayHave('b', 100 * MIN)).toBe(false);
   });
 
   it('never claims to know what it did not load: below coveredFrom the cold tier must answer', () => {
@@ -28,7 +28,16 @@ describe('hot dedup tier', () => {
     expect(hot.size).toBe(10);
     hot.evict();
     expect(hot.size).toBe(3);
-    expect(hot.has('e9', 9 * MIN + 1)).toBe(true);
-    expect(hot.has('e6', 6 * MIN + 1)).toBe(false);
+    expect(hot.mayHave('e9', 9 * MIN + 1)).toBe(true);
+    expect(hot.mayHave('e6', 6 * MIN + 1)).toBe(false);
+  });
+
+  it('never misses an id it holds, across its tables growing from 4,096 slots to 524,288', () => {
+    const hot = new HotSet(10 * MIN);
+    const ids = Array.from({ length: 600_000 }, (_, i) => `cam-${i % 1_000}#${(i * 2_654_435_761).toString(16)}`);
+    ids.forEach((id, i) => hot.add(id, (i % 2) * MIN));
+    expect(ids.every((id, i) => hot.mayHave(id, (i % 2) * MIN))).toBe(true);
+    // A fingerprint is of the id alone: the same id in another minute's bucket is not held.
+    expect(hot.mayHave(ids[0]!, 5 * MIN)).toBe(false);
   });
 });

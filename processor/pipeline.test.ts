@@ -2,7 +2,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { pipelineEvents } from '../test/helpers/events.js';
 import { eventArb, FUZZ_NOW, fuzzAssert, fuzzInputs, notJsonBytes } from '../test/helpers/fuzz.js';
-import { decodeChunk, eventsIn } from './pipeline.js';
+import { HotSet } from './dedup.js';
+import { coldCandidates, decodeChunk, eventsIn, processChunk } from './pipeline.js';
 
 const DAY = 86_400_000;
 const options = { lateAfterMs: 30_000, maxAgeMs: 29 * DAY };
@@ -65,5 +66,25 @@ describe('ndjson messages (many events in one Kafka record)', () => {
       }),
       { numRuns: fuzzInputs(500) },
     );
+  });
+});
+
+describe('the hot tier holds fingerprints: a hit is settled by the cold tier', () => {
+  const now = Date.now();
+  const [counted, other] = pipelineEvents(2, { now, spanMs: 1_000 });
+  const hot = new HotSet(10 * 60_000);
+  hot.add(counted!.eventId, counted!.ts);
+  const decoded = decodeChunk([counted!, other!].map((e, i) => ({ offset: BigInt(i), timestamp: now, value: Buffer.from(JSON.stringify(e)) })), options);
+  const geo = new Map([[counted!.geoId, { name: 'g', region: 'r' }]]);
+
+  it('asks the cold tier about a hit and not about a miss', () => {
+    expect(coldCandidates(decoded, hot).map((e) => e.eventId)).toEqual([counted!.eventId]);
+  });
+
+  it('drops a hit as a duplicate only when the cold tier confirms it, and counts it otherwise (another id with the same fingerprint)', () => {
+    const confirmed = processChunk(0, decoded, hot, new Set([counted!.eventId]), geo, options);
+    expect([confirmed.events.map((e) => e.event_id), confirmed.duplicates]).toEqual([[other!.eventId], 1]);
+    const collided = processChunk(0, decoded, hot, new Set(), geo, options);
+    expect([collided.events.map((e) => e.event_id), collided.duplicates]).toEqual([[counted!.eventId, other!.eventId], 0]);
   });
 });

@@ -140,9 +140,12 @@ function youngEnough(m: ChunkMessage, event: PipelineEvent, receivedAt: number, 
   };
 }
 
-/** The events the hot tier cannot answer: they must be looked up in the raw table. */
+/**
+ * The events the hot tier cannot answer alone, to be looked up in the raw table: those below its
+ * floor, and those it may have counted (a fingerprint hit: usually a duplicate, rarely another id).
+ */
 export function coldCandidates(decoded: Decoded[], hot: HotSet): PipelineEvent[] {
-  return decoded.flatMap((d) => (d.event && !hot.covers(d.event.ts) ? [d.event] : []));
+  return decoded.flatMap((d) => (d.event && (!hot.covers(d.event.ts) || hot.mayHave(d.event.eventId, d.event.ts)) ? [d.event] : []));
 }
 
 export function processChunk(partition: number, decoded: Decoded[], hot: HotSet, coldSeen: Set<string>, geo: ReadonlyMap<number, GeoInfo>, o: PipelineOptions): ChunkResult {
@@ -162,7 +165,7 @@ export function processChunk(partition: number, decoded: Decoded[], hot: HotSet,
     }
     const e = d.event!;
     const minute = Math.floor(e.ts / 60_000) * 60;
-    const duplicate = seen.has(e.eventId) || (hot.covers(e.ts) ? hot.has(e.eventId, e.ts) : coldSeen.has(e.eventId));
+    const duplicate = seen.has(e.eventId) || ((!hot.covers(e.ts) || hot.mayHave(e.eventId, e.ts)) && coldSeen.has(e.eventId));
     const dev = bump(r.device1m, `${e.deviceId}\0${e.geoId}\0${minute}`, () => ({ bucket: minute, device_id: e.deviceId, geo_id: e.geoId, events: 0, duplicates: 0 }));
     if (duplicate) {
       dev.duplicates++;
