@@ -114,7 +114,7 @@ export async function benchProcessor(): Promise<Record<string, unknown>> {
         vsJsonParse: ratio(pipelineRate, parseRate),
       },
       withClickHouse: {
-        what: 'pipeline + cold look-ups of the hot tier\'s hits + chunk record with its rows + token-deduplicated inserts into the embedded ClickHouse over HTTP',
+        what: "pipeline + cold look-ups of the hot tier's hits + chunk record with its rows + token-deduplicated inserts into the embedded ClickHouse over HTTP",
         eventsPerSec: r(withWritesRate),
         baseline: { name: 'the same raw-event rows inserted alone, one insert per chunk, same server', eventsPerSec: r(rawRate) },
         vsRawInserts: ratio(withWritesRate, rawRate),

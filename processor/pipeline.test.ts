@@ -74,7 +74,10 @@ describe('the hot tier holds fingerprints: a hit is settled by the cold tier', (
   const [counted, other] = pipelineEvents(2, { now, spanMs: 1_000 });
   const hot = new HotSet(10 * 60_000);
   hot.add(counted!.eventId, counted!.ts);
-  const decoded = decodeChunk([counted!, other!].map((e, i) => ({ offset: BigInt(i), timestamp: now, value: Buffer.from(JSON.stringify(e)) })), options);
+  const decoded = decodeChunk(
+    [counted!, other!].map((e, i) => ({ offset: BigInt(i), timestamp: now, value: Buffer.from(JSON.stringify(e)) })),
+    options,
+  );
   const geo = new Map([[counted!.geoId, { name: 'g', region: 'r' }]]);
 
   it('asks the cold tier about a hit and not about a miss', () => {
