@@ -8,10 +8,16 @@
  * An id is kept as a 32-bit fingerprint, not as its string: 5 to 11 bytes per id (tables at most
  * three quarters full, doubled as they grow) instead of about 90, so a 10-minute horizon at
  * 20,000 events/s (12 M ids) takes about 85 MB instead of 1.1 GB (docs/performance.md).
- * A fingerprint can match another id's, so a hit means only "maybe counted": the caller asks
- * the cold tier about hits (docs/architecture.md, "Deduplication"). A miss is exact.
+ * A miss is exact. A fingerprint can match another id's, so a hit is settled by the ids counted
+ * in the last few seconds, kept as strings (where a retry's original almost always is), and
+ * otherwise by the cold tier (docs/architecture.md, "Deduplication").
  */
 const BUCKET_MS = 60_000;
+/** Ids counted within this long (to twice as long) are kept as strings too. */
+const RECENT_MS = 5_000;
+
+/** What the hot tier knows of an id at an event time it covers. */
+export type HotAnswer = 'new' | 'counted' | 'ask';
 /** Slots of a new bucket's table; it doubles when three quarters are taken. */
 const INITIAL_SLOTS = 1 << 12;
 
@@ -61,6 +67,10 @@ class Fingerprints {
 
 export class HotSet {
   private readonly buckets = new Map<number, Fingerprints>();
+  /** Ids counted lately (id → its minute), in two generations swapped every RECENT_MS. */
+  private young = new Map<string, number>();
+  private old = new Map<string, number>();
+  private youngSince: number;
   private maxTs = -Infinity;
   /** Distinct fingerprints held (ids whose fingerprints coincide count once). */
   size = 0;
@@ -70,7 +80,12 @@ export class HotSet {
    */
   coveredFrom = -Infinity;
 
-  constructor(readonly horizonMs: number) {}
+  constructor(
+    readonly horizonMs: number,
+    private readonly clock: () => number = Date.now,
+  ) {
+    this.youngSince = clock();
+  }
 
   /** Event times at or above this are answered here; below it, by the cold tier. */
   get floor(): number {
@@ -81,12 +96,24 @@ export class HotSet {
     return ts >= this.floor;
   }
 
-  /** False: not counted (exact, where `covers(ts)`). True: maybe counted; only the cold tier can say. */
-  mayHave(eventId: string, ts: number): boolean {
-    return this.buckets.get(Math.floor(ts / BUCKET_MS))?.has(fingerprint(eventId)) ?? false;
+  /**
+   * Where `covers(ts)`: `new` and `counted` are exact; `ask` (a fingerprint hit on an id not
+   * counted lately) only the cold tier can settle.
+   */
+  answer(eventId: string, ts: number): HotAnswer {
+    const key = Math.floor(ts / BUCKET_MS);
+    if (!this.buckets.get(key)?.has(fingerprint(eventId))) return 'new';
+    return this.young.get(eventId) === key || this.old.get(eventId) === key ? 'counted' : 'ask';
   }
 
+  /** An id this partition has just counted. */
   add(eventId: string, ts: number): void {
+    this.load(eventId, ts);
+    this.young.set(eventId, Math.floor(ts / BUCKET_MS));
+  }
+
+  /** An id counted earlier (a rebuild): held by its fingerprint only. */
+  load(eventId: string, ts: number): void {
     const key = Math.floor(ts / BUCKET_MS);
     let bucket = this.buckets.get(key);
     if (!bucket) this.buckets.set(key, (bucket = new Fingerprints()));
@@ -99,8 +126,14 @@ export class HotSet {
     if (ts > this.maxTs) this.maxTs = ts;
   }
 
-  /** Drops buckets wholly below the floor. Call between chunks, never inside one. */
+  /** Drops buckets wholly below the floor, and the older generation of recent ids when due. Call between chunks, never inside one. */
   evict(): void {
+    const now = this.clock();
+    if (now - this.youngSince >= RECENT_MS) {
+      this.old = this.young;
+      this.young = new Map();
+      this.youngSince = now;
+    }
     const below = Math.floor((this.maxTs - this.horizonMs) / BUCKET_MS);
     for (const [key, bucket] of this.buckets) {
       if (key < below) {

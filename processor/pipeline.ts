@@ -142,10 +142,18 @@ function youngEnough(m: ChunkMessage, event: PipelineEvent, receivedAt: number, 
 
 /**
  * The events the hot tier cannot answer alone, to be looked up in the raw table: those below its
- * floor, and those it may have counted (a fingerprint hit: usually a duplicate, rarely another id).
+ * floor, and its fingerprint hits on ids not counted lately (rare: a duplicate of an older event,
+ * or another id with the same fingerprint).
  */
 export function coldCandidates(decoded: Decoded[], hot: HotSet): PipelineEvent[] {
-  return decoded.flatMap((d) => (d.event && (!hot.covers(d.event.ts) || hot.mayHave(d.event.eventId, d.event.ts)) ? [d.event] : []));
+  return decoded.flatMap((d) => (d.event && (!hot.covers(d.event.ts) || hot.answer(d.event.eventId, d.event.ts) === 'ask') ? [d.event] : []));
+}
+
+/** Counted before this chunk, as the tiers say: the hot one where it covers the event time, else (or when it cannot tell) the cold one's answer. */
+function countedBefore(e: PipelineEvent, hot: HotSet, coldSeen: Set<string>): boolean {
+  if (!hot.covers(e.ts)) return coldSeen.has(e.eventId);
+  const a = hot.answer(e.eventId, e.ts);
+  return a === 'counted' || (a === 'ask' && coldSeen.has(e.eventId));
 }
 
 export function processChunk(partition: number, decoded: Decoded[], hot: HotSet, coldSeen: Set<string>, geo: ReadonlyMap<number, GeoInfo>, o: PipelineOptions): ChunkResult {
@@ -165,7 +173,7 @@ export function processChunk(partition: number, decoded: Decoded[], hot: HotSet,
     }
     const e = d.event!;
     const minute = Math.floor(e.ts / 60_000) * 60;
-    const duplicate = seen.has(e.eventId) || ((!hot.covers(e.ts) || hot.mayHave(e.eventId, e.ts)) && coldSeen.has(e.eventId));
+    const duplicate = seen.has(e.eventId) || countedBefore(e, hot, coldSeen);
     const dev = bump(r.device1m, `${e.deviceId}\0${e.geoId}\0${minute}`, () => ({ bucket: minute, device_id: e.deviceId, geo_id: e.geoId, events: 0, duplicates: 0 }));
     if (duplicate) {
       dev.duplicates++;

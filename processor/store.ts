@@ -174,7 +174,7 @@ export class ProcessorStore {
     for await (const rows of stream)
       for (const row of rows) {
         const [id, t] = row.json<[string, number]>();
-        hot.add(id, Number(t));
+        hot.load(id, Number(t));
       }
     hot.observe(Number(top.m));
   }
