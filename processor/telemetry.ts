@@ -61,7 +61,7 @@ export function instrumentProcessor(p: Processor, registry: Registry, log: Logge
   const lost = new Counter({ name: 'vcam_processor_offsets_lost_total', help: 'Offsets skipped because Kafka no longer held them', registers: r });
   new Gauge({
     name: 'vcam_processor_dedup_hot_ids',
-    help: 'EventIds held in the in-memory dedup tier',
+    help: 'EventIds held in the in-memory dedup tier (by 32-bit fingerprint)',
     registers: r,
     collect() {
       this.set(p.hotIds());
