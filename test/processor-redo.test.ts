@@ -35,21 +35,21 @@ describe('processor redo', () => {
     await produceEvents(env.kafka.brokers, messages.slice(0, half), 1_000);
 
     // First processor: its first chunk (all four partitions) is written; the second, of the
-    // messages produced after it, dies after its events and dedup-log inserts (aggregates
-    // missing); every chunk's offset commit is lost as well.
+    // messages produced after it, dies after its events insert (aggregates missing); every
+    // chunk's offset commit is lost as well.
     const original = ProcessorStore.prototype.writeRows;
     let chunks = 0;
     let died = false;
     ProcessorStore.prototype.writeRows = async function (this: ProcessorStore, ...args: Parameters<typeof original>) {
       if (++chunks >= 2) {
-        // From the second chunk on (retries included), two inserts go through, then the process "dies".
+        // From the second chunk on (retries included), one insert goes through, then the process "dies".
         const real = (this as unknown as { client: ReturnType<typeof createClient> }).client;
         let inserts = 0;
         const dying = new Proxy(real, {
           get: (target, key) =>
             key === 'insert'
               ? async (params: Parameters<typeof real.insert>[0]) => {
-                  if (++inserts > 2) {
+                  if (++inserts > 1) {
                     died = true;
                     throw new Error('process died mid-chunk');
                   }
