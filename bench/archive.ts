@@ -14,7 +14,7 @@ import { ClickHouseServer } from '../clickhouse/server.js';
 import { migrate } from '../clickhouse/schema.js';
 import { LocalStore, type ObjectStore } from '../common/objectstore.js';
 import { HotSet } from '../processor/dedup.js';
-import { decodeChunk, processChunk, type PipelineOptions } from '../processor/pipeline.js';
+import { decodeChunk, hotAnswers, processChunk, type PipelineOptions } from '../processor/pipeline.js';
 import { ProcessorStore } from '../processor/store.js';
 import { startLocalS3 } from '../s3/index.js';
 import { pipelineEvents } from '../test/helpers/events.js';
@@ -32,7 +32,8 @@ async function fill(client: ClickHouseClient, events: number): Promise<void> {
   const all = pipelineEvents(events, { now, spanMs: 3 * DAY, devices: 500, geos: 200 });
   for (let i = 0; i < all.length; i += 5_000) {
     const msgs = all.slice(i, i + 5_000).map((e, j) => ({ offset: BigInt(i + j), timestamp: now, value: Buffer.from(JSON.stringify(e)) }));
-    const r = processChunk(0, decodeChunk(msgs, options), hot, new Set(), geo, options);
+    const decoded = decodeChunk(msgs, options);
+    const r = processChunk(0, decoded, hotAnswers(decoded, hot), new Set(), geo, options);
     const parts = [{ partition: 0, range: { start: BigInt(i), end: BigInt(i + msgs.length) } }];
     const token = store.token(parts);
     const rows = store.rows([r]);

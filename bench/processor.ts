@@ -12,7 +12,7 @@ import { createClient } from '@clickhouse/client';
 import { ClickHouseServer } from '../clickhouse/server.js';
 import { migrate } from '../clickhouse/schema.js';
 import { HotSet } from '../processor/dedup.js';
-import { coldCandidates, decodeChunk, processChunk, type ChunkMessage, type ChunkResult, type PipelineOptions } from '../processor/pipeline.js';
+import { coldCandidates, decodeChunk, hotAnswers, processChunk, type ChunkMessage, type ChunkResult, type PipelineOptions } from '../processor/pipeline.js';
 import { ProcessorStore } from '../processor/store.js';
 import { pipelineEvents, withDuplicates } from '../test/helpers/events.js';
 import { ratio, timed } from './measure.js';
@@ -49,8 +49,9 @@ export async function benchProcessor(): Promise<Record<string, unknown>> {
   let counted = 0;
   for (const c of chunks(msgs)) {
     const decoded = decodeChunk(c, options);
-    const cold = new Set(coldCandidates(decoded, hot).flatMap((e) => (countedIds.has(e.eventId) ? [e.eventId] : [])));
-    const r = processChunk(0, decoded, hot, cold, geo, options);
+    const answers = hotAnswers(decoded, hot);
+    const cold = new Set(coldCandidates(decoded, answers).flatMap((e) => (countedIds.has(e.eventId) ? [e.eventId] : [])));
+    const r = processChunk(0, decoded, answers, cold, geo, options);
     for (const e of r.events) {
       hot.add(e.event_id, e.ts);
       countedIds.add(e.event_id);
@@ -74,8 +75,9 @@ export async function benchProcessor(): Promise<Record<string, unknown>> {
       let start = 0n;
       for (const c of chunks(msgs)) {
         const decoded = decodeChunk(c, options);
-        const cold = await store.coldSeen([{ partition: 0, before: start, events: coldCandidates(decoded, hot2) }]);
-        const r = processChunk(0, decoded, hot2, cold.get(0)!, geo, options);
+        const answers = hotAnswers(decoded, hot2);
+        const cold = await store.coldSeen([{ partition: 0, before: start, events: coldCandidates(decoded, answers) }]);
+        const r = processChunk(0, decoded, answers, cold.get(0)!, geo, options);
         const parts = [{ partition: 0, range: { start, end: start + BigInt(c.length) } }];
         const token = store.token(parts);
         const rows = store.rows([r]);

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { pipelineEvents } from '../test/helpers/events.js';
 import { eventArb, FUZZ_NOW, fuzzAssert, fuzzInputs, notJsonBytes } from '../test/helpers/fuzz.js';
 import { HotSet } from './dedup.js';
-import { coldCandidates, decodeChunk, eventsIn, processChunk } from './pipeline.js';
+import { coldCandidates, decodeChunk, eventsIn, hotAnswers, processChunk } from './pipeline.js';
 
 const DAY = 86_400_000;
 const options = { lateAfterMs: 30_000, maxAgeMs: 29 * DAY };
@@ -83,13 +83,13 @@ describe('the hot tier holds fingerprints: a hit it cannot settle is settled by 
   const geo = new Map([lately!, earlier!, other!].map((e) => [e.geoId, { name: 'g', region: 'r' }]));
 
   it('asks the cold tier about a hit on an id not counted lately, and about nothing else', () => {
-    expect(coldCandidates(decoded, hot).map((e) => e.eventId)).toEqual([earlier!.eventId]);
+    expect(coldCandidates(decoded, hotAnswers(decoded, hot)).map((e) => e.eventId)).toEqual([earlier!.eventId]);
   });
 
   it('drops such a hit as a duplicate only when the cold tier confirms it, and counts it otherwise (another id with the same fingerprint)', () => {
-    const confirmed = processChunk(0, decoded, hot, new Set([earlier!.eventId]), geo, options);
+    const confirmed = processChunk(0, decoded, hotAnswers(decoded, hot), new Set([earlier!.eventId]), geo, options);
     expect([confirmed.events.map((e) => e.event_id), confirmed.duplicates]).toEqual([[other!.eventId], 2]);
-    const collided = processChunk(0, decoded, hot, new Set(), geo, options);
+    const collided = processChunk(0, decoded, hotAnswers(decoded, hot), new Set(), geo, options);
     expect([collided.events.map((e) => e.event_id), collided.duplicates]).toEqual([[earlier!.eventId, other!.eventId], 1]);
   });
 });

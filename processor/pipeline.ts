@@ -1,11 +1,11 @@
 /**
  * One chunk of one partition through validate → deduplicate → join → aggregate, as a pure
- * function of (the chunk's messages, the hot set as it was before the chunk, the cold tier's
- * answer for offsets before the chunk, the geo table). The same inputs always give the same
+ * function of (the chunk's messages, the hot tier's answers as it stood before the chunk, the
+ * cold tier's answer for offsets before the chunk, the geo table). The same inputs always give the same
  * rows: that is what lets a replayed chunk be written again under the same dedup tokens.
  */
 import { checkPipelineEvent, storableTime, type PipelineEvent, type RejectReason } from '../common/contract.js';
-import type { HotSet } from './dedup.js';
+import type { HotAnswer, HotSet } from './dedup.js';
 import type { GeoInfo } from './geo.js';
 
 export interface ChunkMessage {
@@ -141,28 +141,31 @@ function youngEnough(m: ChunkMessage, event: PipelineEvent, receivedAt: number, 
 }
 
 /**
- * The events the hot tier cannot answer alone, to be looked up in the raw table: those below its
- * floor, and its fingerprint hits on ids not counted lately (rare: a duplicate of an older event,
- * or another id with the same fingerprint).
+ * What the hot tier says of each decoded event, asked once per chunk: its answer where it covers
+ * the event time, else `ask` (below its floor only the cold tier knows). Dead letters get `new`,
+ * which nothing reads.
  */
-export function coldCandidates(decoded: Decoded[], hot: HotSet): PipelineEvent[] {
-  return decoded.flatMap((d) => (d.event && (!hot.covers(d.event.ts) || hot.answer(d.event.eventId, d.event.ts) === 'ask') ? [d.event] : []));
+export function hotAnswers(decoded: Decoded[], hot: HotSet): HotAnswer[] {
+  return decoded.map((d) => (!d.event ? 'new' : hot.covers(d.event.ts) ? hot.answer(d.event.eventId, d.event.ts) : 'ask'));
 }
 
-/** Counted before this chunk, as the tiers say: the hot one where it covers the event time, else (or when it cannot tell) the cold one's answer. */
-function countedBefore(e: PipelineEvent, hot: HotSet, coldSeen: Set<string>): boolean {
-  if (!hot.covers(e.ts)) return coldSeen.has(e.eventId);
-  const a = hot.answer(e.eventId, e.ts);
-  return a === 'counted' || (a === 'ask' && coldSeen.has(e.eventId));
+/**
+ * The events to look up in the raw table: those below the hot tier's floor, and its fingerprint
+ * hits on ids not counted lately (rare: a duplicate of an older event, or another id with the
+ * same fingerprint).
+ */
+export function coldCandidates(decoded: Decoded[], answers: HotAnswer[]): PipelineEvent[] {
+  return decoded.flatMap((d, i) => (d.event && answers[i] === 'ask' ? [d.event] : []));
 }
 
-export function processChunk(partition: number, decoded: Decoded[], hot: HotSet, coldSeen: Set<string>, geo: ReadonlyMap<number, GeoInfo>, o: PipelineOptions): ChunkResult {
+export function processChunk(partition: number, decoded: Decoded[], answers: HotAnswer[], coldSeen: Set<string>, geo: ReadonlyMap<number, GeoInfo>, o: PipelineOptions): ChunkResult {
   const r: ChunkResult = { events: [], dead: [], geo10s: new Map(), geoType1m: new Map(), device1m: new Map(), duplicates: 0, unknownGeo: 0, late: 0 };
   const seen = new Set<string>();
   // An ndjson record's events share its offset: its string is made once.
   let offsetOf = -1n;
   let offset = '';
-  for (const d of decoded) {
+  for (let i = 0; i < decoded.length; i++) {
+    const d = decoded[i]!;
     if (d.offset !== offsetOf) {
       offsetOf = d.offset;
       offset = d.offset.toString();
@@ -173,7 +176,8 @@ export function processChunk(partition: number, decoded: Decoded[], hot: HotSet,
     }
     const e = d.event!;
     const minute = Math.floor(e.ts / 60_000) * 60;
-    const duplicate = seen.has(e.eventId) || countedBefore(e, hot, coldSeen);
+    const answer = answers[i];
+    const duplicate = seen.has(e.eventId) || answer === 'counted' || (answer === 'ask' && coldSeen.has(e.eventId));
     const dev = bump(r.device1m, `${e.deviceId}\0${e.geoId}\0${minute}`, () => ({ bucket: minute, device_id: e.deviceId, geo_id: e.geoId, events: 0, duplicates: 0 }));
     if (duplicate) {
       dev.duplicates++;

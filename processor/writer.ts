@@ -10,7 +10,7 @@ import { crashPoint } from '../common/crash.js';
 import { retry } from '../common/retry.js';
 import { HotSet } from './dedup.js';
 import type { GeoTable } from './geo.js';
-import { coldCandidates, decodeChunk, processChunk, type ChunkMessage, type ChunkResult, type DeadRow, type PipelineOptions } from './pipeline.js';
+import { coldCandidates, decodeChunk, hotAnswers, processChunk, type ChunkMessage, type ChunkResult, type DeadRow, type PipelineOptions } from './pipeline.js';
 import type { ChunkPart, ChunkRange, ChunkRows, ProcessorStore, RecordedChunk } from './store.js';
 
 export interface WriterEvents {
@@ -135,10 +135,10 @@ export class ChunkWriter extends EventEmitter<WriterEvents> {
 
   private async compute(parts: WritePart[]): Promise<{ results: ChunkResult[]; rows: ChunkRows }> {
     const decoded = parts.map((p) => decodeChunk(p.messages, this.pipeline));
-    const known = parts.map((p) => (this.dedup ? p.hot : new HotSet(Infinity)));
-    const cold = await this.store.coldSeen(parts.map((p, i) => ({ partition: p.partition, before: p.range.start, events: coldCandidates(decoded[i]!, known[i]!) })));
+    const answers = parts.map((p, i) => hotAnswers(decoded[i]!, this.dedup ? p.hot : new HotSet(Infinity)));
+    const cold = await this.store.coldSeen(parts.map((p, i) => ({ partition: p.partition, before: p.range.start, events: coldCandidates(decoded[i]!, answers[i]!) })));
     const results = parts.map((p, i) => {
-      const r = processChunk(p.partition, decoded[i]!, known[i]!, cold.get(p.partition)!, this.geo.current, this.pipeline);
+      const r = processChunk(p.partition, decoded[i]!, answers[i]!, cold.get(p.partition)!, this.geo.current, this.pipeline);
       if (p.dead) r.dead.push(...p.dead);
       return r;
     });
