@@ -131,7 +131,9 @@ export interface Probe {
   backlogAtEnd: number;
   latencyMs: Quantiles;
   latencyAfterWarmupMs: Quantiles;
-  lost: number;
+  /** Null when the run fell behind: not counted by the drain deadline, with events still in flight. */
+  lost: number | null;
+  uncounted: number;
   doubleCounted: number;
   throughputEps: number;
   /** Whole probe: stack start, run, drain, settle, stop. */
@@ -283,10 +285,10 @@ async function runProbe(mode: Mode, rate: number, cfg: BenchConfig): Promise<Pro
     });
     why.push(...r.problems);
     sent = r.sent;
-    result = { rateAchieved: r.durationS > 0 ? Math.round(r.sent / r.durationS) : 0, latencyMs: r.latencyMs, latencyAfterWarmupMs: r.latencyAfterWarmupMs, lost: r.lost, doubleCounted: r.doubleCounted, throughputEps: r.throughputEps };
+    result = { rateAchieved: r.durationS > 0 ? Math.round(r.sent / r.durationS) : 0, latencyMs: r.latencyMs, latencyAfterWarmupMs: r.latencyAfterWarmupMs, lost: r.lost, uncounted: r.uncounted, doubleCounted: r.doubleCounted, throughputEps: r.throughputEps };
   } catch (err) {
     why.push(watchdog.reason ?? `verify failed: ${(err as Error).message.split('\n')[0]}`);
-    result = { rateAchieved: last?.rateAchieved ?? 0, latencyMs: NO_LATENCY, latencyAfterWarmupMs: NO_LATENCY, lost: NaN, doubleCounted: NaN, throughputEps: NaN };
+    result = { rateAchieved: last?.rateAchieved ?? 0, latencyMs: NO_LATENCY, latencyAfterWarmupMs: NO_LATENCY, lost: NaN, uncounted: NaN, doubleCounted: NaN, throughputEps: NaN };
   } finally {
     sampler?.stop();
     await watchdog.close();

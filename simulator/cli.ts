@@ -160,8 +160,10 @@ export const verifyCommand = defineCommand({
   summary:
     'Runs a complete stack on loopback in a temporary directory (embedded ClickHouse, bridge, processor; with --kafka the\n' +
     'local Apache Kafka broker and separate bridge and processor processes), drives it with the simulator, waits until everything\n' +
-    'is delivered, and compares ClickHouse with the ground truth. Prints one JSON report. Exit 0 when nothing was lost\n' +
-    'or counted twice and the dead letters match the malformed events sent; 1 otherwise.',
+    'is delivered, and compares ClickHouse with the ground truth. Prints one JSON report. Exit 0 when every event was\n' +
+    'counted once and the dead letters match the malformed events sent; 1 otherwise. Events not counted by the drain timeout\n' +
+    'are reported as lost only when nothing was left in the agents or in Kafka to count them; otherwise lost is null and\n' +
+    'the report says the pipeline fell behind (uncounted, inFlight).',
   options: {
     kafka: { type: 'boolean', default: false, description: 'Kafka mode (default: single-node)' },
     chaos: {
