@@ -245,7 +245,9 @@ export class Stack {
    */
   async kafkaBacklog(): Promise<number | undefined> {
     if (!this.kafka) return 0;
-    const admin = new Kafka({ clientId: 'vcam-verify', brokers: [this.kafka.bootstrap], logLevel: logLevel.NOTHING, retry: { retries: 0 } }).admin();
+    // Not `retries: 0`: kafkajs' admin then failed every call ("No brokers in the broker pool"),
+    // so verify never saw an empty backlog and every backlog it reported was unknown.
+    const admin = new Kafka({ clientId: 'vcam-verify', brokers: [this.kafka.bootstrap], logLevel: logLevel.NOTHING, retry: { retries: 2 } }).admin();
     try {
       await admin.connect();
       const [committed, ends] = await Promise.all([admin.fetchOffsets({ groupId: PROCESSOR_GROUP, topics: [TOPICS.events] }), admin.fetchTopicOffsets(TOPICS.events)]);
