@@ -77,6 +77,32 @@ describe('ProcessorStore.coldSeen', () => {
     }
   });
 
+  it("reads each id's own (device, ts) granules, not every asked device's rows at every asked ts", async () => {
+    // 16 devices with an event every 100 ms at the same instants: 40,960 each, five granules.
+    const day = 86_400_000;
+    const start = Math.floor(Date.now() / day) * day - 2 * day + 3_600_000;
+    await ch.client.command({
+      query: `INSERT INTO vcam.events (event_id, device_id, geo_id, ts, type, agent_id, received_at, processed_at, kafka_partition, kafka_offset)
+        SELECT concat('pair-', toString(number)), concat('cam-pair-', toString(intDiv(number, 40960))), 1,
+          fromUnixTimestamp64Milli(toInt64(${start} + (number % 40960) * 100), 'UTC') AS t, 'person', 'gw', t, t, 6, number
+        FROM numbers(16 * 40960)`,
+    });
+    // Device d asks about its event in granule d % 5: together the asks name every granule's instants.
+    const [template] = pipelineEvents(1);
+    const asked = Array.from({ length: 16 }, (_, d) => {
+      const k = (d % 5) * 8192 + 100;
+      return { ...template!, eventId: `pair-${d * 40960 + k}`, deviceId: `cam-pair-${d}`, ts: start + k * 100 };
+    });
+    // Its own granule for each (16 × 8,192 rows) fits; each device's granules at all asked instants (80 × 8,192) do not.
+    const bounded = createClient({ url: ch.url, password: ch.password, clickhouse_settings: { max_rows_to_read: String(32 * 8192), read_overflow_mode: 'throw' } });
+    try {
+      const answer = await new ProcessorStore(bounded, 'vcam.events').coldSeen([{ partition: 6, before: 1_000_000n, events: asked }]);
+      expect([...answer.get(6)!].sort()).toEqual(asked.map((e) => e.eventId).sort());
+    } finally {
+      await bounded.close();
+    }
+  });
+
   it('answers only for the partitions asked about, whatever the other partitions counted of the same ids', async () => {
     // A processor owns some partitions; rows of the others match the same devices and ids. On the
     // 64-partition chaos run's data (2.6 M rows) ClickHouse evaluated the offset bound on those

@@ -201,20 +201,24 @@ export class ProcessorStore {
         // 68427, 69656): `x\'` failed the look-up, and so the chunk, on every retry.
         // The offset bound is ...OrZero: ClickHouse may evaluate it on rows of partitions not
         // asked about (indexOf 0, element ''), where toUInt64('') threw on the chaos run's data.
+        // By (device, ts) pairs, the table's key: each id's own granules only. Matching the two
+        // columns separately let every id's device select every other id's ts, and read about
+        // twice the CPU (docs/performance.md, "The cold look-up"). One thread: these are point
+        // reads, and on a busy host a second thread cost more CPU than the wait it saved.
         query: `SELECT DISTINCT kafka_partition AS p, event_id FROM vcam.events
-                WHERE device_id IN {devices:Array(String)} AND ts IN {tss:Array(DateTime64(3, 'UTC'))}
+                WHERE (device_id, ts) IN (SELECT arrayJoin(arrayZip({devices:Array(String)}, {tss:Array(DateTime64(3, 'UTC'))})))
                   AND event_id IN (SELECT unhex(arrayJoin({ids:Array(String)})))
                   AND kafka_partition IN {ps:Array(UInt16)}
                   AND kafka_offset < toUInt64OrZero(arrayElement({befores:Array(String)}, indexOf({ps:Array(UInt16)}, kafka_partition)))`,
         query_params: {
-          devices: [...new Set(events.map((e) => e.deviceId))],
-          // A duplicate carries its original's ts (the eventId is derived from it): only those
-          // days and index ranges are read, not the device's whole retention.
-          tss: [...new Set(events.map((e) => e.ts))].map(dt64),
+          // A duplicate carries its original's ts (the eventId is derived from it).
+          devices: events.map((e) => e.deviceId),
+          tss: events.map((e) => dt64(e.ts)),
           ids: events.map((e) => Buffer.from(e.eventId).toString('hex')),
           ps: asks.map((a) => a.partition),
           befores: asks.map((a) => a.before.toString()),
         },
+        clickhouse_settings: { max_threads: 1 },
         format: 'JSONEachRow',
       })
     ).json<{ p: number; event_id: string }>();
