@@ -32,7 +32,7 @@ const deadLetter = (agent_id: string, payload: string, kafka_offset: number) => 
 
 describe('schema', () => {
   it('applies every migration once', async () => {
-    expect(await migrate(client)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(await migrate(client)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
     expect(await migrate(client)).toEqual([]);
   });
 

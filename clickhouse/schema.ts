@@ -207,6 +207,21 @@ export const MIGRATIONS: Migration[] = [
       'DROP TABLE IF EXISTS vcam.dedup_log',
     ],
   },
+  {
+    version: 11,
+    name: 'the cold look-up skips granules without the asked ids',
+    statements: () => [
+      // Most ids the cold tier is asked about were never counted (events later than the hot
+      // horizon), yet their (device, ts) granules were read whole: 8,192 rows each. A bloom
+      // filter of the granule's ids lets ClickHouse skip them. The look-up asks for a chunk's ids
+      // together, and a granule is read when any of them may be in it, so the false-positive rate
+      // is 1 in 10,000, not the usual 1 in 100 (which skipped only a fifth of them at 150 ids).
+      // About 2.3 bytes per row, 6 % of the table; no insert cost measured (docs/performance.md).
+      'ALTER TABLE vcam.events ADD INDEX IF NOT EXISTS event_id_bloom event_id TYPE bloom_filter(0.0001) GRANULARITY 1',
+      // Late events are mostly hours late, not days: older parts are still read, only not skipped.
+      ...[0, 1, 2].map((d) => `ALTER TABLE vcam.events MATERIALIZE INDEX event_id_bloom IN PARTITION ${utcDay(Date.now() - d * 86_400_000)}`),
+    ],
+  },
 ];
 
 /** Applies the migrations not yet recorded; returns the versions applied now. */

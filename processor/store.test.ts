@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dt64 } from '../clickhouse/schema.js';
 import { startClickHouse } from '../test/helpers/clickhouse.js';
 import { pipelineEvents } from '../test/helpers/events.js';
+import type { PipelineEvent } from '../common/contract.js';
 import { HotSet } from './dedup.js';
 import { GeoTable } from './geo.js';
 import { ProcessorStore } from './store.js';
@@ -77,30 +78,50 @@ describe('ProcessorStore.coldSeen', () => {
     }
   });
 
-  it("reads each id's own (device, ts) granules, not every asked device's rows at every asked ts", async () => {
-    // 16 devices with an event every 100 ms at the same instants: 40,960 each, five granules.
+  /** 16 devices with an event every 100 ms at the same instants, 40,960 each (five granules), counted at `partition`. */
+  async function grid(prefix: string, partition: number): Promise<{ start: number; ask: (d: number, granule: number, id?: string) => PipelineEvent }> {
     const day = 86_400_000;
     const start = Math.floor(Date.now() / day) * day - 2 * day + 3_600_000;
     await ch.client.command({
       query: `INSERT INTO vcam.events (event_id, device_id, geo_id, ts, type, agent_id, received_at, processed_at, kafka_partition, kafka_offset)
-        SELECT concat('pair-', toString(number)), concat('cam-pair-', toString(intDiv(number, 40960))), 1,
-          fromUnixTimestamp64Milli(toInt64(${start} + (number % 40960) * 100), 'UTC') AS t, 'person', 'gw', t, t, 6, number
+        SELECT concat('${prefix}-', toString(number)), concat('cam-${prefix}-', toString(intDiv(number, 40960))), 1,
+          fromUnixTimestamp64Milli(toInt64(${start} + (number % 40960) * 100), 'UTC') AS t, 'person', 'gw', t, t, ${partition}, number
         FROM numbers(16 * 40960)`,
     });
-    // Device d asks about its event in granule d % 5: together the asks name every granule's instants.
     const [template] = pipelineEvents(1);
-    const asked = Array.from({ length: 16 }, (_, d) => {
-      const k = (d % 5) * 8192 + 100;
-      return { ...template!, eventId: `pair-${d * 40960 + k}`, deviceId: `cam-pair-${d}`, ts: start + k * 100 };
-    });
-    // Its own granule for each (16 × 8,192 rows) fits; each device's granules at all asked instants (80 × 8,192) do not.
-    const bounded = createClient({ url: ch.url, password: ch.password, clickhouse_settings: { max_rows_to_read: String(32 * 8192), read_overflow_mode: 'throw' } });
+    return {
+      start,
+      ask: (d, granule, id) => {
+        const k = granule * 8192 + 100;
+        return { ...template!, eventId: id ?? `${prefix}-${d * 40960 + k}`, deviceId: `cam-${prefix}-${d}`, ts: start + k * 100 };
+      },
+    };
+  }
+
+  /** coldSeen through a client that refuses to read more rows than `granules` granules. */
+  async function boundedColdSeen(granules: number, partition: number, events: PipelineEvent[]): Promise<string[]> {
+    const bounded = createClient({ url: ch.url, password: ch.password, clickhouse_settings: { max_rows_to_read: String(granules * 8192), read_overflow_mode: 'throw' } });
     try {
-      const answer = await new ProcessorStore(bounded, 'vcam.events').coldSeen([{ partition: 6, before: 1_000_000n, events: asked }]);
-      expect([...answer.get(6)!].sort()).toEqual(asked.map((e) => e.eventId).sort());
+      return [...(await new ProcessorStore(bounded, 'vcam.events').coldSeen([{ partition, before: 1_000_000n, events }])).get(partition)!].sort();
     } finally {
       await bounded.close();
     }
+  }
+
+  it("reads each id's own (device, ts) granules, not every asked device's rows at every asked ts", async () => {
+    const { ask } = await grid('pair', 40);
+    // Device d asks about its event in granule d % 5: together the asks name every granule's instants.
+    const asked = Array.from({ length: 16 }, (_, d) => ask(d, d % 5));
+    // Its own granule for each (16 × 8,192 rows) fits; each device's granules at all asked instants (80 × 8,192) do not.
+    expect(await boundedColdSeen(32, 40, asked)).toEqual(asked.map((e) => e.eventId).sort());
+  });
+
+  it('skips the granules of ids never counted (the bloom filter of vcam.events), reading only the counted ones', async () => {
+    const { ask } = await grid('bloom', 41);
+    // 16 ids at instants where their devices did count events, but never counted themselves, and 2 counted ones.
+    const fresh = Array.from({ length: 16 }, (_, d) => ask(d, d % 5, `bloom-never-${d}`));
+    const counted = [ask(3, 1), ask(9, 4)];
+    expect(await boundedColdSeen(4, 41, [...fresh, ...counted])).toEqual(counted.map((e) => e.eventId).sort());
   });
 
   it('answers only for the partitions asked about, whatever the other partitions counted of the same ids', async () => {
