@@ -15,8 +15,10 @@ const SUITES: Record<string, () => Promise<unknown>> = {
   memory: async () => (await import('./memory.js')).benchMemory(),
   // Opt-in: it needs a Kafka client that is not a dependency (see bench/kafka-clients.ts).
   'kafka-clients': async () => (await import('./kafka-clients.js')).benchKafkaClients(),
+  // Opt-in: 15 minutes of one Kafka-mode run, sampled (see bench/long.ts).
+  long: async () => (await import('./long.js')).benchLong(),
 };
-const OPT_IN = new Set(['kafka-clients']);
+const OPT_IN = new Set(['kafka-clients', 'long']);
 
 if (process.argv.includes('--quick')) process.env.VCAM_BENCH_QUICK = '1';
 const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'));
