@@ -285,7 +285,15 @@ async function runProbe(mode: Mode, rate: number, cfg: BenchConfig): Promise<Pro
     });
     why.push(...r.problems);
     sent = r.sent;
-    result = { rateAchieved: r.durationS > 0 ? Math.round(r.sent / r.durationS) : 0, latencyMs: r.latencyMs, latencyAfterWarmupMs: r.latencyAfterWarmupMs, lost: r.lost, uncounted: r.uncounted, doubleCounted: r.doubleCounted, throughputEps: r.throughputEps };
+    result = {
+      rateAchieved: r.durationS > 0 ? Math.round(r.sent / r.durationS) : 0,
+      latencyMs: r.latencyMs,
+      latencyAfterWarmupMs: r.latencyAfterWarmupMs,
+      lost: r.lost,
+      uncounted: r.uncounted,
+      doubleCounted: r.doubleCounted,
+      throughputEps: r.throughputEps,
+    };
   } catch (err) {
     why.push(watchdog.reason ?? `verify failed: ${(err as Error).message.split('\n')[0]}`);
     result = { rateAchieved: last?.rateAchieved ?? 0, latencyMs: NO_LATENCY, latencyAfterWarmupMs: NO_LATENCY, lost: NaN, uncounted: NaN, doubleCounted: NaN, throughputEps: NaN };

@@ -111,7 +111,22 @@ export async function benchLong(): Promise<Record<string, unknown>> {
     });
     sampling?.stop();
     const { ok, problems, sent, unique, counted, uncounted, lost, inFlight, doubleCounted, latencyAfterWarmupMs, throughputEps, drainS } = r;
-    return { what: `verify --kafka --rate ${rate} for ${durationMs / 1000} s, sampled every ${EVERY_MS / 1000} s`, ok, problems, sent, unique, counted, uncounted, lost, inFlight, doubleCounted, latencyAfterWarmupMs, throughputEps, drainS, samples: sampling?.samples ?? [] };
+    return {
+      what: `verify --kafka --rate ${rate} for ${durationMs / 1000} s, sampled every ${EVERY_MS / 1000} s`,
+      ok,
+      problems,
+      sent,
+      unique,
+      counted,
+      uncounted,
+      lost,
+      inFlight,
+      doubleCounted,
+      latencyAfterWarmupMs,
+      throughputEps,
+      drainS,
+      samples: sampling?.samples ?? [],
+    };
   } finally {
     sampling?.stop();
     rmSync(dir, { recursive: true, force: true });
