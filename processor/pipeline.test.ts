@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { pipelineEvents } from '../test/helpers/events.js';
+import type { PipelineEvent } from '../common/contract.js';
+import { pipelineEvents, withDuplicates } from '../test/helpers/events.js';
 import { eventArb, FUZZ_NOW, fuzzAssert, fuzzInputs, notJsonBytes } from '../test/helpers/fuzz.js';
 import { HotSet } from './dedup.js';
 import { coldCandidates, decodeChunk, eventsIn, hotAnswers, processChunk } from './pipeline.js';
@@ -91,5 +92,39 @@ describe('the hot tier holds fingerprints: a hit it cannot settle is settled by 
     expect([confirmed.events.map((e) => e.event_id), confirmed.duplicates]).toEqual([[other!.eventId], 2]);
     const collided = processChunk(0, decoded, hotAnswers(decoded, hot), new Set(), geo, options);
     expect([collided.events.map((e) => e.event_id), collided.duplicates]).toEqual([[earlier!.eventId, other!.eventId], 1]);
+  });
+});
+
+describe('aggregates', () => {
+  it('counts each distinct event once per 10-second geo bucket, per geo, type and minute, and per device, geo and minute; duplicates and late events where they belong', () => {
+    const now = Date.UTC(2026, 11, 4, 12, 0, 0);
+    // 240 events over 4 minutes: 7 devices over 3 geos, 2 types; every fifth re-sent; those of the first minute late.
+    const events = pipelineEvents(240, { now, spanMs: 4 * 60_000, devices: 7, geos: 3 });
+    const sent = withDuplicates(events, 5);
+    const messages = sent.map((e, i) => ({ offset: BigInt(i), timestamp: now, value: Buffer.from(JSON.stringify(e)) }));
+    const decoded = decodeChunk(messages, { ...options, lateAfterMs: 3 * 60_000 });
+    const r = processChunk(0, decoded, hotAnswers(decoded, new HotSet(10 * 60_000)), new Set(), new Map(), { ...options, lateAfterMs: 3 * 60_000 });
+
+    // The same counts, keyed naively by joined strings.
+    const late = (e: PipelineEvent) => (now - e.ts > 3 * 60_000 ? 1 : 0);
+    const expected = { geo10s: new Map<string, number[]>(), geoType1m: new Map<string, number[]>(), device1m: new Map<string, number[]>() };
+    const add = (m: Map<string, number[]>, key: string, values: number[]) =>
+      m.set(
+        key,
+        (m.get(key) ?? values.map(() => 0)).map((v, i) => v + values[i]!),
+      );
+    for (const e of events) {
+      add(expected.geo10s, `${Math.floor(e.ts / 10_000) * 10}/${e.geoId}`, [1, late(e)]);
+      add(expected.geoType1m, `${Math.floor(e.ts / 60_000) * 60}/${e.geoId}/${e.type}`, [1, late(e)]);
+      add(expected.device1m, `${Math.floor(e.ts / 60_000) * 60}/${e.deviceId}/${e.geoId}`, [1, 0]);
+    }
+    for (let i = 0; i < events.length; i += 5) add(expected.device1m, `${Math.floor(events[i]!.ts / 60_000) * 60}/${events[i]!.deviceId}/${events[i]!.geoId}`, [0, 1]);
+
+    expect(new Map(r.geo10s.map((g) => [`${g.bucket}/${g.geo_id}`, [g.events, g.late]]))).toEqual(expected.geo10s);
+    expect(new Map(r.geoType1m.map((g) => [`${g.bucket}/${g.geo_id}/${g.type}`, [g.events, g.late]]))).toEqual(expected.geoType1m);
+    expect(new Map(r.device1m.map((d) => [`${d.bucket}/${d.device_id}/${d.geo_id}`, [d.events, d.duplicates]]))).toEqual(expected.device1m);
+    // One row per key.
+    expect([r.geo10s.length, r.geoType1m.length, r.device1m.length]).toEqual([expected.geo10s.size, expected.geoType1m.size, expected.device1m.size]);
+    expect([r.events.length, r.duplicates, r.late]).toEqual([240, 48, 60]);
   });
 });

@@ -57,12 +57,32 @@ export interface DeadRow {
   kafka_offset: string;
 }
 
+export interface Geo10sRow {
+  bucket: number;
+  geo_id: number;
+  events: number;
+  late: number;
+}
+
+export interface GeoType1mRow extends Geo10sRow {
+  type: string;
+}
+
+export interface Device1mRow {
+  bucket: number;
+  device_id: string;
+  geo_id: number;
+  events: number;
+  duplicates: number;
+}
+
 export interface ChunkResult {
   events: EventRow[];
   dead: DeadRow[];
-  geo10s: Map<string, { bucket: number; geo_id: number; events: number; late: number }>;
-  geoType1m: Map<string, { bucket: number; geo_id: number; type: string; events: number; late: number }>;
-  device1m: Map<string, { bucket: number; device_id: string; geo_id: number; events: number; duplicates: number }>;
+  /** Aggregate rows, one per key, in the order their keys first occur. */
+  geo10s: Geo10sRow[];
+  geoType1m: GeoType1mRow[];
+  device1m: Device1mRow[];
   duplicates: number;
   unknownGeo: number;
   late: number;
@@ -99,13 +119,16 @@ export function decodeChunk(messages: ChunkMessage[], o: PipelineOptions): Decod
     // (its row alone then differs on a replay; the chunk's dedup token still keeps one copy).
     const receivedAt = storableTime(m.timestamp, now, o.maxAgeMs);
     if (m.event) {
-      out.push(youngEnough(m, m.event, receivedAt, () => JSON.stringify(m.event), o));
+      out.push(youngEnough(m, m.event, receivedAt, undefined, o));
       continue;
     }
     const text = m.value?.toString('utf8') ?? '';
+    if (!m.ndjson) {
+      out.push(decodeOne(m, text, receivedAt, o));
+      continue;
+    }
     // Empty lines of an ndjson record are no events; an empty record of one event is a dead letter.
-    const lines = m.ndjson ? text.split('\n').filter((l) => l.length > 0) : [text];
-    for (const line of lines) out.push(decodeOne(m, line, receivedAt, o));
+    for (const line of text.split('\n')) if (line.length > 0) out.push(decodeOne(m, line, receivedAt, o));
   }
   return out;
 }
@@ -119,13 +142,13 @@ function decodeOne(m: ChunkMessage, text: string, receivedAt: number, o: Pipelin
   }
   // Validated against the message's own time, so a replay decides exactly as the first run did.
   const checked = checkPipelineEvent(value, m.timestamp);
+  if (checked.ok) return youngEnough(m, checked.event, receivedAt, text, o);
   const agentId = typeof (value as { agentId?: unknown })?.agentId === 'string' ? (value as { agentId: string }).agentId : '';
-  if (!checked.ok) return { offset: m.offset, timestamp: m.timestamp, dead: { received_at: receivedAt, agent_id: agentId, reason: checked.reason, message: checked.message, payload: text } };
-  return youngEnough(m, checked.event, receivedAt, () => text, o);
+  return { offset: m.offset, timestamp: m.timestamp, dead: { received_at: receivedAt, agent_id: agentId, reason: checked.reason, message: checked.message, payload: text } };
 }
 
-/** The event, or a too_old dead letter; `payload` is called only then (single-node has no bytes to keep). */
-function youngEnough(m: ChunkMessage, event: PipelineEvent, receivedAt: number, payload: () => string, o: PipelineOptions): Decoded {
+/** The event, or a too_old dead letter keeping `payload` (single-node has no bytes: the event is serialised then). */
+function youngEnough(m: ChunkMessage, event: PipelineEvent, receivedAt: number, payload: string | undefined, o: PipelineOptions): Decoded {
   if (event.ts >= m.timestamp - o.maxAgeMs) return { offset: m.offset, timestamp: m.timestamp, event };
   return {
     offset: m.offset,
@@ -135,7 +158,7 @@ function youngEnough(m: ChunkMessage, event: PipelineEvent, receivedAt: number, 
       agent_id: event.agentId,
       reason: 'too_old',
       message: `event time is older than the ${Math.round(o.maxAgeMs / 86_400_000)}-day raw retention; it can no longer be deduplicated`,
-      payload: payload(),
+      payload: payload ?? JSON.stringify(event),
     },
   };
 }
@@ -159,7 +182,10 @@ export function coldCandidates(decoded: Decoded[], answers: HotAnswer[]): Pipeli
 }
 
 export function processChunk(partition: number, decoded: Decoded[], answers: HotAnswer[], coldSeen: Set<string>, geo: ReadonlyMap<number, GeoInfo>, o: PipelineOptions): ChunkResult {
-  const r: ChunkResult = { events: [], dead: [], geo10s: new Map(), geoType1m: new Map(), device1m: new Map(), duplicates: 0, unknownGeo: 0, late: 0 };
+  const geo10s = new Tally(newGeo10s);
+  const geoType1m = new Tally(newGeoType1m);
+  const device1m = new Tally(newDevice1m);
+  const r: ChunkResult = { events: [], dead: [], geo10s: geo10s.rows, geoType1m: geoType1m.rows, device1m: device1m.rows, duplicates: 0, unknownGeo: 0, late: 0 };
   const seen = new Set<string>();
   // An ndjson record's events share its offset: its string is made once.
   let offsetOf = -1n;
@@ -175,10 +201,10 @@ export function processChunk(partition: number, decoded: Decoded[], answers: Hot
       continue;
     }
     const e = d.event!;
-    const minute = Math.floor(e.ts / 60_000) * 60;
+    const minute = Math.floor(e.ts / 60_000);
     const answer = answers[i];
     const duplicate = seen.has(e.eventId) || answer === 'counted' || (answer === 'ask' && coldSeen.has(e.eventId));
-    const dev = bump(r.device1m, `${e.deviceId}\0${e.geoId}\0${minute}`, () => ({ bucket: minute, device_id: e.deviceId, geo_id: e.geoId, events: 0, duplicates: 0 }));
+    const dev = device1m.row(minute, e.geoId, e.deviceId);
     if (duplicate) {
       dev.duplicates++;
       r.duplicates++;
@@ -207,10 +233,9 @@ export function processChunk(partition: number, decoded: Decoded[], answers: Hot
       kafka_offset: offset,
     });
     dev.events++;
-    const tenS = Math.floor(e.ts / 10_000) * 10;
-    const g = bump(r.geo10s, `${e.geoId}\0${tenS}`, () => ({ bucket: tenS, geo_id: e.geoId, events: 0, late: 0 }));
+    const g = geo10s.row(Math.floor(e.ts / 10_000), e.geoId, '');
+    const gt = geoType1m.row(minute, e.geoId, e.type);
     g.events++;
-    const gt = bump(r.geoType1m, `${e.geoId}\0${e.type}\0${minute}`, () => ({ bucket: minute, geo_id: e.geoId, type: e.type, events: 0, late: 0 }));
     gt.events++;
     if (late) {
       g.late++;
@@ -220,8 +245,32 @@ export function processChunk(partition: number, decoded: Decoded[], answers: Hot
   return r;
 }
 
-function bump<T>(m: Map<string, T>, key: string, make: () => T): T {
-  let v = m.get(key);
-  if (!v) m.set(key, (v = make()));
-  return v;
+/**
+ * Aggregate rows keyed by (bucket number, geoId, a string), found through three maps of those
+ * keys: joining them into one string key per event cost more than the rest of the aggregation
+ * (docs/performance.md).
+ */
+class Tally<R> {
+  readonly rows: R[] = [];
+  private readonly index = new Map<number, Map<number, Map<string, R>>>();
+
+  constructor(private readonly make: (bucket: number, geoId: number, key: string) => R) {}
+
+  row(bucket: number, geoId: number, key: string): R {
+    let byGeo = this.index.get(bucket);
+    if (!byGeo) this.index.set(bucket, (byGeo = new Map()));
+    let byKey = byGeo.get(geoId);
+    if (!byKey) byGeo.set(geoId, (byKey = new Map()));
+    let row = byKey.get(key);
+    if (!row) {
+      byKey.set(key, (row = this.make(bucket, geoId, key)));
+      this.rows.push(row);
+    }
+    return row;
+  }
 }
+
+// Buckets are counted in tens of seconds and in minutes; rows hold them as epoch seconds.
+const newGeo10s = (tens: number, geoId: number): Geo10sRow => ({ bucket: tens * 10, geo_id: geoId, events: 0, late: 0 });
+const newGeoType1m = (minute: number, geoId: number, type: string): GeoType1mRow => ({ bucket: minute * 60, geo_id: geoId, type, events: 0, late: 0 });
+const newDevice1m = (minute: number, geoId: number, deviceId: string): Device1mRow => ({ bucket: minute * 60, device_id: deviceId, geo_id: geoId, events: 0, duplicates: 0 });

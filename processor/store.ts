@@ -234,9 +234,9 @@ export class ProcessorStore {
       for (const e of r.events) {
         rows.events.push([e.event_id, e.device_id, e.geo_id, e.geo_name, e.region, dt64(e.ts), e.type, e.late, e.confidence, e.attrs, e.agent_id, e.agent_seq, dt64(e.received_at), e.kafka_partition, e.kafka_offset, processedAt]);
       }
-      for (const g of r.geo10s.values()) rows.geo10s.push([g.bucket, g.geo_id, g.events, g.late]);
-      for (const g of r.geoType1m.values()) rows.geoType1m.push([g.bucket, g.geo_id, g.type, g.events, g.late]);
-      for (const d of r.device1m.values()) rows.device1m.push([d.bucket, d.device_id, d.geo_id, d.events, d.duplicates]);
+      for (const g of r.geo10s) rows.geo10s.push([g.bucket, g.geo_id, g.events, g.late]);
+      for (const g of r.geoType1m) rows.geoType1m.push([g.bucket, g.geo_id, g.type, g.events, g.late]);
+      for (const d of r.device1m) rows.device1m.push([d.bucket, d.device_id, d.geo_id, d.events, d.duplicates]);
       for (const d of r.dead) rows.dlq.push([dt64(d.received_at), wellFormed(d.agent_id), d.reason, wellFormed(d.message), wellFormed(d.payload), d.kafka_partition, d.kafka_offset]);
     }
     return rows;
