@@ -11,7 +11,7 @@
  * (timestamps, attrs size). ajv was chosen by measurement against zod, TypeBox's compiler and a
  * hand-written validator: see bench/validators.ts and docs/architecture.md.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 
 export const CONTRACT_VERSION = 1;
@@ -205,7 +205,12 @@ export function checkCameraEvent(input: unknown, now = Date.now()): Checked<Norm
   if (!ts.ok) return ts;
   const big = attrsTooLarge(input.attrs);
   if (big) return { ok: false, ...big };
-  return { ok: true, event: { ...input, ts: ts.ms } };
+  // Field by field, not `{ ...input, ts }`: a spread cost more than the schema check.
+  const event: NormalizedCameraEvent = { deviceId: input.deviceId, geoId: input.geoId, ts: ts.ms, type: input.type };
+  if (input.eventId !== undefined) event.eventId = input.eventId;
+  if (input.confidence !== undefined) event.confidence = input.confidence;
+  if (input.attrs !== undefined) event.attrs = input.attrs;
+  return { ok: true, event };
 }
 
 export function checkPipelineEvent(input: unknown, now = Date.now()): Checked<PipelineEvent> {
@@ -225,7 +230,8 @@ export function checkPipelineEvent(input: unknown, now = Date.now()): Checked<Pi
  */
 export function stableEventId(e: NormalizedCameraEvent): string {
   if (e.eventId !== undefined) return `${e.deviceId}:${e.eventId}`;
-  const digest = createHash('sha256').update(`${e.deviceId}\0${e.geoId}\0${e.ts}\0${e.type}`).digest('hex');
+  // crypto.hash, one call: a Hash object per event cost the agent three times as much (1.7 against 0.55 µs).
+  const digest = hash('sha256', `${e.deviceId}\0${e.geoId}\0${e.ts}\0${e.type}`, 'hex');
   return `${e.deviceId}#${digest.slice(0, 32)}`;
 }
 
