@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Outbox, type OutboxOptions, type Pending } from './outbox.js';
+import { Outbox, type OutboxOptions, type OutboxRow, type Pending } from './outbox.js';
 
 const open: Outbox[] = [];
 afterEach(() => {
@@ -111,6 +111,29 @@ describe('SQLite outbox', () => {
     expect(o.ack(2, 4)).toBe(3);
     expect(o.peek(0, 10).map((r) => r.seq)).toEqual([1, 5, 6]);
     expect(o.ack(2, 4)).toBe(0);
+  });
+
+  it('acknowledges a sent range without reading it back, and reads it back when some of it was dropped while in flight: counts, bytes and retry collapsing stay exact', async () => {
+    const sentOf = (rows: OutboxRow[]) => ({ ids: rows.map((r) => r.eventId), bytes: rows.reduce((n, r) => n + r.bytes, 0) });
+    const o = outbox({ maxEvents: 8, fullPolicy: 'drop-oldest' });
+    const body = (i: number) => JSON.stringify({ eventId: `d:${i}`, note: 'é'.repeat(i) });
+    await o.append(Array.from({ length: 8 }, (_, i) => ({ eventId: `d:${i}`, receivedAt: Date.now(), body: body(i) })));
+    const first = o.peek(0, 3);
+    expect(first.map((r) => r.bytes)).toEqual([0, 1, 2].map((i) => Buffer.byteLength(body(i))));
+    expect(o.ack(1, 3, sentOf(first))).toBe(3);
+    expect(o.stats()).toMatchObject({ events: 5, bytes: [3, 4, 5, 6, 7].reduce((n, i) => n + Buffer.byteLength(body(i)), 0) });
+    // Acknowledged ids are no longer waiting: a retry of one is stored again.
+    expect(await o.append([{ eventId: 'd:0', receivedAt: Date.now(), body: body(0) }])).toEqual({ stored: 1, duplicates: 0 });
+
+    // Sent, then the oldest dropped by the bound before the PUBACK.
+    const second = o.peek(3, 4);
+    await o.append([8, 9, 10].map((i) => ({ eventId: `d:${i}`, receivedAt: Date.now(), body: body(i) })));
+    expect(o.peek(0, 1)[0]!.seq).toBe(5);
+    expect(o.ack(4, 7, sentOf(second))).toBe(3);
+    const left = o.peek(0, 100);
+    expect(left.map((r) => r.eventId)).toEqual(['d:7', 'd:0', 'd:8', 'd:9', 'd:10']);
+    expect(o.stats()).toMatchObject({ events: 5, bytes: left.reduce((n, r) => n + r.bytes, 0) });
+    expect(await o.append([{ eventId: 'd:9', receivedAt: Date.now(), body: body(9) }])).toEqual({ stored: 0, duplicates: 1 });
   });
 
   it('refuses new events when full under the reject policy and stores none of them', async () => {

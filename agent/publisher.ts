@@ -15,7 +15,7 @@ import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { agentTopic, CONTRACT_VERSION } from '../common/contract.js';
 import { backoffDelay, type BackoffOptions } from '../common/retry.js';
-import type { Outbox, OutboxRow } from './outbox.js';
+import type { Outbox, SentRows } from './outbox.js';
 
 export interface PublisherOptions {
   agentId: string;
@@ -47,6 +47,7 @@ export interface PublisherHooks {
 interface InFlight {
   firstSeq: number;
   lastSeq: number;
+  sent: SentRows;
   events: number;
   bytes: number;
   sentAt: number;
@@ -65,6 +66,7 @@ export class Publisher {
   private idleWaiters: (() => void)[] = [];
   private readonly topic: string;
   private readonly prefix: string;
+  private readonly agentIdJson: string;
 
   constructor(
     private readonly outbox: Outbox,
@@ -72,7 +74,8 @@ export class Publisher {
     private readonly hooks: PublisherHooks,
   ) {
     this.topic = agentTopic(options.agentId);
-    this.prefix = `{"v":${CONTRACT_VERSION},"agentId":${JSON.stringify(options.agentId)},"events":[`;
+    this.agentIdJson = JSON.stringify(options.agentId);
+    this.prefix = `{"v":${CONTRACT_VERSION},"agentId":${this.agentIdJson},"events":[`;
     outbox.on('appended', () => this.schedulePump());
   }
 
@@ -153,28 +156,39 @@ export class Publisher {
   private pump(): void {
     const client = this.client;
     while (this.connected && client && this.inFlight.size < this.options.maxInFlight) {
-      const rows = this.outbox.peek(this.cursor, this.options.maxBatchEvents);
-      if (rows.length === 0) break;
-      const { payload, taken } = this.encode(rows);
-      const batch: InFlight = { firstSeq: rows[0]!.seq, lastSeq: rows[taken - 1]!.seq, events: taken, bytes: payload.length, sentAt: Date.now() };
-      this.cursor = batch.lastSeq;
+      const next = this.encode();
+      if (!next) break;
+      const { payload, firstSeq, lastSeq, sent } = next;
+      const batch: InFlight = { firstSeq, lastSeq, sent, events: sent.ids.length, bytes: payload.length, sentAt: Date.now() };
+      this.cursor = lastSeq;
       this.inFlight.add(batch);
       client.publish(this.topic, payload, { qos: 1 }, (err) => this.onAck(client, batch, err));
     }
     if (this.inFlight.size === 0) this.wakeIdle();
   }
 
-  /** Builds `{"v":1,"agentId":…,"events":[…]}` from stored rows, up to the byte limit (at least one event). */
-  private encode(rows: OutboxRow[]): { payload: Buffer; taken: number } {
+  /**
+   * Builds `{"v":1,"agentId":…,"events":[…]}` from the rows after the cursor, up to the byte
+   * limit (at least one event); undefined when there are none.
+   */
+  private encode(): { payload: Buffer; firstSeq: number; lastSeq: number; sent: SentRows } | undefined {
     const parts: string[] = [];
+    const sent: SentRows = { ids: [], bytes: 0 };
     let size = this.prefix.length + 2;
-    for (const row of rows) {
-      const event = `${row.body.slice(0, -1)},"agentId":${JSON.stringify(this.options.agentId)},"seq":${row.seq},"receivedAt":${row.receivedAt}}`;
+    let firstSeq = 0;
+    let lastSeq = 0;
+    for (const row of this.outbox.rowsAfter(this.cursor, this.options.maxBatchEvents)) {
+      const event = `${row.body.slice(0, -1)},"agentId":${this.agentIdJson},"seq":${row.seq},"receivedAt":${row.receivedAt}}`;
       if (parts.length > 0 && size + event.length + 1 > this.options.maxBatchBytes) break;
       parts.push(event);
       size += event.length + 1;
+      sent.ids.push(row.eventId);
+      sent.bytes += row.bytes;
+      firstSeq ||= row.seq;
+      lastSeq = row.seq;
     }
-    return { payload: Buffer.from(`${this.prefix}${parts.join(',')}]}`), taken: parts.length };
+    if (parts.length === 0) return undefined;
+    return { payload: Buffer.from(`${this.prefix}${parts.join(',')}]}`), firstSeq, lastSeq, sent };
   }
 
   private onAck(client: MqttClient, batch: InFlight, err: Error | undefined): void {
@@ -185,7 +199,7 @@ export class Publisher {
       return;
     }
     // A PUBACK is always safe to apply, even from an older connection: the broker has the events.
-    this.outbox.ack(batch.firstSeq, batch.lastSeq);
+    this.outbox.ack(batch.firstSeq, batch.lastSeq, batch.sent);
     this.inFlight.delete(batch);
     this.hooks.published({ events: batch.events, bytes: batch.bytes, firstSeq: batch.firstSeq, lastSeq: batch.lastSeq, latencyMs: Date.now() - batch.sentAt });
     this.pump();
