@@ -132,8 +132,9 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     this.selectAfter = this.db.prepare('SELECT seq, event_id AS eventId, received_at AS receivedAt, body, length(CAST(body AS BLOB)) AS bytes FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?');
     const gone = 'RETURNING event_id AS id, length(CAST(body AS BLOB)) AS n';
     this.countRange = this.db.prepare('SELECT count(*) FROM outbox WHERE seq BETWEEN ? AND ?').pluck();
-    this.deleteRange = this.db.prepare('DELETE FROM outbox WHERE seq BETWEEN ? AND ?');
-    this.deleteRangeReturning = this.db.prepare(`DELETE FROM outbox WHERE seq BETWEEN ? AND ? ${gone}`);
+    const deleteRange = 'DELETE FROM outbox WHERE seq BETWEEN ? AND ?';
+    this.deleteRange = this.db.prepare(deleteRange);
+    this.deleteRangeReturning = this.db.prepare(`${deleteRange} ${gone}`);
     this.dropOldest = this.db.prepare(`DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT ?) ${gone}`);
     this.expire = this.db.prepare(`DELETE FROM outbox WHERE received_at < ? ${gone}`);
     this.oldest = this.db.prepare('SELECT received_at AS receivedAt FROM outbox ORDER BY seq LIMIT 1');

@@ -48,7 +48,6 @@ interface InFlight {
   firstSeq: number;
   lastSeq: number;
   sent: SentRows;
-  events: number;
   bytes: number;
   sentAt: number;
 }
@@ -159,7 +158,7 @@ export class Publisher {
       const next = this.encode();
       if (!next) break;
       const { payload, firstSeq, lastSeq, sent } = next;
-      const batch: InFlight = { firstSeq, lastSeq, sent, events: sent.ids.length, bytes: payload.length, sentAt: Date.now() };
+      const batch: InFlight = { firstSeq, lastSeq, sent, bytes: payload.length, sentAt: Date.now() };
       this.cursor = lastSeq;
       this.inFlight.add(batch);
       client.publish(this.topic, payload, { qos: 1 }, (err) => this.onAck(client, batch, err));
@@ -201,7 +200,7 @@ export class Publisher {
     // A PUBACK is always safe to apply, even from an older connection: the broker has the events.
     this.outbox.ack(batch.firstSeq, batch.lastSeq, batch.sent);
     this.inFlight.delete(batch);
-    this.hooks.published({ events: batch.events, bytes: batch.bytes, firstSeq: batch.firstSeq, lastSeq: batch.lastSeq, latencyMs: Date.now() - batch.sentAt });
+    this.hooks.published({ events: batch.sent.ids.length, bytes: batch.bytes, firstSeq: batch.firstSeq, lastSeq: batch.lastSeq, latencyMs: Date.now() - batch.sentAt });
     this.pump();
   }
 
